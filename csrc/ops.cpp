@@ -1,0 +1,31 @@
+// Every op schema of scalevgae, once. Kernels register per device in csrc/cpu/ and csrc/cuda/;
+// autograd and fake (meta) kernels are registered from Python (scalevgae/ops/*.py).
+#include <torch/extension.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(scalevgae, m) {
+  // ---- propagation (scalevgae/ops/propagate.py) ----
+  // y[i] = act(row_scale[i] * (sum_{e in row i} col_scale[col[e]] * x[col[e]]
+  //                            + [self_loops and i < x.size(0)] col_scale[i] * x[i]) + bias)
+  // rowptr [R+1], col [nnz] (same int dtype), x [C, F]; row_scale [R] / col_scale [C] / bias [F]
+  // in the accumulation dtype (float32, or float64 for float64 x); act = relu if `relu`.
+  // t_rowptr/t_col: the transposed CSR ([C+1], [nnz]) if the caller has it; only the backward
+  // reads them (None: the backward builds it).
+  m.def(
+      "gcn_spmm(Tensor rowptr, Tensor col, Tensor x, Tensor? row_scale, Tensor? col_scale, "
+      "bool self_loops, Tensor? bias, bool relu, Tensor? t_rowptr, Tensor? t_col) -> Tensor");
+  // ---- edge decoding (scalevgae/ops/decode.py) ----
+  // ---- sampling (scalevgae/sampling) ----
+}
+
+static bool with_cuda() {
+#ifdef WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("with_cuda", &with_cuda, "whether the CUDA kernels were compiled in");
+}

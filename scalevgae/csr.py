@@ -1,0 +1,80 @@
+"""CSR building blocks in plain torch: COO -> CSR, transpose, degrees, membership."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def coo_to_csr(
+    row: Tensor, col: Tensor, num_rows: int, num_cols: int, *, dedup: bool = True, drop_self_loops: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Sorted CSR (rowptr [num_rows+1], col [nnz], both int64) from COO entries.
+
+    Columns are sorted within each row; with `dedup` repeated (row, col) pairs are kept once.
+    O(nnz log nnz) time through one sort of the int64 key row * num_cols + col.
+    """
+    row = row.long()
+    col = col.long()
+    if drop_self_loops:
+        keep = row != col
+        row, col = row[keep], col[keep]
+    key = row * num_cols + col
+    key = torch.unique(key, sorted=True) if dedup else torch.sort(key).values
+    row = torch.div(key, num_cols, rounding_mode="floor") if num_cols > 0 else key
+    col = key - row * num_cols
+    counts = torch.bincount(row, minlength=num_rows)
+    rowptr = torch.zeros(num_rows + 1, dtype=torch.long, device=row.device)
+    torch.cumsum(counts, 0, out=rowptr[1:])
+    return rowptr, col
+
+
+def csr_transpose(rowptr: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, Tensor]:
+    """Transpose of a CSR with `num_cols` columns: (rowptr_t [num_cols+1], col_t [nnz]).
+
+    Columns of the result are sorted within each row (stable sort), index dtype preserved.
+    """
+    n_rows = rowptr.numel() - 1
+    row = torch.repeat_interleave(
+        torch.arange(n_rows, device=col.device, dtype=col.dtype), rowptr.diff().long(), output_size=col.numel()
+    )
+    perm = torch.sort(col, stable=True).indices
+    col_t = row[perm]
+    counts = torch.bincount(col.long(), minlength=num_cols)
+    rowptr_t = torch.zeros(num_cols + 1, dtype=rowptr.dtype, device=col.device)
+    torch.cumsum(counts, 0, out=rowptr_t[1:])
+    return rowptr_t, col_t
+
+
+def gcn_norm(rowptr: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(deg + 1)^-1/2 per row: the symmetric GCN normalization with self loops."""
+    return (rowptr.diff().to(dtype) + 1).rsqrt()
+
+
+def csr_contains(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """For each pair (src[k], dst[k]), whether it is a stored entry of the sorted CSR. [K] bool.
+
+    A vectorized binary search within each row (columns must be sorted per row): O(K log deg).
+    """
+    src = src.long()
+    dst = dst.long()
+    lo = rowptr[src].long()
+    hi = rowptr[src + 1].long()
+    found = torch.zeros(src.numel(), dtype=torch.bool, device=src.device)
+    if col.numel() == 0:
+        return found
+    colx = col.long()
+    # Each iteration halves every interval; 64 steps bound any int64 range.
+    while True:
+        active = lo < hi
+        if not bool(active.any()):
+            break
+        mid = (lo + hi) // 2
+        v = colx[mid.clamp(max=colx.numel() - 1)]
+        less = active & (v < dst)
+        eq = active & (v == dst)
+        found |= eq
+        lo = torch.where(less, mid + 1, lo)
+        hi = torch.where(active & ~less, mid, hi)
+        hi = torch.where(eq, lo, hi)  # stop searching once found
+    return found

@@ -1,0 +1,160 @@
+"""gcn_propagate: fused normalized propagation y = act(D_dst (A + I) D_src x + bias).
+
+The C++/CUDA kernels are ``torch.ops.scalevgae.gcn_spmm`` (csrc/*/propagate.*), the Triton
+kernel ``torch.ops.scalevgae_triton.gcn_spmm`` (ops/triton/propagate.py) and the ground truth
+``reference.gcn_spmm``. Autograd and fake kernels are registered here for the compiled op.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from scalevgae import _ext
+from scalevgae.csr import csr_transpose, gcn_norm
+from scalevgae.ops import dispatch, reference
+from scalevgae.ops.validate import (
+    check_csr,
+    check_float_tensor,
+    check_index_tensor,
+    check_same_device,
+)
+
+_ACTIVATIONS = (None, "relu")
+
+
+def _fake_gcn_spmm(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col):
+    torch._check(x.dim() == 2, lambda: "x must be 2-D")
+    return x.new_empty(rowptr.size(0) - 1, x.size(1))
+
+
+def register_gcn_spmm(op_name: str) -> None:
+    """Register the fake kernel and the autograd formula of a gcn_spmm-schema op.
+
+    Backward (the graph and the scales are constants):
+      g = grad * (y > 0) if relu;  dbias = sum_i g[i];
+      dx = D_src (A + I)^T D_dst g  -- the same op on the transposed CSR with the scales swapped.
+    """
+    op = getattr(getattr(torch.ops, op_name.split("::")[0]), op_name.split("::")[1])
+    torch.library.register_fake(op_name)(_fake_gcn_spmm)
+
+    def setup_context(ctx, inputs, output):
+        rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col = inputs
+        ctx.save_for_backward(rowptr, col, row_scale, col_scale, t_rowptr, t_col, output if relu else None)
+        ctx.self_loops, ctx.relu, ctx.n_src = self_loops, relu, x.size(0)
+
+    def backward(ctx, grad):
+        rowptr, col, row_scale, col_scale, t_rowptr, t_col, out = ctx.saved_tensors
+        g = grad * (out > 0) if ctx.relu else grad
+        dx = dbias = None
+        if ctx.needs_input_grad[2]:
+            if t_rowptr is None or t_col is None:
+                t_rowptr, t_col = csr_transpose(rowptr, col, ctx.n_src)
+            dx = op(t_rowptr, t_col, g.contiguous(), col_scale, row_scale, ctx.self_loops, None, False, rowptr, col)
+        if ctx.needs_input_grad[6]:
+            dbias = g.sum(0, dtype=reference.acc_dtype(g.dtype))
+        return None, None, dx, None, None, None, dbias, None, None, None
+
+    torch.library.register_autograd(op_name, backward, setup_context=setup_context)
+
+
+if _ext.loaded():
+    register_gcn_spmm("scalevgae::gcn_spmm")
+
+
+def _impl(backend: str) -> Callable[..., Tensor]:
+    if backend in ("cpu", "cuda"):
+        return torch.ops.scalevgae.gcn_spmm
+    if backend == "triton":
+        from scalevgae.ops.triton import propagate as _tp  # registers scalevgae_triton::gcn_spmm
+
+        return _tp.gcn_spmm
+    return lambda rp, c, x, rs, cs, sl, b, r, trp, tc: reference.gcn_spmm(rp, c, x, rs, cs, sl, b, r)
+
+
+def gcn_propagate(
+    rowptr: Tensor,
+    col: Tensor,
+    x: Tensor,
+    *,
+    src_scale: Optional[Tensor] = None,
+    dst_scale: Optional[Tensor] = None,
+    add_self_loops: bool = True,
+    bias: Optional[Tensor] = None,
+    activation: Optional[str] = None,
+    backend: Optional[str] = None,
+    transpose: Optional[tuple[Tensor, Tensor]] = None,
+    symmetric: bool = False,
+    validate: bool = True,
+) -> Tensor:
+    """Normalized GCN propagation, fused: one pass over the CSR, no E x F intermediate.
+
+    ``y[i] = act(dst_scale[i] * (sum_{e in row i} src_scale[col[e]] * x[col[e]]
+    + [add_self_loops] src_scale[i] * x[i]) + bias)``
+
+    Args:
+        rowptr: ``[n_dst + 1]`` int32/int64 CSR row pointers (destinations).
+        col: ``[nnz]`` source indices, same dtype as ``rowptr``, each in ``[0, n_src)``.
+        x: ``[n_src, F]`` features, ``n_src >= n_dst``; destination ``i`` is source ``i``
+            (sampled blocks list their destinations first among the sources).
+        src_scale: ``[n_src]`` per-source scale. dst_scale: ``[n_dst]`` per-destination scale.
+            Both None on a square graph: ``(deg + 1)^-1/2`` from the CSR, i.e. Kipf's
+            ``D̃^-1/2 (A + I) D̃^-1/2 x``. A bipartite input needs them explicitly.
+        add_self_loops: add the ``i -> i`` term.
+        bias: ``[F]`` added after scaling. activation: None or ``"relu"``.
+        backend: "reference", "cpu", "cuda", "triton" or None (see ``dispatch``).
+        transpose: the transposed CSR ``(rowptr_t [n_src+1], col_t [nnz])`` for the backward,
+            if the caller has it cached. symmetric: the caller declares ``A`` symmetric (square),
+            so the backward reuses ``(rowptr, col)`` itself.
+        validate: run the O(nnz) value checks (ranges, monotone rowptr). Graph passes False for
+            graphs it already validated.
+
+    Returns:
+        ``[n_dst, F]`` tensor of ``x.dtype`` (accumulated in float32, float64 for float64).
+    """
+    check_index_tensor(rowptr, "rowptr")
+    check_index_tensor(col, "col")
+    check_float_tensor(x, "x", dim=2)
+    check_same_device(("x", x), ("rowptr", rowptr), ("col", col), ("src_scale", src_scale),
+                      ("dst_scale", dst_scale), ("bias", bias))
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    n_dst, n_src = rowptr.numel() - 1, x.size(0)
+    if n_src < n_dst:
+        raise ValueError(f"x has {n_src} rows but the CSR has {n_dst} destination rows (need n_src >= n_dst)")
+    if validate:
+        check_csr(rowptr, col, n_src)
+    acc = reference.acc_dtype(x.dtype)
+    if src_scale is None and dst_scale is None:
+        if n_src != n_dst:
+            raise ValueError("a bipartite input (x.size(0) > rowptr.numel() - 1) needs src_scale and dst_scale")
+        src_scale = dst_scale = gcn_norm(rowptr, acc)
+    if src_scale is not None:
+        check_float_tensor(src_scale, "src_scale", dim=1)
+        if src_scale.numel() != n_src:
+            raise ValueError(f"src_scale must have shape [{n_src}] (x.size(0)), got {tuple(src_scale.shape)}")
+        src_scale = src_scale.to(acc).contiguous()
+    if dst_scale is not None:
+        check_float_tensor(dst_scale, "dst_scale", dim=1)
+        if dst_scale.numel() != n_dst:
+            raise ValueError(f"dst_scale must have shape [{n_dst}] (rowptr.numel() - 1), got {tuple(dst_scale.shape)}")
+        dst_scale = dst_scale.to(acc).contiguous()
+    if bias is not None:
+        check_float_tensor(bias, "bias", dim=1)
+        if bias.numel() != x.size(1):
+            raise ValueError(f"bias must have shape [{x.size(1)}] (x.size(1)), got {tuple(bias.shape)}")
+        bias = bias.to(acc)
+    t_rowptr = t_col = None
+    if transpose is not None:
+        t_rowptr, t_col = transpose
+        if validate:
+            check_csr(t_rowptr, t_col, n_dst, prefix="transpose ")
+    elif symmetric:
+        if n_src != n_dst:
+            raise ValueError("symmetric=True needs a square graph")
+        t_rowptr, t_col = rowptr, col
+    name = dispatch.resolve("gcn_propagate", x.device, backend)
+    return _impl(name)(rowptr, col, x.contiguous(), dst_scale, src_scale, add_self_loops, bias,
+                       activation == "relu", t_rowptr, t_col)

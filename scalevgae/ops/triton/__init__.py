@@ -1,0 +1,1 @@
+"""Triton kernels. Imported lazily: the core package must work without triton installed."""

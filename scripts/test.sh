@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: venv + install + lint + CUDA compile check + pytest.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not slow"`).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+"$PY" -m ruff check scalevgae tests benchmarks
+PYTHON="$PY" bash scripts/check_cuda_compile.sh
+# Without a GPU, Triton kernels run in its interpreter on the CPU.
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  export TRITON_INTERPRET=1
+fi
+"$PY" -m pytest -q "$@"
