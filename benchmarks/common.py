@@ -1,0 +1,126 @@
+"""Shared benchmark helpers: timing, peak memory, copy bandwidth, result tables.
+
+Every benchmark writes ``benchmarks/results/<name>-<device>.json`` and prints a markdown table.
+Times are medians over repeats after warm-up; on CUDA the device is synchronized around each call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn: Callable[[], Any], device: torch.device, *, warmup: int = 1, repeat: int = 5) -> dict:
+    """Median / min wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeat": repeat}
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_extra_memory(fn: Callable[[], Any], device: torch.device) -> Optional[int]:
+    """Peak memory above the starting level while ``fn()`` runs, in bytes.
+
+    CUDA: the caching allocator's peak. CPU: the process's peak RSS (VmHWM, reset through
+    /proc/self/clear_refs) minus the RSS before; None where /proc does not allow it.
+    """
+    if device.type == "cuda":
+        sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        sync(device)
+        return int(torch.cuda.max_memory_allocated(device) - base)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    base = _rss_kb("VmRSS")
+    fn()
+    return max(0, (_rss_kb("VmHWM") - base) * 1024)
+
+
+def copy_bandwidth(device: torch.device, nbytes: int = 1 << 28) -> float:
+    """Measured device copy bandwidth in bytes/s (bytes read + bytes written per second)."""
+    a = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
+    b = torch.empty_like(a)
+    t = time_fn(lambda: b.copy_(a), device, warmup=2, repeat=5)["min_s"]
+    return 2 * nbytes / t
+
+
+def device_tag(device: torch.device) -> str:
+    """'cpu' or a slug of the GPU name, e.g. 'nvidia-h100-80gb-hbm3'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device).lower().replace(" ", "-")
+    return "cpu"
+
+
+def environment(device: torch.device) -> dict:
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "device": device_tag(device),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "—"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_results(name: str, device: torch.device, rows: list[dict], columns: Sequence[str], meta: dict) -> str:
+    """Write ``results/<name>-<device>.json`` and ``.md``; print and return the markdown table."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    tag = device_tag(device)
+    table = markdown_table(rows, columns)
+    path = os.path.join(RESULTS_DIR, f"{name}-{tag}")
+    with open(path + ".json", "w") as f:
+        json.dump({"meta": meta, "environment": environment(device), "rows": rows}, f, indent=1)
+    with open(path + ".md", "w") as f:
+        f.write(f"<!-- regenerate: {meta.get('command', '')} -->\n{table}\n")
+    print(table)
+    print(f"\nwrote {path}.json and {path}.md")
+    return table
