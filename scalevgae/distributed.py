@@ -1,0 +1,102 @@
+"""Data-parallel training with torch.distributed (torchrun): process group set-up and pair sharding.
+
+Under ``torchrun --nproc-per-node K`` every rank runs the same trainer. The positive training pairs
+are permuted once per epoch with a seed shared by all ranks and cut into global batches of
+``batch_size * world_size`` pairs; rank r takes the r-th slice of every global batch. So every pair
+is seen exactly once per epoch across all ranks, every rank runs the same number of steps (DDP's
+all-reduce needs that; a rank whose slice of the last global batch is empty still steps with a
+zero loss), and the effective batch is ``batch_size * world_size``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: rank, world size, local rank and the device it should use."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: Optional[str] = None, backend: Optional[str] = None) -> DistInfo:
+    """Join the process group that torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_*).
+
+    Without torchrun (WORLD_SIZE unset or 1) this is a no-op returning a single-process DistInfo.
+    The backend is NCCL when this rank uses a CUDA device, gloo otherwise; each rank takes
+    ``cuda:LOCAL_RANK`` when CUDA is available and ``device`` does not say "cpu".
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    dev = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device(device or "cpu")
+    if world <= 1:
+        return DistInfo(device=dev if device is not None or use_cuda else torch.device("cpu"))
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend or ("nccl" if use_cuda else "gloo"))
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev)
+
+
+def current() -> DistInfo:
+    """DistInfo of an already-initialised process group (single process otherwise)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo()
+
+
+def epoch_permutation(num_pairs: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of the positive pairs in ``epoch``: identical on every rank (CPU generator)."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    return torch.randperm(num_pairs, generator=gen)
+
+
+def num_steps(num_pairs: int, batch_size: int, world_size: int) -> int:
+    """Steps per epoch on every rank: global batches of batch_size * world_size pairs."""
+    global_batch = batch_size * world_size
+    return (num_pairs + global_batch - 1) // global_batch
+
+
+def rank_batch(order: torch.Tensor, step: int, batch_size: int, rank: int, world_size: int) -> torch.Tensor:
+    """Pair indices of ``rank`` at ``step``: its slice of global batch ``step`` of ``order``.
+
+    Slices of one global batch are contiguous and as equal as possible, so the last (short)
+    global batch is still split evenly; a slice may be empty.
+    """
+    global_batch = batch_size * world_size
+    chunk = order[step * global_batch : (step + 1) * global_batch]
+    bounds = [(chunk.numel() * r) // world_size for r in range(world_size + 1)]
+    return chunk[bounds[rank] : bounds[rank + 1]]
+
+
+def all_reduce_mean(value: float, info: DistInfo) -> float:
+    """Mean of a Python float over ranks (for logging)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t)
+    return float(t) / info.world_size
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
