@@ -50,9 +50,10 @@ LONG_ROW_THRESHOLD = 2048
 # kernels
 # ---------------------------------------------------------------------------------------------
 @triton.jit
-def _gather_sum(col_ptr, x_ptr, cs_ptr, start, end, f, fmask, stride_xr, stride_xf,
-                HAS_CS: tl.constexpr, ACC: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
-    """sum_{e in [start, end)} col_scale[col[e]] * x[col[e], f] -> [BLOCK_F] in ACC."""
+def _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, stride_xf,
+                HAS_CS: tl.constexpr, HAS_W: tl.constexpr, ACC: tl.constexpr,
+                BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
+    """sum_{e in [start, end)} [w[e]] * col_scale[col[e]] * x[col[e], f] -> [BLOCK_F] in ACC."""
     acc = tl.zeros([BLOCK_E, BLOCK_F], dtype=ACC)
     for e0 in range(start, end, BLOCK_E):
         e = e0 + tl.arange(0, BLOCK_E)
@@ -62,6 +63,8 @@ def _gather_sum(col_ptr, x_ptr, cs_ptr, start, end, f, fmask, stride_xr, stride_
                     mask=emask[:, None] & fmask[None, :], other=0.0).to(ACC)
         if HAS_CS:
             v = v * tl.load(cs_ptr + c, mask=emask, other=0.0)[:, None]
+        if HAS_W:
+            v = v * tl.load(w_ptr + e, mask=emask, other=0.0)[:, None]
         acc += v
     # one reduction across the edge axis per row, not one per tile
     return tl.sum(acc, axis=0)
@@ -91,9 +94,9 @@ def _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
 
 
 @triton.jit
-def _rows_kernel(rowptr_ptr, col_ptr, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
+def _rows_kernel(rowptr_ptr, col_ptr, x_ptr, rs_ptr, cs_ptr, w_ptr, bias_ptr, y_ptr,
                  n_x, F, n_fb, long_thresh, stride_xr, stride_xf, stride_yr,
-                 SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr,
+                 SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr, HAS_W: tl.constexpr,
                  HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ACC: tl.constexpr,
                  BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
     """One program per (row, feature block). Rows longer than long_thresh are left to the split path."""
@@ -105,17 +108,17 @@ def _rows_kernel(rowptr_ptr, col_ptr, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
     end = tl.load(rowptr_ptr + row + 1).to(tl.int64)
     short = (end - start) <= long_thresh
     end = tl.where(short, end, start)  # a long row runs no iteration here and stores nothing
-    s = _gather_sum(col_ptr, x_ptr, cs_ptr, start, end, f, fmask, stride_xr, stride_xf,
-                    HAS_CS, ACC, BLOCK_E, BLOCK_F)
+    s = _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, stride_xf,
+                    HAS_CS, HAS_W, ACC, BLOCK_E, BLOCK_F)
     smask = fmask & ((tl.zeros_like(f) + short.to(tl.int32)) != 0)
     _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
                 n_x, stride_xr, stride_xf, stride_yr, SELF_LOOPS, HAS_RS, HAS_CS, HAS_BIAS, RELU, ACC)
 
 
 @triton.jit
-def _chunk_kernel(chunk_start_ptr, chunk_end_ptr, col_ptr, x_ptr, cs_ptr, part_ptr,
+def _chunk_kernel(chunk_start_ptr, chunk_end_ptr, col_ptr, x_ptr, cs_ptr, w_ptr, part_ptr,
                   F, n_fb, stride_xr, stride_xf,
-                  HAS_CS: tl.constexpr, ACC: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
+                  HAS_CS: tl.constexpr, HAS_W: tl.constexpr, ACC: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
     """One program per (chunk of a long row, feature block): partial[chunk, f] = sum over the chunk."""
     pid = tl.program_id(0).to(tl.int64)
     chunk = pid // n_fb
@@ -123,8 +126,8 @@ def _chunk_kernel(chunk_start_ptr, chunk_end_ptr, col_ptr, x_ptr, cs_ptr, part_p
     fmask = f < F
     start = tl.load(chunk_start_ptr + chunk)
     end = tl.load(chunk_end_ptr + chunk)
-    s = _gather_sum(col_ptr, x_ptr, cs_ptr, start, end, f, fmask, stride_xr, stride_xf,
-                    HAS_CS, ACC, BLOCK_E, BLOCK_F)
+    s = _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, stride_xf,
+                    HAS_CS, HAS_W, ACC, BLOCK_E, BLOCK_F)
     tl.store(part_ptr + chunk * F + f, s, mask=fmask)
 
 
@@ -215,14 +218,20 @@ def gcn_spmm_launch(
     bias: Optional[Tensor],
     relu: bool,
     *,
+    edge_weight: Optional[Tensor] = None,
     chunk: Optional[int] = None,
     long_row_threshold: Optional[int] = None,
 ) -> Tensor:
     """Run the kernels (no autograd). rowptr [R+1], col [nnz], x [C, F] -> y [R, F] (x.dtype).
 
-    ``chunk`` / ``long_row_threshold`` override the split-path tunables (tests use small ones).
+    ``edge_weight`` [nnz] (acc dtype) multiplies each stored entry (the decoder's deterministic
+    edge_grad is this weighted SpMM). ``chunk`` / ``long_row_threshold`` override the split-path
+    tunables (tests use small ones). The result is deterministic (no atomics).
     """
     _check_args(rowptr, col, x, row_scale, col_scale, bias)
+    if edge_weight is not None and (edge_weight.dtype != _acc_dtype(x.dtype) or edge_weight.shape != col.shape):
+        raise TypeError(f"edge_weight must be [{col.numel()}] of {_acc_dtype(x.dtype)}, got "
+                        f"{tuple(edge_weight.shape)} {edge_weight.dtype}")
     chunk = CHUNK if chunk is None else int(chunk)
     thresh = LONG_ROW_THRESHOLD if long_row_threshold is None else int(long_row_threshold)
     if chunk < 1 or thresh < 0:
@@ -238,6 +247,7 @@ def gcn_spmm_launch(
     rs = dummy if row_scale is None else row_scale.contiguous()
     cs = dummy if col_scale is None else col_scale.contiguous()
     b = dummy if bias is None else bias.contiguous()
+    w = dummy if edge_weight is None else edge_weight.contiguous()
     flags = dict(SELF_LOOPS=bool(self_loops), HAS_RS=row_scale is not None, HAS_CS=col_scale is not None,
                  HAS_BIAS=bias is not None, RELU=bool(relu), ACC=ACC)
 
@@ -249,8 +259,8 @@ def gcn_spmm_launch(
     sxr, sxf = x.stride()
 
     _rows_kernel[(n_rows * n_fb,)](
-        rowptr, col, x, rs, cs, b, y, x.size(0), F, n_fb, thresh if split else max_deg, sxr, sxf, y.stride(0),
-        BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps, **flags)
+        rowptr, col, x, rs, cs, w, b, y, x.size(0), F, n_fb, thresh if split else max_deg, sxr, sxf, y.stride(0),
+        HAS_W=edge_weight is not None, BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps, **flags)
     if not split:
         return y
 
@@ -267,11 +277,12 @@ def gcn_spmm_launch(
     chunk_start = start[owner] + (torch.arange(n_chunks, device=x.device) - cptr[owner]) * chunk
     chunk_end = torch.minimum(chunk_start + chunk, end[owner])
     part = torch.empty(n_chunks, F, dtype=acc, device=x.device)
-    ce = min(block_e * 4, 64) if chunk >= 64 else block_e  # long rows: longer tiles along the edges
+    ce = max(block_e, min(64, 4096 // block_f)) if chunk >= 64 else block_e  # longer edge tiles
     cw = max(1, min(8, ce * block_f // 512))
     _chunk_kernel[(n_chunks * n_fb,)](
-        chunk_start, chunk_end, col, x, cs, part, F, n_fb, sxr, sxf,
-        HAS_CS=col_scale is not None, ACC=ACC, BLOCK_E=ce, BLOCK_F=block_f, num_warps=cw)
+        chunk_start, chunk_end, col, x, cs, w, part, F, n_fb, sxr, sxf,
+        HAS_CS=col_scale is not None, HAS_W=edge_weight is not None, ACC=ACC, BLOCK_E=ce, BLOCK_F=block_f,
+        num_warps=cw)
     block_c = min(_next_pow2(int(n_ch.max())), 32)
     _long_rows_kernel[(n_long * n_fb,)](
         long_rows, cptr, part, x, rs, cs, b, y, x.size(0), F, n_fb, sxr, sxf, y.stride(0),
