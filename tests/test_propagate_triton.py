@@ -239,3 +239,27 @@ def test_errors(tp, monkeypatch):
         monkeypatch.setenv("TRITON_INTERPRET", "0")
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
             tp.gcn_spmm(rowptr, col, x, None, None, True, None, False)
+
+
+def test_torch_compile_fullgraph(tp):
+    """The op is opaque to the compiler (fake kernel for shapes); forward and backward trace in one graph."""
+    gen = torch.Generator().manual_seed(12)
+    n, F = 15, 4
+    rowptr, col = random_csr(n, n, 40, gen)
+    s = gcn_norm(rowptr).to(DEV)
+    lin = torch.randn(F, F, generator=gen).to(DEV)
+
+    def layer(x, b):
+        return torch.ops.scalevgae_triton.gcn_spmm(rowptr, col, x @ lin, s, s, True, b, True, None, None).sum(0)
+
+    x0 = torch.randn(n, F, generator=gen).to(DEV)
+    b0 = torch.randn(F, generator=gen).to(DEV)
+    x, b = x0.clone().requires_grad_(), b0.clone().requires_grad_()
+    out = torch.compile(layer, fullgraph=True, backend="aot_eager")(x, b)
+    out.sum().backward()
+    xr, br = x0.double().requires_grad_(), b0.double().requires_grad_()
+    ref = reference.gcn_spmm(rowptr, col, xr @ lin.double(), s.double(), s.double(), True, br, True).sum(0)
+    ref.sum().backward()
+    check(out, ref.detach(), torch.float32)
+    check(x.grad, xr.grad, torch.float32)
+    check(b.grad, br.grad, torch.float32)
