@@ -259,7 +259,7 @@ def gcn_spmm_launch(
     sxr, sxf = x.stride()
 
     _rows_kernel[(n_rows * n_fb,)](
-        rowptr, col, x, rs, cs, w, b, y, x.size(0), F, n_fb, thresh if split else max_deg, sxr, sxf, y.stride(0),
+        rowptr, col, x, rs, cs, w, b, y, x.size(0), F, n_fb, thresh, sxr, sxf, y.stride(0),
         HAS_W=edge_weight is not None, BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps, **flags)
     if not split:
         return y
