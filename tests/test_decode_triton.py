@@ -131,7 +131,7 @@ def test_edge_grad_hub_split_path_deterministic(td):
 def test_edge_grad_dtypes(td, dtype, deterministic):
     gen = torch.Generator().manual_seed(30)
     n, F = 30, 6
-    z = torch.randn(n, F, generator=gen).to(dtype).to(DEV)
+    z = torch.randn(F, n, generator=gen).to(dtype).to(DEV).t()  # non-contiguous [n, F]
     src, dst = edges(n, 90, gen, torch.int64)
     coef = torch.randn(src.numel(), generator=gen).to(acc_of(dtype)).to(DEV)
     dz = td.edge_grad(coef, z, src, dst, deterministic)
