@@ -256,6 +256,8 @@ def gcn_spmm_launch(
     split = max_deg > thresh
     block_f, block_e, num_warps = _launch_config(F, col.numel() / n_rows, x.element_size())
     n_fb = triton.cdiv(F, block_f)
+    if n_rows * n_fb >= 2**31:  # grid axis 0 limit of one launch
+        raise ValueError(f"{n_rows} rows x {n_fb} feature blocks exceed one Triton launch (2^31 programs)")
     sxr, sxf = x.stride()
 
     _rows_kernel[(n_rows * n_fb,)](
