@@ -70,26 +70,26 @@ def _show(data: bytes, nl: np.ndarray, line: int) -> str:
 
 
 def _token_matrix(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, width: int) -> np.ndarray:
-    """``[T, width]`` uint8: each token's bytes, zero padded on the right."""
-    j = np.arange(width)
-    idx = np.minimum(starts[:, None] + j, buf.size - 1)
-    return np.where(j < lens[:, None], buf[idx], 0).astype(np.uint8)
+    """``[T, width]`` uint8: each token's bytes, zero padded on the right (built column by
+    column so no ``[T, width]`` index array is needed)."""
+    mat = np.empty((starts.size, width), dtype=np.uint8)
+    for j in range(width):
+        mat[:, j] = np.where(j < lens, buf.take(starts + j, mode="clip"), 0)
+    return mat
 
 
-def _parse_ints(mat: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal integers (optional leading '-') of a token matrix: (values int64, ok bool)."""
-    width = mat.shape[1]
-    neg = mat[:, 0] == ord("-")
-    first = neg.astype(np.int64)
+def _parse_ints(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decimal integers (optional leading '-') of the tokens: (values int64, ok bool)."""
+    neg = buf.take(starts, mode="clip") == ord("-")
+    first = neg.astype(starts.dtype)
     ndig = lens - first
     ok = (ndig >= 1) & (ndig <= 18)
-    val = np.zeros(mat.shape[0], dtype=np.int64)
+    val = np.zeros(starts.size, dtype=np.int64)
     for j in range(width):
         in_tok = (j < lens) & (j >= first)
-        c = mat[:, j]
-        isdig = (c >= 48) & (c <= 57)
-        ok &= ~in_tok | isdig
-        val = np.where(in_tok, val * 10 + (c.astype(np.int64) - 48), val)
+        d = buf.take(starts + j, mode="clip").astype(np.int64) - 48
+        ok &= ~in_tok | ((d >= 0) & (d <= 9))
+        val = np.where(in_tok, val * 10 + d, val)
     return np.where(neg, -val, val), ok
 
 
@@ -186,14 +186,14 @@ def parse_edge_list(
     width = int(ln_.max())
 
     if ids == "auto":
-        _, ok = _parse_ints(_token_matrix(buf, s[:2], ln_[:2], width), ln_[:2])
+        _, ok = _parse_ints(buf, s[:2], ln_[:2], width)
         ids = "int" if bool(ok.all()) else "str"
 
     if ids == "int":
         vals = np.empty(tok.size, dtype=np.int64)
         for a in range(0, tok.size, _CHUNK):
             b = min(a + _CHUNK, tok.size)
-            v, ok = _parse_ints(_token_matrix(buf, s[a:b], ln_[a:b], width), ln_[a:b])
+            v, ok = _parse_ints(buf, s[a:b], ln_[a:b], width)
             if not bool(ok.all()):
                 i = a + int(np.flatnonzero(~ok)[0])
                 line = int(lines[i // 2]) + 1
