@@ -368,3 +368,40 @@ def load_graph(path_or_dir: PathLike, **kw: Any) -> GraphData:
         return load_edge_list(path, **kw)
     raise ValueError(f"{path}: unknown format; expected a directory (OGB layout), .npz, .mtx or an edge list "
                      f"({', '.join(EDGE_LIST_SUFFIXES)}, optionally .gz)")
+
+
+def write_topk_csv(
+    path: PathLike, query_ids: Any, indices: Any, scores: Any, node_ids: Any = None, *, sigmoid: bool = False
+) -> int:
+    """Write ``topk_links`` results as CSV rows ``node,candidate,score``.
+
+    Args:
+        query_ids: ``[Q]`` node indices of the rows of ``indices``/``scores``.
+        indices, scores: ``[Q, k]`` from :func:`scalevgae.ops.topk_links` (``-1`` padding skipped).
+        node_ids: optional ``[N]`` original ids (``GraphData.node_ids``): nodes and candidates are
+            written as the user's ids instead of indices.
+        sigmoid: write probabilities instead of logits.
+
+    Returns:
+        the number of rows written (header excluded).
+    """
+    q = torch.as_tensor(query_ids).reshape(-1).cpu().long()
+    idx = torch.as_tensor(indices).cpu().long()
+    sc = torch.as_tensor(scores).cpu().double()
+    if idx.dim() != 2 or idx.shape != sc.shape or idx.size(0) != q.numel():
+        raise ValueError(f"indices {tuple(idx.shape)} and scores {tuple(sc.shape)} must be [Q, k] with "
+                         f"Q = len(query_ids) = {q.numel()}")
+    if sigmoid:
+        sc = torch.sigmoid(sc)
+    keep = idx >= 0
+    src = q[:, None].expand_as(idx)[keep].numpy()
+    dst = idx[keep].numpy()
+    val = sc[keep].numpy()
+    if node_ids is not None:
+        ids = np.asarray(node_ids)
+        src, dst = ids[src], ids[dst]
+    with open(os.fspath(path), "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["node", "candidate", "score"])
+        w.writerows(zip(src.tolist(), dst.tolist(), (f"{v:.6g}" for v in val.tolist())))
+    return int(val.size)
