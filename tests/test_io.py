@@ -189,6 +189,23 @@ def test_npz_errors(tmp_path, arrays, match):
         load_npz(p)
 
 
+def test_npz_with_memmapped_features(tmp_path):
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "g.npz", edge_index=np.array([[0, 1], [1, 5]]))
+    d = load_graph(tmp_path / "g.npz", features=tmp_path / "x.npy")
+    assert isinstance(d.x, np.memmap) and d.num_nodes == 6
+    np.savez(tmp_path / "h.npz", edge_index=np.array([[0, 1], [1, 5]]), num_nodes=7)
+    with pytest.raises(ValueError, match="rows"):
+        load_graph(tmp_path / "h.npz", features=tmp_path / "x.npy")
+
+
+def test_crlf_and_bom(tmp_path):
+    p = tmp_path / "w.csv"
+    p.write_bytes(b"\xef\xbb\xbfsource,target\r\n0,1\r\n1,2\r\n")
+    assert _pairs(load_graph(p).graph) == _und([(0, 1), (1, 2)])
+
+
 def test_npz_pickle_and_corrupt_refused(tmp_path):
     p = tmp_path / "obj.npz"
     np.savez(p, edge_index=np.array([[0], [1]]), x=np.array([{"a": 1}, None], dtype=object))
@@ -198,6 +215,26 @@ def test_npz_pickle_and_corrupt_refused(tmp_path):
     q.write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(ValueError, match="not a valid .npz"):
         load_npz(q)
+    good = tmp_path / "good.npz"
+    np.savez(good, edge_index=np.arange(2000).reshape(2, 1000))
+    blob = good.read_bytes()
+    rng = np.random.default_rng(0)
+    for cut in rng.integers(1, len(blob), 15):
+        t = tmp_path / f"trunc{cut}.npz"
+        t.write_bytes(blob[:cut])
+        with pytest.raises(ValueError):
+            load_npz(t)
+    for i in range(10):  # flipped bytes: a clear error or a valid graph, never a crash
+        b = bytearray(blob)
+        pos = rng.integers(0, len(b), 5)
+        b_arr = np.frombuffer(bytes(b), dtype=np.uint8).copy()
+        b_arr[pos] ^= 0xFF
+        t = tmp_path / f"flip{i}.npz"
+        t.write_bytes(b_arr.tobytes())
+        try:
+            load_npz(t)
+        except (ValueError, TypeError):
+            pass
 
 
 def test_scipy_npz_and_conversions(tmp_path):

@@ -54,7 +54,7 @@ def _get(z: Any, key: str, path: str) -> np.ndarray:
         return z[key]
     except ValueError as e:  # object arrays refused by allow_pickle=False, corrupt members
         raise ValueError(f"{path}: array {key!r} cannot be read safely ({e})") from e
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, MemoryError) as e:
         raise ValueError(f"{path}: array {key!r} is corrupt ({type(e).__name__}: {e})") from e
 
 
@@ -86,7 +86,8 @@ def _edge_index_array(ei: np.ndarray, path: str) -> np.ndarray:
 
 
 def load_npz(
-    path: PathLike, *, undirected: bool = True, dtype: torch.dtype = torch.float32, name: Optional[str] = None
+    path: PathLike, *, undirected: bool = True, dtype: torch.dtype = torch.float32, name: Optional[str] = None,
+    features: Optional[PathLike] = None, mmap: bool = True,
 ) -> GraphData:
     """A graph from an ``.npz`` archive (read with ``allow_pickle=False``).
 
@@ -94,6 +95,8 @@ def load_npz(
     ``[N, F]`` numbers (finite), ``y`` ``[N]`` integer labels, ``num_nodes`` (scalar),
     ``node_ids`` ``[N]`` (the user's id of each node). ``N`` is ``num_nodes``, else ``x.shape[0]``,
     else ``max(edge_index) + 1``. A ``scipy.sparse.save_npz`` file is read as its adjacency.
+    ``features``: a separate features file instead of ``x`` (e.g. a ``.npy`` memory-mapped
+    with ``mmap``, for features too large to load; see :func:`load_features`).
 
     Raises:
         ValueError/TypeError naming the file and key for missing keys, bad shapes, dtypes,
@@ -109,7 +112,7 @@ def load_npz(
         if "edge_index" not in files:
             raise ValueError(f"{path}: missing the 'edge_index' array (has {sorted(files)})")
         ei = _edge_index_array(_get(z, "edge_index", path), path)
-        x = _get(z, "x", path) if "x" in files else None
+        x = _get(z, "x", path) if "x" in files and features is None else None
         y = _get(z, "y", path) if "y" in files else None
         node_ids = _get(z, "node_ids", path) if "node_ids" in files else None
         n_arr = _get(z, "num_nodes", path) if "num_nodes" in files else None
@@ -117,6 +120,9 @@ def load_npz(
         if n_arr.size != 1 or not np.issubdtype(n_arr.dtype, np.integer) or int(n_arr.reshape(-1)[0]) < 0:
             raise ValueError(f"{path}: num_nodes must be a non-negative integer scalar, got {n_arr!r}")
         n = int(n_arr.reshape(-1)[0])
+    elif features is not None:
+        x = load_features(features, mmap=mmap)
+        n = x.shape[0]
     elif x is not None and x.ndim >= 1:
         n = x.shape[0]
     else:
@@ -129,7 +135,10 @@ def load_npz(
             raise ValueError(f"{path}: edge_index has index {hi} but the graph has {n} nodes")
     graph = Graph.from_edge_index(torch.from_numpy(ei), n, undirected=undirected)
     xt = None
-    if x is not None:
+    if features is not None:
+        xt = x if x is not None else load_features(features, mmap=mmap)
+        check_features(xt, n, name=os.fspath(features))
+    elif x is not None:
         if x.ndim != 2:
             raise ValueError(f"{path}: x must have shape [N, F], got {x.shape}")
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
