@@ -110,7 +110,7 @@ def parse_dense_text(path: Union[str, os.PathLike], dtype: Any = np.float32) -> 
 
 def gather_rows(
     x: Any, idx: Union[Tensor, np.ndarray], *, device: Optional[Union[str, torch.device]] = None,
-    dtype: Optional[torch.dtype] = None,
+    dtype: Optional[torch.dtype] = None, pin_memory: bool = False,
 ) -> Tensor:
     """``x[idx]`` as a tensor, reading only the requested rows.
 
@@ -119,6 +119,8 @@ def gather_rows(
         idx: ``[B]`` integer row indices in ``[0, N)`` (tensor on any device, or numpy array).
         device: where the result goes (default: ``x``'s device, CPU for numpy input).
         dtype: result dtype (default: float32 for numpy input, ``x.dtype`` for tensors).
+        pin_memory: gather numpy rows into page-locked memory and copy to ``device``
+            asynchronously (for CUDA training from a memmap).
 
     Returns:
         ``[B, F]`` tensor. A memmap is read in sorted row order (sequential I/O), then the
@@ -145,6 +147,6 @@ def gather_rows(
     ii = ii.astype(np.int64, copy=False)
     order = np.argsort(ii, kind="stable")
     rows = np.take(x, ii[order], axis=0)  # sorted reads from a memmap
-    out = torch.empty((ii.size,) + tuple(x.shape[1:]), dtype=dtype or torch.float32)
+    out = torch.empty((ii.size,) + tuple(x.shape[1:]), dtype=dtype or torch.float32, pin_memory=pin_memory)
     out[torch.from_numpy(order)] = torch.from_numpy(np.ascontiguousarray(rows)).to(out.dtype)
-    return out.to(device) if device is not None else out
+    return out.to(device, non_blocking=pin_memory) if device is not None else out

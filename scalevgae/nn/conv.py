@@ -226,7 +226,8 @@ class GCNConv(torch.nn.Module):
             if not (self.normalize and self.add_self_loops and not self.improved):
                 raise ValueError("sampled blocks support only the default normalization "
                                  "(normalize=True, add_self_loops=True, improved=False)")
-            out = edge_index.propagate(h, bias=self.bias if lin_first else None)
+            kw = {} if self.backend is None else {"backend": self.backend}
+            out = edge_index.propagate(h, bias=self.bias if lin_first else None, **kw)
         else:
             st = self._structure(edge_index, x.size(0))
             out = st.propagate(h, self.bias if lin_first else None, self.backend)
