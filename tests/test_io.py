@@ -200,10 +200,17 @@ def test_npz_with_memmapped_features(tmp_path):
         load_graph(tmp_path / "h.npz", features=tmp_path / "x.npy")
 
 
-def test_crlf_and_bom(tmp_path):
+def test_line_endings_bom_and_delimiters(tmp_path):
     p = tmp_path / "w.csv"
     p.write_bytes(b"\xef\xbb\xbfsource,target\r\n0,1\r\n1,2\r\n")
     assert _pairs(load_graph(p).graph) == _und([(0, 1), (1, 2)])
+    p.write_bytes(b"0,1\r1,2\r")  # CR-only line endings
+    assert _pairs(load_graph(p).graph) == _und([(0, 1), (1, 2)])
+    q = tmp_path / "s.txt"
+    q.write_text("0;1\n1;2\n")
+    assert _pairs(load_edge_list(q, delimiter=";").graph) == _und([(0, 1), (1, 2)])
+    with pytest.raises(ValueError, match="delimiter"):
+        load_edge_list(q, delimiter="\u00e9")
 
 
 def test_npz_pickle_and_corrupt_refused(tmp_path):

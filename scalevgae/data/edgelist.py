@@ -108,7 +108,7 @@ def parse_edge_list(
 
     Args:
         data: the file's bytes (UTF-8 / ASCII).
-        delimiter: a column separator besides whitespace (None: whitespace and ``,``).
+        delimiter: column separator characters besides whitespace (ASCII; None: ``,``).
         comment: tokens starting with this string end the line (None: no comments).
         header: True/False, or None to detect a first line of column names.
         ids: "int" (decimal integers), "str" (any token) or "auto" (int if the first data
@@ -119,6 +119,10 @@ def parse_edge_list(
     """
     if ids not in ("auto", "int", "str"):
         raise ValueError(f"ids must be 'auto', 'int' or 'str', got {ids!r}")
+    if delimiter is not None and (not delimiter or not delimiter.isascii()):
+        raise ValueError(f"delimiter must be non-empty ASCII, got {delimiter!r}")
+    if b"\r" in data and b"\n" not in data:
+        data = data.replace(b"\r", b"\n")  # classic Mac line endings
     if data.startswith(b"\xef\xbb\xbf"):
         data = b"   " + data[3:]  # UTF-8 byte-order mark; keep offsets
     table = bytearray(range(256))
