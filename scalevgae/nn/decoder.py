@@ -59,7 +59,7 @@ class InnerProductDecoder(torch.nn.Module):
         if edge_index.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"edge_index must be int32 or int64, got {edge_index.dtype}")
         check_index_range(edge_index.reshape(-1), z.size(0), "edge_index")
-        value = edge_logits(z, edge_index[0], edge_index[1], backend=self.backend)
+        value = edge_logits(z, edge_index[0], edge_index[1], backend=self.backend).to(z.dtype)  # PyG's dtype
         return torch.sigmoid(value) if sigmoid else value
 
     def forward_all(self, z: Tensor, sigmoid: bool = True) -> Tensor:
