@@ -68,6 +68,16 @@ def test_gcnconv_edge_index_matches_pyg(cin, cout, kw):
     _check_same(ours, theirs, x, ei, ei)  # second call: cached structure
 
 
+def test_gcnconv_target_to_source_flow_matches_pyg():
+    n = 30
+    ei = _edges(n, 100, seed=11)
+    x = torch.randn(n, 5, dtype=torch.float64)
+    ours, theirs = _pair(5, 3, flow="target_to_source")
+    _check_same(ours, theirs, x, ei, ei)
+    w = torch.rand(ei.size(1), dtype=torch.float64)
+    _check_same(ours, theirs, x, ei, ei, edge_weight=w)
+
+
 def test_gcnconv_duplicates_and_isolated_nodes_match_pyg():
     n = 30
     ei = _edges(20, 80, seed=2, dups=True)  # nodes 20..29 isolated, duplicate edges counted

@@ -100,7 +100,7 @@ class GCNConv(torch.nn.Module):
     ``forward(x, edge_index, edge_weight=None)`` takes ``x`` ``[N, in_channels]`` and one of:
 
     - a ``[2, E]`` integer ``edge_index``: messages flow ``edge_index[0] -> edge_index[1]``
-      (PyG's ``source_to_target``); existing self loops are replaced by one per node (PyG's
+      (PyG's default ``flow="source_to_target"``; ``"target_to_source"`` reverses it); existing self loops are replaced by one per node (PyG's
       ``add_remaining_self_loops``); duplicate edges are kept and counted in the degrees and
       the sums, exactly as PyG does (so multigraphs give PyG's numbers too). As in PyG, this
       path gives self loops weight 1 even with ``improved=True`` (PyG applies ``improved`` only
@@ -137,9 +137,15 @@ class GCNConv(torch.nn.Module):
         **kwargs: Any,
     ):
         super().__init__()
+        # PyG's MessagePassing arguments that keep GCN's meaning; anything else is refused.
         aggr = kwargs.pop("aggr", "add")
-        if aggr != "add" or kwargs:
-            raise TypeError(f"GCNConv: unsupported arguments {dict(kwargs, aggr=aggr) if aggr != 'add' else kwargs}")
+        flow = kwargs.pop("flow", "source_to_target")
+        node_dim = kwargs.pop("node_dim", -2)
+        if aggr != "add" or flow not in ("source_to_target", "target_to_source") or node_dim not in (-2, 0) \
+                or kwargs:
+            raise TypeError(f"GCNConv: unsupported arguments {dict(kwargs, aggr=aggr, flow=flow, node_dim=node_dim)}"
+                            " (supported: aggr='add', flow, node_dim=-2)")
+        self.flow = flow
         if in_channels is None or in_channels <= 0:
             raise ValueError(f"in_channels must be a positive int (lazy -1 is not supported), got {in_channels}")
         if add_self_loops is None:
@@ -182,7 +188,8 @@ class GCNConv(torch.nn.Module):
             check_index_range(adj.reshape(-1), n, "edge_index")
             # PyG's edge_index path without edge_weight gives every self loop weight 1 (its
             # add_remaining_self_loops ignores fill_value without edge weights): match it.
-            st = _Structure.build(adj[1], adj[0], n, normalize=self.normalize, add_self_loops=self.add_self_loops,
+            tgt, src = (adj[1], adj[0]) if self.flow == "source_to_target" else (adj[0], adj[1])
+            st = _Structure.build(tgt, src, n, normalize=self.normalize, add_self_loops=self.add_self_loops,
                                   fill=1.0, existing_loops_keep_weight=True)
         elif _is_sparse_tensor(adj):
             if tuple(adj.sparse_sizes()) != (n, n):
@@ -246,6 +253,8 @@ class GCNConv(torch.nn.Module):
         if edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1):
             raise ValueError(f"edge_weight must have shape [{edge_index.size(1)}], got {tuple(edge_weight.shape)}")
         src, dst, w = edge_index[0].long(), edge_index[1].long(), edge_weight.to(x.dtype)
+        if self.flow == "target_to_source":
+            src, dst = dst, src
         if self.normalize and self.add_self_loops:
             loop = src == dst
             lw = torch.full((n,), 2.0 if self.improved else 1.0, dtype=x.dtype, device=x.device)
