@@ -211,3 +211,17 @@ def test_decoder_checks_indices():
         dec(z, torch.tensor([0, 1]))
     ei = torch.tensor([[0, 1, 4], [2, 3, 0]])
     torch.testing.assert_close(dec(z, ei), torch.sigmoid((z[ei[0]] * z[ei[1]]).sum(-1)))
+
+
+def test_gcnconv_graph_improved_against_dense():
+    n = 12
+    g = Graph.from_edge_index(_edges(n, 30, seed=12, loops=False), n, undirected=True)
+    x = torch.randn(n, 3, dtype=torch.float64)
+    conv = GCNConv(3, 2, improved=True).double()
+    a = torch.zeros(n, n, dtype=torch.float64)
+    ei = g.edge_index()
+    a[ei[0], ei[1]] = 1
+    a += 2 * torch.eye(n, dtype=torch.float64)
+    dinv = a.sum(1).pow(-0.5)
+    want = (dinv[:, None] * a * dinv[None, :]) @ x @ conv.lin.weight.t() + conv.bias
+    torch.testing.assert_close(conv(x, g), want, **TOL)

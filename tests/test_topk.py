@@ -86,3 +86,15 @@ def test_write_topk_csv(tmp_path):
     assert rows[1][:2] == ["a", "f"]
     assert {r[0] for r in rows[1:]} == {"a", "e"}
     assert abs(float(rows[1][2]) - float(sc[0, 0])) < 1e-4
+
+
+def test_write_topk_csv_indices_and_probabilities(tmp_path):
+    idx = torch.tensor([[2, -1], [0, 1]])
+    sc = torch.tensor([[0.0, float("-inf")], [1.0, -1.0]])
+    p = tmp_path / "t.csv"
+    assert write_topk_csv(p, torch.tensor([5, 7]), idx, sc, sigmoid=True) == 3
+    rows = list(csv.reader(open(p)))[1:]
+    assert [r[:2] for r in rows] == [["5", "2"], ["7", "0"], ["7", "1"]]
+    assert abs(float(rows[0][2]) - 0.5) < 1e-6 and abs(float(rows[1][2]) - torch.sigmoid(torch.tensor(1.0))) < 1e-6
+    with pytest.raises(ValueError):
+        write_topk_csv(p, torch.tensor([5]), idx, sc)
