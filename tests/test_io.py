@@ -320,6 +320,18 @@ def test_mmap_features_and_gather_rows(tmp_path):
         load_edge_list(p, features=tmp_path / "x.npy", num_nodes=1001)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, ">f4", np.int32])
+def test_gather_rows_dtypes(tmp_path, dtype):
+    x = (np.random.default_rng(0).normal(size=(50, 3)) * 10).astype(dtype)
+    np.save(tmp_path / "x.npy", x)
+    xm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    idx = np.array([4, 49, 0, 4])
+    got = gather_rows(xm, idx)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), x[idx].astype(np.float32), rtol=1e-6)
+    assert gather_rows(xm, idx, dtype=torch.float64).dtype == torch.float64
+
+
 def test_features_nan_in_memmap_and_text(tmp_path):
     x = np.zeros((70000, 2), dtype=np.float32)
     x[69999, 1] = np.nan

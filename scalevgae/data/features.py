@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -123,8 +124,8 @@ def gather_rows(
             asynchronously (for CUDA training from a memmap).
 
     Returns:
-        ``[B, F]`` tensor. A memmap is read in sorted row order (sequential I/O), then the
-        rows are put back in the order of ``idx``.
+        ``[B, F]`` tensor. A memmap is read through a zero-copy view, so only the pages holding
+        the requested rows are touched.
     """
     if isinstance(idx, Tensor):
         if idx.dtype not in (torch.int32, torch.int64):
@@ -143,10 +144,24 @@ def gather_rows(
     if isinstance(x, Tensor):
         out = x.index_select(0, torch.as_tensor(idx, device=x.device).long())
         return out.to(device=device or out.device, dtype=dtype or out.dtype)
-    ii = idx.cpu().numpy() if isinstance(idx, Tensor) else idx
-    ii = ii.astype(np.int64, copy=False)
-    order = np.argsort(ii, kind="stable")
-    rows = np.take(x, ii[order], axis=0)  # sorted reads from a memmap
-    out = torch.empty((ii.size,) + tuple(x.shape[1:]), dtype=dtype or torch.float32, pin_memory=pin_memory)
-    out[torch.from_numpy(order)] = torch.from_numpy(np.ascontiguousarray(rows)).to(out.dtype)
+    ii = torch.as_tensor(idx).cpu().long()
+    out_dtype = dtype or torch.float32
+    try:
+        # Zero-copy view of the (memory-mapped) array: index_select touches only the pages of
+        # the requested rows, in parallel. The view is never written, so read-only is fine.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            view = torch.from_numpy(x) if isinstance(x, np.ndarray) else None
+    except (TypeError, ValueError):  # e.g. big-endian or object arrays
+        view = None
+    if view is not None and view.dim() >= 1:
+        rows = view.index_select(0, ii)
+    else:
+        r = np.take(np.asarray(x), ii.numpy(), axis=0)
+        if r.dtype.kind not in "fiub":
+            raise TypeError(f"x must hold numbers, got dtype {r.dtype}")
+        rows = torch.from_numpy(np.ascontiguousarray(r.astype(r.dtype.newbyteorder("="), copy=False)))
+    out = rows.to(out_dtype)
+    if pin_memory:
+        out = out.pin_memory()
     return out.to(device, non_blocking=pin_memory) if device is not None else out
