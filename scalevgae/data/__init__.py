@@ -1,7 +1,39 @@
 """Datasets, loaders, link splits and the minibatch loader."""
 
 from scalevgae.data.dataset import GraphData
+from scalevgae.data.edgelist import EdgeListError
+from scalevgae.data.features import gather_rows, load_features
+from scalevgae.data.io import (
+    from_pyg,
+    from_scipy,
+    from_sparse_tensor,
+    load_edge_list,
+    load_graph,
+    load_node_ids,
+    load_npz,
+    load_ogb_dir,
+    save_node_ids,
+    write_topk_csv,
+)
 from scalevgae.data.split import LinkSplit, split_edges
 from scalevgae.data.synthetic import planted_partition
 
-__all__ = ["GraphData", "LinkSplit", "planted_partition", "split_edges"]
+__all__ = [
+    "EdgeListError",
+    "GraphData",
+    "LinkSplit",
+    "from_pyg",
+    "from_scipy",
+    "from_sparse_tensor",
+    "gather_rows",
+    "load_edge_list",
+    "load_features",
+    "load_graph",
+    "load_node_ids",
+    "load_npz",
+    "load_ogb_dir",
+    "planted_partition",
+    "save_node_ids",
+    "split_edges",
+    "write_topk_csv",
+]

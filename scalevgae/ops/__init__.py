@@ -1,6 +1,16 @@
 """Public ops. Each dispatches to the reference, cpu, cuda or triton backend."""
 
+from scalevgae.ops.decode import all_pairs_bce_loss, edge_bce_loss, edge_logits
 from scalevgae.ops.dispatch import BACKENDS, available_backends
 from scalevgae.ops.propagate import gcn_propagate
+from scalevgae.ops.topk import topk_links
 
-__all__ = ["BACKENDS", "available_backends", "gcn_propagate"]
+__all__ = [
+    "BACKENDS",
+    "all_pairs_bce_loss",
+    "available_backends",
+    "edge_bce_loss",
+    "edge_logits",
+    "gcn_propagate",
+    "topk_links",
+]

@@ -1,0 +1,73 @@
+"""The PyG recipe for minibatch VGAE, as a PyG user would write it (peer for bench_train.py).
+
+LinkNeighborLoader (num_neighbors, 1:1 negatives) + GCNConv encoder + torch_geometric.nn.VGAE,
+Adam, KL scaled by 1/N per step. Run as a subprocess by bench_train.py so that peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+
+def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden: int, latent: int,
+        lr: float, seed: int, device: torch.device) -> dict:
+    from torch_geometric.data import Data
+    from torch_geometric.loader import LinkNeighborLoader
+    from torch_geometric.nn import VGAE, GCNConv
+
+    from scalevgae.metrics import auc_ap
+
+    class Encoder(nn.Module):
+        def __init__(self, cin: int):
+            super().__init__()
+            self.conv1 = GCNConv(cin, hidden)
+            self.conv_mu = GCNConv(hidden, latent)
+            self.conv_logstd = GCNConv(hidden, latent)
+
+        def forward(self, x, edge_index):
+            h = self.conv1(x, edge_index).relu()
+            return self.conv_mu(h, edge_index), self.conv_logstd(h, edge_index)
+
+    torch.manual_seed(seed)
+    n = data.num_nodes
+    train_ei = split.train_graph.edge_index()
+    pyg = Data(x=data.x, edge_index=train_ei, num_nodes=n)
+    loader = LinkNeighborLoader(pyg, num_neighbors=fanouts, edge_label_index=split.train_pos,
+                                batch_size=batch_size, neg_sampling_ratio=1.0, shuffle=True)
+    model = VGAE(Encoder(data.x.size(1))).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    pairs = 0
+    it = iter(loader)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            batch = next(it)
+        batch = batch.to(device)
+        opt.zero_grad()
+        z = model.encode(batch.x, batch.edge_index)
+        pos = batch.edge_label_index[:, batch.edge_label == 1]
+        neg = batch.edge_label_index[:, batch.edge_label == 0]
+        loss = model.recon_loss(z, pos, neg) + model.kl_loss() / n
+        loss.backward()
+        opt.step()
+        pairs += batch.edge_label.numel()
+    train_s = time.perf_counter() - t0
+    model.eval()
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        z = model.encode(data.x.to(device), train_ei.to(device))
+    infer_s = time.perf_counter() - t1
+    with torch.no_grad():
+        pos = (z[split.test_pos[0]] * z[split.test_pos[1]]).sum(-1)
+        neg = (z[split.test_neg[0]] * z[split.test_neg[1]]).sum(-1)
+    auc, ap = auc_ap(pos, neg)
+    return dict(system="pyg", steps=steps, train_s=train_s, steps_per_s=steps / train_s,
+                pairs_per_s=pairs / train_s, train_pairs=pairs, inference_s=infer_s,
+                test_auc=auc, test_ap=ap)
