@@ -167,8 +167,10 @@ def _sigmoid_matmul_kernel(z_ptr, out_ptr, part_ptr, N, F, stride_r, stride_f, s
 def _config(F: int, dtype: torch.dtype) -> tuple[int, int, int]:
     """(BLOCK, BLOCK_K, num_warps): square tiles of logits, the feature slice of the logits dot.
     tl.dot wants every dim >= 16. The interpreter gets small tiles (its cost is per element of
-    padding); on a GPU 64 x 64 tiles hold 4096 logits (32 fp32 registers per thread with 4 warps)."""
-    block_k = max(16, min(_next_pow2(F), 64 if dtype == torch.float64 else 128))
+    padding); on a GPU 64 x 64 tiles hold 4096 logits (32 fp32 registers per thread with 4 warps).
+    fp32/fp64 dots run on FMA units (exact products, no tf32), so their row block stays in
+    registers only up to 32 features; fp16/bf16 dots use tensor cores and take 64."""
+    block_k = max(16, min(_next_pow2(F), 64 if dtype in (torch.float16, torch.bfloat16) else 32))
     if _interpret():
         return 16, block_k, 4
     block = 32 if dtype == torch.float64 else 64
