@@ -27,7 +27,7 @@ pytestmark = [
 DEV = torch.device("cuda" if _CUDA else "cpu")
 # relative tolerances; products are exact in every dtype (fp16 * fp16 fits fp32), errors come from
 # the accumulation dtype (fp32 for fp16 inputs too)
-TOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 2e-5}
+TOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5}
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +96,14 @@ def test_non_contiguous(ap):
     check(ap, torch.randn(5, 30, generator=g).to(DEV).T, TOL[torch.float32])  # [30, 5], strides (1, 30)
 
 
-def test_fp16_input(ap):
-    """float16 z: float32 results; the dense reference sees the same (rounded) fp16 values."""
+@pytest.mark.parametrize("F", [20, 70])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_input(ap, dtype, F):
+    """float16/bfloat16 z: float32 results; the dense reference sees the same (rounded) values.
+    F = 70 walks feature slices."""
     g = torch.Generator().manual_seed(5)
-    z = (3.0 * torch.randn(70, 20, generator=g)).half().to(DEV)
-    check(ap, z, TOL[torch.float16])
+    z = (3.0 * torch.randn(40, F, generator=g)).to(dtype).to(DEV)
+    check(ap, z, TOL[dtype])
 
 
 def test_empty(ap):

@@ -68,31 +68,32 @@ def _sigmoid_from(s, e):
 
 @triton.jit
 def _logits(z_ptr, zi, rows, rmask, cols, cmask, F, stride_r, stride_f,
-            ACC: tl.constexpr, SINGLE_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-            BLOCK_K: tl.constexpr):
+            ACC: tl.constexpr, DOT_T: tl.constexpr, PREC: tl.constexpr, SINGLE_K: tl.constexpr,
+            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """S[m, n] = <z[rows[m]], z[cols[n]]> in ACC. With SINGLE_K (F <= BLOCK_K) the caller's zi
     [BLOCK_M, BLOCK_K] is the whole row block, loaded once; otherwise the features are walked in
-    BLOCK_K slices. Products are exact (ieee fp32 / fp64, or fp16/bf16 into fp32)."""
+    BLOCK_K slices. Operands are cast to DOT_T; products are exact: ieee fp32 / fp64, fp16 on
+    tensor cores into fp32, bf16 as tf32 (every bf16 value is a tf32 value)."""
     if SINGLE_K:
         k = tl.arange(0, BLOCK_K)
         zj = tl.load(z_ptr + cols[:, None] * stride_r + k[None, :] * stride_f,
-                     mask=cmask[:, None] & (k < F)[None, :], other=0.0)
-        s = tl.dot(zi, tl.trans(zj), out_dtype=ACC, input_precision="ieee")
+                     mask=cmask[:, None] & (k < F)[None, :], other=0.0).to(DOT_T)
+        s = tl.dot(zi, tl.trans(zj), out_dtype=ACC, input_precision=PREC)
     else:
         s = tl.zeros([BLOCK_M, BLOCK_N], dtype=ACC)
         for k0 in range(0, F, BLOCK_K):
             k = k0 + tl.arange(0, BLOCK_K)
             kmask = k < F
             a = tl.load(z_ptr + rows[:, None] * stride_r + k[None, :] * stride_f,
-                        mask=rmask[:, None] & kmask[None, :], other=0.0)
+                        mask=rmask[:, None] & kmask[None, :], other=0.0).to(DOT_T)
             b = tl.load(z_ptr + cols[:, None] * stride_r + k[None, :] * stride_f,
-                        mask=cmask[:, None] & kmask[None, :], other=0.0)
-            s = tl.dot(a, tl.trans(b), s, out_dtype=ACC, input_precision="ieee")
+                        mask=cmask[:, None] & kmask[None, :], other=0.0).to(DOT_T)
+            s = tl.dot(a, tl.trans(b), s, out_dtype=ACC, input_precision=PREC)
     return s
 
 
 @triton.jit
-def _row_block(z_ptr, F, stride_r, stride_f, pid_m, N, SINGLE_K: tl.constexpr,
+def _row_block(z_ptr, F, stride_r, stride_f, pid_m, N, DOT_T: tl.constexpr, SINGLE_K: tl.constexpr,
                BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     """Rows of this program (int64), their mask, and (SINGLE_K) the whole [BLOCK_M, BLOCK_K] row block."""
     rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -100,9 +101,9 @@ def _row_block(z_ptr, F, stride_r, stride_f, pid_m, N, SINGLE_K: tl.constexpr,
     k = tl.arange(0, BLOCK_K)
     if SINGLE_K:
         zi = tl.load(z_ptr + rows[:, None] * stride_r + k[None, :] * stride_f,
-                     mask=rmask[:, None] & (k < F)[None, :], other=0.0)
+                     mask=rmask[:, None] & (k < F)[None, :], other=0.0).to(DOT_T)
     else:
-        zi = tl.zeros([BLOCK_M, BLOCK_K], dtype=z_ptr.dtype.element_ty)  # unused
+        zi = tl.zeros([BLOCK_M, BLOCK_K], dtype=DOT_T)  # unused
     return rows, rmask, zi
 
 
@@ -111,17 +112,18 @@ def _row_block(z_ptr, F, stride_r, stride_f, pid_m, N, SINGLE_K: tl.constexpr,
 # ---------------------------------------------------------------------------------------------
 @triton.jit
 def _softplus_sum_kernel(z_ptr, part_ptr, N, F, stride_r, stride_f,
-                         ACC: tl.constexpr, SINGLE_K: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
+                         ACC: tl.constexpr, DOT_T: tl.constexpr, PREC: tl.constexpr, SINGLE_K: tl.constexpr,
+                         BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
     """Program ib: sum over tiles (ib, jb >= ib) of softplus(S), off-diagonal tiles twice -> part[ib] (fp64).
     Square tiles (BLOCK rows = BLOCK cols) so that tile (ib, jb) and its mirror (jb, ib) coincide."""
     ib = tl.program_id(0)
-    rows, rmask, zi = _row_block(z_ptr, F, stride_r, stride_f, ib, N, SINGLE_K, BLOCK, BLOCK_K)
+    rows, rmask, zi = _row_block(z_ptr, F, stride_r, stride_f, ib, N, DOT_T, SINGLE_K, BLOCK, BLOCK_K)
     acc = tl.zeros([BLOCK, BLOCK], dtype=ACC)
     for j0 in range(ib * BLOCK, N, BLOCK):
         cols = j0 + tl.arange(0, BLOCK).to(tl.int64)
         cmask = cols < N
         s = _logits(z_ptr, zi, rows, rmask, cols, cmask, F, stride_r, stride_f,
-                    ACC, SINGLE_K, BLOCK, BLOCK, BLOCK_K)
+                    ACC, DOT_T, PREC, SINGLE_K, BLOCK, BLOCK, BLOCK_K)
         sp = _softplus_from(s, tl.exp(-tl.abs(s)))
         w = tl.where(j0 == ib * BLOCK, 1.0, 2.0)
         acc += tl.where(rmask[:, None] & cmask[None, :], sp * w, 0.0)
@@ -130,14 +132,15 @@ def _softplus_sum_kernel(z_ptr, part_ptr, N, F, stride_r, stride_f,
 
 @triton.jit
 def _sigmoid_matmul_kernel(z_ptr, out_ptr, part_ptr, N, F, stride_r, stride_f, stride_or,
-                           ACC: tl.constexpr, SINGLE_K: tl.constexpr, WITH_SUM: tl.constexpr,
+                           ACC: tl.constexpr, DOT_T: tl.constexpr, PREC: tl.constexpr,
+                           SINGLE_K: tl.constexpr, WITH_SUM: tl.constexpr,
                            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                            BLOCK_FO: tl.constexpr):
     """Program (ib, fb): out[rows, fb-block] = sum_j sigmoid(S[rows, j]) z[j, fb-block] over every
     column block. WITH_SUM (fused, one feature block only): also part[ib] = sum softplus(S[rows, :])."""
     ib = tl.program_id(0)
     fb = tl.program_id(1)
-    rows, rmask, zi = _row_block(z_ptr, F, stride_r, stride_f, ib, N, SINGLE_K, BLOCK_M, BLOCK_K)
+    rows, rmask, zi = _row_block(z_ptr, F, stride_r, stride_f, ib, N, DOT_T, SINGLE_K, BLOCK_M, BLOCK_K)
     fo = fb * BLOCK_FO + tl.arange(0, BLOCK_FO)
     fomask = fo < F
     out = tl.zeros([BLOCK_M, BLOCK_FO], dtype=ACC)
@@ -147,7 +150,7 @@ def _sigmoid_matmul_kernel(z_ptr, out_ptr, part_ptr, N, F, stride_r, stride_f, s
         cols = j0 + tl.arange(0, BLOCK_N).to(tl.int64)
         cmask = cols < N
         s = _logits(z_ptr, zi, rows, rmask, cols, cmask, F, stride_r, stride_f,
-                    ACC, SINGLE_K, BLOCK_M, BLOCK_N, BLOCK_K)
+                    ACC, DOT_T, PREC, SINGLE_K, BLOCK_M, BLOCK_N, BLOCK_K)
         e = tl.exp(-tl.abs(s))
         # padded columns load zero rows of z below, so their sigmoid(0) adds nothing
         p = _sigmoid_from(s, e)
@@ -192,8 +195,18 @@ def _check(z: Tensor) -> None:
         raise ValueError(f"z must be 2-D [N, F], got shape {tuple(z.shape)}")
 
 
-def _tl_acc(acc: torch.dtype) -> tl.dtype:
-    return tl.float64 if acc == torch.float64 else tl.float32
+def _dot_consts(dtype: torch.dtype) -> dict:
+    """ACC (accumulation), DOT_T (dtype of the logits-dot operands) and PREC (its input_precision):
+    exact products in every case. bf16 goes through tf32 rather than a native bf16 dot: still tensor
+    cores (half the bf16 peak, which this exp/log-bound pass does not reach), and right under
+    TRITON_INTERPRET=1, whose bf16 tl.dot returns garbage (triton 3.9)."""
+    if dtype == torch.float64:
+        return dict(ACC=tl.float64, DOT_T=tl.float64, PREC="ieee")
+    if dtype == torch.float16:
+        return dict(ACC=tl.float32, DOT_T=tl.float16, PREC="ieee")
+    if dtype == torch.bfloat16:
+        return dict(ACC=tl.float32, DOT_T=tl.float32, PREC="tf32")
+    return dict(ACC=tl.float32, DOT_T=tl.float32, PREC="ieee")
 
 
 def _empty_sum(z: Tensor, acc: torch.dtype) -> Tensor:
@@ -217,7 +230,7 @@ def softplus_pair_sum(z: Tensor) -> Tensor:
     nb = triton.cdiv(N, block)
     part = torch.empty(nb, dtype=torch.float64, device=z.device)
     _softplus_sum_kernel[(nb,)](z, part, N, F, z.stride(0), z.stride(1),
-                                ACC=_tl_acc(acc), SINGLE_K=F <= block_k, BLOCK=block, BLOCK_K=block_k,
+                                **_dot_consts(z.dtype), SINGLE_K=F <= block_k, BLOCK=block, BLOCK_K=block_k,
                                 num_warps=nw)
     return part.sum().to(acc)
 
@@ -238,7 +251,7 @@ def _matmul_launch(z: Tensor, with_sum: bool) -> tuple[Tensor, Tensor | None]:
     fused = with_sum and n_fb == 1
     part = torch.empty(nb, dtype=torch.float64, device=z.device)
     _sigmoid_matmul_kernel[(nb, n_fb)](z, out, part, N, F, z.stride(0), z.stride(1), out.stride(0),
-                                       ACC=_tl_acc(acc), SINGLE_K=F <= block_k, WITH_SUM=fused,
+                                       **_dot_consts(z.dtype), SINGLE_K=F <= block_k, WITH_SUM=fused,
                                        BLOCK_M=block, BLOCK_N=block, BLOCK_K=block_k, BLOCK_FO=fo,
                                        num_warps=nw)
     if not with_sum:

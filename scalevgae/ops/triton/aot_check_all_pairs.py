@@ -29,7 +29,6 @@ def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("aot_check_all_pairs needs TRITON_INTERPRET unset or 0")
     import triton
-    import triton.language as tl
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -50,15 +49,15 @@ def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
     for dtype, F in CASES:
         xt = _TT[dtype]
         acc = "fp64" if dtype == torch.float64 else "fp32"
-        ACC = tl.float64 if acc == "fp64" else tl.float32
+        dc = AP._dot_consts(dtype)
         block, block_k, nw = AP._config(F, dtype)
         fo = AP._fo_block(F, dtype)
         single = F <= block_k
         types = dict(z_ptr="*" + xt, part_ptr="*fp64", out_ptr="*" + acc, N="i32", F="i32",
                      stride_r="i64", stride_f="i64", stride_or="i64")
         tag = f"{xt} F={F} B{block} K{block_k} w{nw}"
-        comp(AP._softplus_sum_kernel, types, dict(ACC=ACC, SINGLE_K=single, BLOCK=block, BLOCK_K=block_k), nw, tag)
-        mm = dict(ACC=ACC, SINGLE_K=single, BLOCK_M=block, BLOCK_N=block, BLOCK_K=block_k, BLOCK_FO=fo)
+        comp(AP._softplus_sum_kernel, types, dict(dc, SINGLE_K=single, BLOCK=block, BLOCK_K=block_k), nw, tag)
+        mm = dict(dc, SINGLE_K=single, BLOCK_M=block, BLOCK_N=block, BLOCK_K=block_k, BLOCK_FO=fo)
         comp(AP._sigmoid_matmul_kernel, types, dict(mm, WITH_SUM=False), nw, f"{tag} FO{fo}")
         if triton.cdiv(F, fo) == 1:  # the fused pass runs only with one output feature block
             comp(AP._sigmoid_matmul_kernel, types, dict(mm, WITH_SUM=True), nw, f"{tag} FO{fo} +sum")
