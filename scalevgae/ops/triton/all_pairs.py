@@ -46,8 +46,10 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # ---------------------------------------------------------------------------------------------
 @triton.jit
 def _log1p(t):
-    """log(1 + t) for t in [0, 1], accurate for tiny t without libdevice (Goldberg's trick:
-    the rounding error of u = 1 + t cancels in log(u) * t / (u - 1))."""
+    """log(1 + t) for t in [0, 1], accurate for tiny t (Goldberg's trick: the rounding error of
+    u = 1 + t cancels in log(u) * t / (u - 1)). Needs a log with small *relative* error near 1:
+    tl.log lowers to libdevice's precise logf/log on NVIDIA (not lg2.approx), and numpy's in the
+    interpreter. libdevice.log1p itself is not available under TRITON_INTERPRET=1."""
     u = 1.0 + t
     d = u - 1.0
     return tl.where(d == 0.0, t, tl.log(u) * (t / tl.where(d == 0.0, 1.0, d)))
