@@ -26,7 +26,9 @@ BACKENDS = [
     pytest.param("reference"),
     pytest.param("cpu", marks=needs_ext),
     pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="no CUDA")]),
-    pytest.param("triton", marks=[pytest.mark.triton, pytest.mark.skipif(not _triton_ok(), reason="no Triton decode")]),
+    pytest.param(
+        "triton", marks=[pytest.mark.triton, pytest.mark.skipif(not _triton_ok(), reason="no Triton decode")]
+    ),
 ]
 COMPILED = [b for b in BACKENDS if b.values[0] in ("cpu", "cuda")]
 
@@ -65,7 +67,9 @@ def _check_against_reference(backend, z, src, dst, label=None, pos_weight=None, 
         out = decode.edge_logits(z, src, dst, backend=backend)
         ref = reference.edge_logits(z64, src, dst)
     else:
-        out = decode.edge_bce_loss(z, src, dst, label, pos_weight=pos_weight, reduction=reduction, backend=backend)
+        out = decode.edge_bce_loss(
+            z, src, dst, label, pos_weight=pos_weight, reduction=reduction, backend=backend
+        )
         ref = reference.edge_bce_loss(z64, src, dst, label.double(), pos_weight, reduction)
     assert out.dtype == reference.acc_dtype(z.dtype) and out.shape == ref.shape
     g = torch.randn(ref.shape, dtype=torch.float64, device=z.device)
@@ -193,7 +197,9 @@ def test_gradcheck_float64(backend):
     label = torch.rand(E, generator=gen, dtype=torch.float64).to(dev)
     assert torch.autograd.gradcheck(lambda z: decode.edge_logits(z, src, dst, backend=backend), (z,))
     for red in ("mean", "sum", "none"):
-        f = lambda z: decode.edge_bce_loss(z, src, dst, label, pos_weight=2.0, reduction=red, backend=backend)
+        f = lambda z, red=red: decode.edge_bce_loss(
+            z, src, dst, label, pos_weight=2.0, reduction=red, backend=backend
+        )
         assert torch.autograd.gradcheck(f, (z,))
 
 
@@ -398,7 +404,13 @@ def test_all_pairs_matches_dense(backend, n, tile, add_self_loops):
         z64 = z.detach().double().requires_grad_()
         for pw in (None, 4.0):
             out = decode.all_pairs_bce_loss(
-                z, rowptr.to(dev), col.to(dev), pos_weight=pw, add_self_loops=add_self_loops, tile=tile, backend=backend
+                z,
+                rowptr.to(dev),
+                col.to(dev),
+                pos_weight=pw,
+                add_self_loops=add_self_loops,
+                tile=tile,
+                backend=backend,
             )
             ref = reference.all_pairs_bce_loss_dense(z64, rowptr.to(dev), col.to(dev), pw, add_self_loops)
             (dz,) = torch.autograd.grad(out, z)

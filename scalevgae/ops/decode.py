@@ -170,7 +170,9 @@ def _triton_module() -> Any:
     try:
         return importlib.import_module(_TRITON_MODULE)
     except ImportError as e:
-        raise RuntimeError(f"edge decoding: the triton backend is not usable: cannot import {_TRITON_MODULE} ({e})") from e
+        raise RuntimeError(
+            f"edge decoding: the triton backend is not usable: cannot import {_TRITON_MODULE} ({e})"
+        ) from e
 
 
 class _TritonEdgeDot(torch.autograd.Function):
@@ -188,7 +190,9 @@ class _TritonEdgeDot(torch.autograd.Function):
 
 class _TritonEdgeBCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: Tensor, src: Tensor, dst: Tensor, label: Tensor, pos_weight: float, reduction: int) -> Tensor:
+    def forward(
+        ctx, z: Tensor, src: Tensor, dst: Tensor, label: Tensor, pos_weight: float, reduction: int
+    ) -> Tensor:
         x = _triton_module().edge_dot(z, src, dst)
         loss, dlogit = _bce_from_logits(x, label, pos_weight, reduction)
         ctx.save_for_backward(z, src, dst, dlogit)
