@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "checks.h"
@@ -184,8 +185,9 @@ void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, 
   bucket_ptr[B] = run;
   // Pass 3: stable scatter of (node, other end, coef) into the buckets, so the reduction below
   // reads them sequentially.
-  std::vector<int64_t> ent_node(static_cast<size_t>(M)), ent_other(static_cast<size_t>(M));
-  std::vector<acc_t> ent_coef(static_cast<size_t>(M));
+  // Uninitialized (every slot is written below): avoids zero-filling 3 x 2E entries.
+  std::unique_ptr<int64_t[]> ent_node(new int64_t[M]), ent_other(new int64_t[M]);
+  std::unique_ptr<acc_t[]> ent_coef(new acc_t[M]);
   at::parallel_for(0, C, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       int64_t* cur = cnt.data() + c * B;
