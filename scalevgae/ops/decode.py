@@ -359,6 +359,37 @@ class _AllPairsSoftplus(torch.autograd.Function):
         return (g.mul_(2 * grad.to(acc))).to(z.dtype), None
 
 
+class _AllPairsSoftplusTriton(torch.autograd.Function):
+    """Same value and gradient as ``_AllPairsSoftplus`` from the fused Triton row kernels
+    (scalevgae/ops/triton/all_pairs.py): nothing of size tile^2 reaches memory."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:
+        from scalevgae.ops.triton import all_pairs as _tap
+
+        ctx.save_for_backward(z)
+        return _tap.softplus_row_sums(z.detach()).double().sum().float()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        from scalevgae.ops.triton import all_pairs as _tap
+
+        (z,) = ctx.saved_tensors
+        return (_tap.sigmoid_row_matmul(z.detach()).mul_(2 * grad.float())).to(z.dtype)
+
+
+def _tile_engine(z: Tensor, backend: Optional[str]) -> str:
+    """'triton' (fused row kernels) or 'torch' (matmul tiles) for the dense part of the loss."""
+    requested = backend if backend is not None else os.environ.get("SCALEVGAE_BACKEND") or None
+    fits = z.dtype != torch.float64 and 0 < z.size(1) <= 256
+    if requested == "triton":
+        return "triton" if fits else "torch"  # float64 / wide z: the torch tiles (documented)
+    if requested is None and z.is_cuda and fits and dispatch._status("triton", "cuda").usable:
+        return "triton"
+    return "torch"
+
+
 def positive_pairs(rowptr: Tensor, col: Tensor, add_self_loops: bool = True) -> tuple[Tensor, Tensor]:
     """The distinct positive pairs of ``1[A + I > 0]`` as int64 ``(src [P], dst [P])``."""
     n = rowptr.numel() - 1
@@ -401,8 +432,11 @@ def all_pairs_bce_loss(
         rowptr, col: the adjacency ``A`` as a CSR (``[N + 1]``, ``[nnz]``).
         pos_weight: positive weight (float) or None for ``(N^2 - P) / P``.
         add_self_loops: label the diagonal positive (``A + I``, as in the paper).
-        tile: tile edge length (pairs per tile = tile^2).
-        backend: backend of the sparse correction (the tiles run in torch on z's device).
+        tile: tile edge length of the torch tiles (pairs per tile = tile^2).
+        backend: backend of the sparse correction. The dense part runs as torch matmul tiles,
+            or as fused Triton row kernels (``scalevgae/ops/triton/all_pairs.py``) when
+            backend is "triton", or by default on CUDA when Triton is usable (not for float64
+            or F > 256, which use the torch tiles).
 
     Returns:
         Scalar loss in the accumulation dtype, differentiable in z (first order).
@@ -423,7 +457,10 @@ def all_pairs_bce_loss(
     if pos_weight is None:
         pos_weight = (n2 - p) / p if p > 0 else 1.0
     pw = float(pos_weight)
-    neg = _AllPairsSoftplus.apply(z, tile)
+    if _tile_engine(z, backend) == "triton":
+        neg = _AllPairsSoftplusTriton.apply(z)
+    else:
+        neg = _AllPairsSoftplus.apply(z, tile)
     x = edge_logits(z, src, dst, backend=backend)
     corr = (pw * _softplus_neg(x) - _softplus_neg(-x)).sum()
     return (neg + corr) / n2
