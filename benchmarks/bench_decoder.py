@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import peak_extra_memory, time_fn, write_results  # noqa: E402
 from scalevgae.data.synthetic import planted_partition  # noqa: E402
-from scalevgae.ops import decode  # noqa: E402
+from scalevgae.ops import decode, dispatch  # noqa: E402
 
 
 def _available_bytes(device: torch.device) -> int:
@@ -115,6 +115,11 @@ def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
         ours = partial(decode.all_pairs_bce_loss, z, rowptr, col, tile=tile)
         t, mem = _measure(_fwd_bwd(ours, z), device, repeat)
         row.update(ours_s=t, ours_mem_MB=None if mem is None else mem / 2**20, ours_Gpairs_per_s=N * N / t / 1e9)
+        row["engine"] = decode._tile_engine(z, None)
+        if row["engine"] == "triton" and dispatch._status("cuda", "cuda").usable:  # torch tiles too
+            torch_tiles = partial(decode.all_pairs_bce_loss, z, rowptr, col, tile=tile, backend="cuda")
+            t, mem = _measure(_fwd_bwd(torch_tiles, z), device, repeat)
+            row.update(torch_tiles_s=t, torch_tiles_mem_MB=None if mem is None else mem / 2**20)
         if 5 * N * N * 4 <= budget:  # logits, label, loss terms, their grads
             y = torch.zeros(N, N, device=device)
             y[torch.repeat_interleave(torch.arange(N, device=device), rowptr.diff()), col] = 1
@@ -163,7 +168,7 @@ def main() -> None:
     if ap_rows:
         from benchmarks.common import markdown_table
 
-        ap_cols = ["N", "F", "tile", "ours_s", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
+        ap_cols = ["N", "F", "engine", "tile", "ours_s", "torch_tiles_s", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
                    "ours_Gpairs_per_s", "rel_diff"]  # fmt: skip
         table = markdown_table(ap_rows, ap_cols)
         print("\nall_pairs_bce_loss vs dense:\n" + table)

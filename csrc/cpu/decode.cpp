@@ -154,8 +154,9 @@ void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, 
                       int64_t n, int64_t F, scalar_t* dz) {
   const int64_t M = 2 * E;  // entry k = 2 e + end: end 0 updates src[e], end 1 updates dst[e]
   const int64_t T = std::max<int64_t>(1, at::get_num_threads());
-  // Node buckets: ~8 contiguous node ranges per thread (balance); entry chunks for the sort.
-  const int64_t per = std::max<int64_t>(1, (n + 8 * T - 1) / (8 * T));
+  // Node buckets: at least ~8 contiguous node ranges per thread (balance), at most 2^15 nodes
+  // each (the per-bucket counting arrays stay in L2); entry chunks for the first sort level.
+  const int64_t per = std::max<int64_t>(1, std::min<int64_t>((n + 8 * T - 1) / (8 * T), int64_t(1) << 15));
   const int64_t B = (n + per - 1) / per;
   const int64_t C = std::max<int64_t>(1, std::min<int64_t>(4 * T, M / 65536));
   const int64_t csize = (M + C - 1) / C;
