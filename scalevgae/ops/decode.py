@@ -28,7 +28,6 @@ from scalevgae.ops.validate import (
 )
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
-_NATIVE = ("reference", "cpu", "cuda")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +145,19 @@ def register_decode_ops(ns: str) -> None:
     torch.library.register_autograd(f"{ns}::edge_grad", grad_backward, setup_context=grad_setup)
 
 
-if _ext.loaded():
+def _has_compiled_ops() -> bool:
+    """Whether the loaded extension has the decode ops (a stale build may not)."""
+    if not _ext.loaded():
+        return False
+    try:
+        torch.ops.scalevgae.edge_dot  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+_COMPILED_OPS = _has_compiled_ops()
+if _COMPILED_OPS:
     register_decode_ops("scalevgae")
 
 
@@ -209,13 +220,22 @@ class _TritonEdgeBCE(torch.autograd.Function):
 # Public API
 # ---------------------------------------------------------------------------------------------
 def _resolve(op: str, device: torch.device, backend: Optional[str]) -> str:
-    ok, why = _triton_decode_status()
-    if ok:
-        return dispatch.resolve(op, device, backend)
+    """dispatch.resolve, minus the backends whose decode kernels are absent from this install."""
     requested = backend if backend is not None else os.environ.get("SCALEVGAE_BACKEND") or None
-    if requested == "triton":
-        raise RuntimeError(f"{op}: backend 'triton' is not usable: {why}")
-    return dispatch.resolve(op, device, backend, supported=_NATIVE)
+    supported = list(dispatch.BACKENDS)
+    ok, why = _triton_decode_status()
+    if not ok:
+        if requested == "triton":
+            raise RuntimeError(f"{op}: backend 'triton' is not usable: {why}")
+        supported.remove("triton")
+    if _ext.loaded() and not _COMPILED_OPS:
+        if requested in ("cpu", "cuda"):
+            raise RuntimeError(
+                f"{op}: backend {requested!r} is not usable: the compiled extension has no edge decoding "
+                "ops (stale build; rebuild it)"
+            )
+        supported = [b for b in supported if b not in ("cpu", "cuda")]
+    return dispatch.resolve(op, device, backend, supported=tuple(supported))
 
 
 def _check_edges(z: Tensor, src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor]:
