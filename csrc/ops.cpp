@@ -15,6 +15,20 @@ TORCH_LIBRARY(scalevgae, m) {
       "gcn_spmm(Tensor rowptr, Tensor col, Tensor x, Tensor? row_scale, Tensor? col_scale, "
       "bool self_loops, Tensor? bias, bool relu, Tensor? t_rowptr, Tensor? t_col) -> Tensor");
   // ---- edge decoding (scalevgae/ops/decode.py) ----
+  // z [n, F] (float16/bfloat16/float32/float64), src/dst [E] int32 or int64 (same dtype), each in
+  // [0, n). acc = float32, or float64 for float64 z.
+  // logits[e] = <z[src[e]], z[dst[e]]>: [E] acc.
+  m.def("edge_dot(Tensor z, Tensor src, Tensor dst) -> Tensor");
+  // BCE with logits of logits[e] against label [E] (acc dtype), torch's pos_weight semantics;
+  // reduction 0 none / 1 mean / 2 sum. Returns (loss: [E] for none, [] otherwise; dlogit [E]):
+  // dlogit[e] = d loss / d logits[e] (includes the 1/E of mean). E = 0: mean and sum are 0.
+  m.def(
+      "edge_bce(Tensor z, Tensor src, Tensor dst, Tensor label, float pos_weight, int reduction) "
+      "-> (Tensor, Tensor)");
+  // dz [n, F] (z.dtype): dz[src[e]] += coef[e] z[dst[e]], dz[dst[e]] += coef[e] z[src[e]];
+  // coef [E] acc. `deterministic`: bitwise reproducible (CUDA sorts instead of atomics; the
+  // CPU kernel always is).
+  m.def("edge_grad(Tensor coef, Tensor z, Tensor src, Tensor dst, bool deterministic) -> Tensor");
   // ---- sampling (scalevgae/sampling) ----
 }
 

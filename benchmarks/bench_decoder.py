@@ -1,0 +1,183 @@
+"""Benchmark: fused edge BCE loss and the tiled all-pairs loss against their unfused peers.
+
+Part 1 (forward + backward of the mean BCE over E sampled pairs, n nodes, F features):
+  ours         scalevgae.ops.edge_bce_loss (best backend for the device)
+  pyg          PyG's InnerProductDecoder written out: (z[src] * z[dst]).sum(-1) + BCEWithLogits
+  pyg_compile  the same under torch.compile (dynamic shapes, compiled once)
+Part 2 (forward + backward of the full-graph reconstruction loss over all N^2 pairs):
+  ours         scalevgae.ops.all_pairs_bce_loss (tiles of `tile` x `tile` pairs)
+  dense        z @ z.T and BCEWithLogits against the dense (A + I) label matrix (tkipf/gae)
+
+Reports median time, the ratio to each peer, bytes-model bandwidth (indices + gathered rows +
+dz) and peak extra memory; writes benchmarks/results/decoder-<device>.{json,md}.
+
+    python benchmarks/bench_decoder.py            # full: E in {1e5,1e6,1e7}, F in {16,64,128}, n=1e6
+    python benchmarks/bench_decoder.py --quick    # seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from functools import partial
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as Fn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import peak_extra_memory, time_fn, write_results  # noqa: E402
+from scalevgae.data.synthetic import planted_partition  # noqa: E402
+from scalevgae.ops import decode, dispatch  # noqa: E402
+
+
+def _available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 8 << 30
+
+
+def pyg_loss(z, src, dst, label):
+    """PyG's InnerProductDecoder(sigmoid=False) + BCEWithLogits: three E x F tensors."""
+    return Fn.binary_cross_entropy_with_logits((z[src] * z[dst]).sum(dim=-1), label)
+
+
+def _fwd_bwd(loss_fn: Callable[[], torch.Tensor], z: torch.Tensor) -> Callable[[], None]:
+    def run():
+        z.grad = None
+        loss_fn().backward()
+
+    return run
+
+
+def _measure(fn: Callable[[], None], device, repeat: int) -> tuple[float, Optional[int]]:
+    t = time_fn(fn, device, warmup=1, repeat=repeat)["median_s"]
+    mem = peak_extra_memory(fn, device)
+    return t, mem
+
+
+def bench_edges(device, sizes, features, n, repeat, budget) -> list[dict]:
+    rows = []
+    compiled = torch.compile(pyg_loss, dynamic=True)
+    for F in features:
+        gen = torch.Generator().manual_seed(F)
+        z = (torch.randn(n, F, generator=gen) / F**0.5).to(device).requires_grad_()
+        for E in sizes:
+            src = torch.randint(0, n, (E,), generator=gen).to(device)
+            dst = torch.randint(0, n, (E,), generator=gen).to(device)
+            label = (torch.rand(E, generator=gen) < 0.5).float().to(device)
+            es, idx = z.element_size(), src.element_size()
+            # fwd reads 2E indices + 2E rows + labels; bwd re-reads them and writes dz.
+            nbytes = 2 * (2 * E * idx + 2 * E * F * es) + E * 4 + n * F * es
+            row = {"E": E, "F": F, "n": n}
+            peers = {
+                "ours": partial(decode.edge_bce_loss, z, src, dst, label),
+                "pyg": partial(pyg_loss, z, src, dst, label),
+                "pyg_compile": partial(compiled, z, src, dst, label),
+            }
+            for name, loss_fn in peers.items():
+                if name != "ours" and 4 * E * F * es > budget:  # the peers hold ~3-4 E x F tensors
+                    row[f"{name}_s"] = None
+                    continue
+                rep = repeat if E * F < 10**8 else min(repeat, 3)  # bound the CPU run time of big peers
+                t, mem = _measure(_fwd_bwd(loss_fn, z), device, rep)
+                row[f"{name}_s"] = t
+                row[f"{name}_mem_MB"] = None if mem is None else mem / 2**20
+                if name == "ours":
+                    row["ours_GBps"] = nbytes / t / 1e9
+            for peer in ("pyg", "pyg_compile"):
+                if row.get(f"{peer}_s"):
+                    row[f"x_vs_{peer}"] = row[f"{peer}_s"] / row["ours_s"]
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+def dense_all_pairs(z, y, pos_weight):
+    """tkipf/gae's reconstruction term (without its norm factor), dense N x N."""
+    return Fn.binary_cross_entropy_with_logits(z @ z.T, y, pos_weight=pos_weight)
+
+
+def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
+    rows = []
+    for N in nodes:
+        g = planted_partition(N, avg_degree=4, feature_dim=0, seed=0).graph
+        rowptr, col = g.rowptr.to(device), g.col.to(device)
+        gen = torch.Generator().manual_seed(N)
+        z = (torch.randn(N, F, generator=gen) * 0.3).to(device).requires_grad_()
+        row = {"N": N, "F": F, "tile": tile, "pairs": N * N}
+        ours = partial(decode.all_pairs_bce_loss, z, rowptr, col, tile=tile)
+        t, mem = _measure(_fwd_bwd(ours, z), device, repeat)
+        row.update(ours_s=t, ours_mem_MB=None if mem is None else mem / 2**20, ours_Gpairs_per_s=N * N / t / 1e9)
+        row["engine"] = decode._tile_engine(z, None)
+        if row["engine"] == "triton" and dispatch._status("cuda", "cuda").usable:  # torch tiles too
+            torch_tiles = partial(decode.all_pairs_bce_loss, z, rowptr, col, tile=tile, backend="cuda")
+            t, mem = _measure(_fwd_bwd(torch_tiles, z), device, repeat)
+            row.update(torch_tiles_s=t, torch_tiles_mem_MB=None if mem is None else mem / 2**20)
+        if 5 * N * N * 4 <= budget:  # logits, label, loss terms, their grads
+            y = torch.zeros(N, N, device=device)
+            y[torch.repeat_interleave(torch.arange(N, device=device), rowptr.diff()), col] = 1
+            y.fill_diagonal_(1)
+            p = float(y.sum())
+            pw = torch.tensor((N * N - p) / p, device=device)
+            t, mem = _measure(_fwd_bwd(partial(dense_all_pairs, z, y, pw), z), device, repeat)
+            row.update(dense_s=t, dense_mem_MB=None if mem is None else mem / 2**20, x_vs_dense=t / row["ours_s"])
+            with torch.no_grad():
+                a = decode.all_pairs_bce_loss(z, rowptr, col, tile=tile)
+                b = dense_all_pairs(z, y, pw)
+            row["rel_diff"] = abs(float(a) - float(b)) / abs(float(b))
+        else:
+            row["dense_s"] = None  # N x N does not fit
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--skip-all-pairs", action="store_true")
+    ap.add_argument("--skip-edges", action="store_true")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    budget = int(0.6 * _available_bytes(device))
+    if args.quick:
+        sizes, features, n, repeat = [10_000, 100_000], [16, 64], 100_000, 3
+        nodes, ap_repeat = [500, 2708], 2
+    else:
+        sizes, features, n, repeat = [100_000, 1_000_000, 10_000_000], [16, 64, 128], 1_000_000, 5
+        nodes, ap_repeat = [2708, 20_000, 100_000], 2
+    rows, columns = [], []
+    if not args.skip_edges:
+        rows += bench_edges(device, sizes, features, n, repeat, budget)
+        columns = ["E", "F", "n", "ours_s", "pyg_s", "pyg_compile_s", "x_vs_pyg", "x_vs_pyg_compile", "ours_GBps",
+                   "ours_mem_MB", "pyg_mem_MB", "pyg_compile_mem_MB"]  # fmt: skip
+    ap_rows = []
+    if not args.skip_all_pairs:
+        ap_rows = bench_all_pairs(device, nodes, 16, 2048, ap_repeat, budget)
+    cmd = "python benchmarks/bench_decoder.py" + (" --quick" if args.quick else "")
+    meta = {"command": cmd, "quick": args.quick, "all_pairs": ap_rows}
+    write_results("decoder", device, rows, columns, meta)
+    if ap_rows:
+        from benchmarks.common import markdown_table
+
+        ap_cols = ["N", "F", "engine", "tile", "ours_s", "torch_tiles_s", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
+                   "ours_Gpairs_per_s", "rel_diff"]  # fmt: skip
+        table = markdown_table(ap_rows, ap_cols)
+        print("\nall_pairs_bce_loss vs dense:\n" + table)
+        from benchmarks.common import RESULTS_DIR, device_tag
+
+        with open(os.path.join(RESULTS_DIR, f"decoder-{device_tag(device)}.md"), "a") as f:
+            f.write("\n\nall_pairs_bce_loss vs dense (forward + backward):\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()
