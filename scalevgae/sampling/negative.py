@@ -25,6 +25,9 @@ def negative_pairs(
 ) -> Tensor:
     """Sample exactly ``num`` node pairs ``[2, num]`` (int64, on the graph's device).
 
+    CPU and CUDA graphs alike; the pairs are drawn with ``generator`` on its device (the
+    graph's device if None) and tested on the graph's device.
+
     Args:
         method: "uniform" (both ends uniform over nodes) or "degree" (both ends drawn with
             probability ∝ degree + 1).
@@ -46,13 +49,20 @@ def negative_pairs(
     if n < 2 and exclude_edges:
         raise ValueError("a graph with fewer than 2 nodes has no non-self pairs")
     graphs = [graph] + list(exclude or [])
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    for i, g in enumerate(graphs[1:]):
+        if g.num_nodes != n:
+            raise ValueError(f"exclude[{i}] has {g.num_nodes} nodes, the graph has {n}")
+        if g.device != device:
+            raise ValueError(f"exclude[{i}] is on {g.device}, the graph is on {device}")
+    # Draw where the generator lives (the graph's device without one), test on the graph's device.
+    gen_device = generator.device if generator is not None else device
     if method == "degree":
         weights = (graph.degree() + 1).double().to(gen_device)
     out_src, out_dst, have = [], [], 0
+    accept = 1.0  # running acceptance rate: sizes the next draw
     for _ in range(max_rounds):
         want = num - have
-        draw = int(want * 1.1) + 16
+        draw = int(want / max(accept, 0.01) * 1.1) + 16
         if method == "uniform":
             s = torch.randint(0, n, (draw,), generator=generator, device=gen_device)
             d = torch.randint(0, n, (draw,), generator=generator, device=gen_device)
@@ -65,6 +75,7 @@ def negative_pairs(
             for g in graphs:
                 keep &= ~csr_contains(g.rowptr, g.col, s, d)
             s, d = s[keep], d[keep]
+            accept = max(s.numel(), 1) / draw
         s, d = s[:want], d[:want]
         out_src.append(s)
         out_dst.append(d)
