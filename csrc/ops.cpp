@@ -30,6 +30,9 @@ TORCH_LIBRARY(scalevgae, m) {
   m.def(
       "neighbor_sample(Tensor rowptr, Tensor col, Tensor seeds, int[] fanouts, bool replace, "
       "int seed) -> (Tensor, Tensor, Tensor[], Tensor[])");
+  // Membership of pairs in a CSR with sorted rows: out[k] = (src[k], dst[k]) is a stored entry.
+  // rowptr [N+1], col [nnz] (int32/int64), src/dst [K] int64 (values checked in Python) -> [K] bool.
+  m.def("csr_has_pairs(Tensor rowptr, Tensor col, Tensor src, Tensor dst) -> Tensor");
 }
 
 static bool with_cuda() {

@@ -140,5 +140,18 @@ SVG_HD inline void sample_row(uint32_t key, int64_t d, int64_t fanout, bool repl
   heapsort_values(out, k);
 }
 
+// Whether the sorted row cl[lo..hi) holds v (binary search).
+template <typename idx_t>
+SVG_HD inline bool row_has(const idx_t* cl, int64_t lo, int64_t hi, int64_t v) {
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    int64_t c = static_cast<int64_t>(cl[mid]);
+    if (c == v) return true;
+    if (c < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return false;
+}
+
 }  // namespace sample
 }  // namespace scalevgae

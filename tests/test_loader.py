@@ -140,6 +140,7 @@ def test_epochs_differ_and_resume_mid_epoch(data):
     fresh.load_state_dict(state)
     resumed = list(fresh)
     assert same_batches(rest, resumed)
+    assert same_batches(head + rest, list(_epoch(data, 2)))  # the uninterrupted epoch 2
     assert fresh.epoch == 2
     assert same_batches(list(fresh), list(_epoch(data, 3)))  # then epoch 3 as usual
 

@@ -218,9 +218,31 @@ SampleResult neighbor_sample_cpu(const at::Tensor& rowptr, const at::Tensor& col
   return out;
 }
 
+at::Tensor csr_has_pairs_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& src,
+                             const at::Tensor& dst) {
+  check_graph(rowptr, col, src, "src");
+  check_length(dst, src.numel(), "dst", "src.numel()");
+  TORCH_CHECK_TYPE(dst.scalar_type() == at::kLong, "dst must be int64, got ", dst.scalar_type());
+  auto rp = rowptr.contiguous(), cl = col.contiguous(), s = src.contiguous(), d = dst.contiguous();
+  auto out = at::empty({s.numel()}, s.options().dtype(at::kBool));
+  bool* o = out.data_ptr<bool>();
+  const int64_t* sp = s.data_ptr<int64_t>();
+  const int64_t* dp = d.data_ptr<int64_t>();
+  AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "csr_has_pairs_cpu", [&] {
+    const index_t* r = rp.data_ptr<index_t>();
+    const index_t* c = cl.data_ptr<index_t>();
+    at::parallel_for(0, s.numel(), kGrain * 16, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k)
+        o[k] = sample::row_has(c, static_cast<int64_t>(r[sp[k]]), static_cast<int64_t>(r[sp[k] + 1]), dp[k]);
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(scalevgae, CPU, m) {
+  m.impl("csr_has_pairs", &csr_has_pairs_cpu);
   m.impl("sample_adj", &sample_adj_cpu);
   m.impl("neighbor_sample", &neighbor_sample_cpu);
 }

@@ -83,8 +83,47 @@ std::tuple<at::Tensor, at::Tensor> sample_adj_cuda(const at::Tensor& rowptr, con
   return {out_rp, out};
 }
 
+template <typename idx_t>
+__global__ void has_pairs_kernel(const idx_t* __restrict__ rp, const idx_t* __restrict__ cl,
+                                 const int64_t* __restrict__ src, const int64_t* __restrict__ dst, int64_t n,
+                                 bool* __restrict__ out) {
+  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < n;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t v = src[k];
+    out[k] = sample::row_has(cl, static_cast<int64_t>(rp[v]), static_cast<int64_t>(rp[v + 1]), dst[k]);
+  }
+}
+
+at::Tensor csr_has_pairs_cuda(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& src,
+                              const at::Tensor& dst) {
+  check_index_1d(rowptr, "rowptr");
+  check_index_1d(col, "col");
+  check_same_dtype(rowptr, "rowptr", col, "col");
+  TORCH_CHECK_TYPE(src.scalar_type() == at::kLong && dst.scalar_type() == at::kLong, "src and dst must be int64");
+  check_length(dst, src.numel(), "dst", "src.numel()");
+  check_same_device(rowptr, "rowptr", col, "col");
+  check_same_device(rowptr, "rowptr", src, "src");
+  check_same_device(rowptr, "rowptr", dst, "dst");
+  const c10::cuda::CUDAGuard guard(rowptr.device());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  auto rp = rowptr.contiguous(), cl = col.contiguous(), s = src.contiguous(), d = dst.contiguous();
+  const int64_t n = s.numel();
+  auto out = at::empty({n}, s.options().dtype(at::kBool));
+  if (n == 0) return out;
+  AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "csr_has_pairs_cuda", [&] {
+    has_pairs_kernel<index_t><<<blocks_for(n), kThreads, 0, stream>>>(
+        rp.data_ptr<index_t>(), cl.data_ptr<index_t>(), s.data_ptr<int64_t>(), d.data_ptr<int64_t>(), n,
+        out.data_ptr<bool>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(scalevgae, CUDA, m) { m.impl("sample_adj", &sample_adj_cuda); }
+TORCH_LIBRARY_IMPL(scalevgae, CUDA, m) {
+  m.impl("sample_adj", &sample_adj_cuda);
+  m.impl("csr_has_pairs", &csr_has_pairs_cuda);
+}
 
 }  // namespace scalevgae

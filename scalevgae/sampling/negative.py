@@ -7,8 +7,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from scalevgae.csr import csr_contains
 from scalevgae.graph import Graph
+from scalevgae.sampling.membership import _has_pairs
 
 _METHODS = ("uniform", "degree")
 
@@ -73,7 +73,7 @@ def negative_pairs(
         if exclude_edges:
             keep = s != d
             for g in graphs:
-                keep &= ~csr_contains(g.rowptr, g.col, s, d)
+                keep &= ~_has_pairs(g, s, d)
             s, d = s[keep], d[keep]
             accept = max(s.numel(), 1) / draw
         s, d = s[:want], d[:want]
