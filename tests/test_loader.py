@@ -210,3 +210,20 @@ def test_to_device_keeps_fields(data):
     moved = batch.to("cpu")
     assert moved.num_pos == batch.num_pos and torch.equal(moved.x, batch.x)
     assert len(moved.blocks) == 2 and moved.blocks[0].num_src == batch.blocks[0].num_src
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("graph_on_gpu", [False, True])
+def test_cuda_loader(data, graph_on_gpu):
+    d, sp = data
+    g = sp.train_graph.to("cuda") if graph_on_gpu else sp.train_graph
+    ld = LinkLoader(g, d.x, sp.train_pos, batch_size=300, fanouts=[4, 3], exclude=[d.graph.to(g.device)],
+                    device="cuda", generator=torch.Generator().manual_seed(0), exclude_batch_edges=True)
+    n, got = d.graph.num_nodes, []
+    for batch in ld:
+        assert batch.x.is_cuda and batch.blocks[0].col.is_cuda and batch.label.is_cuda
+        assert torch.equal(batch.x.cpu(), d.x[batch.n_id.cpu()])
+        p = batch.num_pos
+        got.append((batch.n_id[batch.src[:p]] * n + batch.n_id[batch.dst[:p]]).cpu())
+    assert torch.equal(torch.sort(torch.cat(got)).values, pair_keys(sp.train_pos[0], sp.train_pos[1], n))

@@ -16,7 +16,9 @@
 namespace scalevgae {
 namespace {
 
-constexpr int64_t kGrain = 256;
+// Grains are large on purpose: each parallel region ends in a barrier that costs a whole time
+// slice when another thread holds the core, so small samples run serially.
+constexpr int64_t kGrain = 2048;
 
 // Global id -> local id, linear probing, keys >= 0 (empty slot: -1). Lookups are read-only
 // and safe to run in parallel; inserts are sequential.
@@ -107,7 +109,7 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> sample_rows(const idx_t* r
                                                                   int64_t fanout, bool replace,
                                                                   uint64_t seed, int64_t hop) {
   std::vector<int64_t> out_rp(n + 1, 0);
-  at::parallel_for(0, n, kGrain * 16, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, n, kGrain * 8, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       int64_t v = nodes[i];
       out_rp[i + 1] = sample::row_count(static_cast<int64_t>(rp[v + 1] - rp[v]), fanout, replace);
@@ -186,7 +188,7 @@ SampleResult sample_hops(const idx_t* rp, const idx_t* cl, int64_t num_nodes, co
     hop_ptr.push_back(static_cast<int64_t>(n_id.size()));
     auto local = at::empty({nnz}, at::kLong);
     int64_t* lp = local.data_ptr<int64_t>();
-    at::parallel_for(0, nnz, kGrain * 64, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, nnz, kGrain * 32, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) lp[i] = map.find(g[i]);
     });
     rowptrs.push_back(to_tensor(res.first));

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import queue
 import threading
 from dataclasses import dataclass, fields
@@ -72,6 +74,19 @@ class LinkBatch:
         return out
 
 
+def _limit_intra_op_threads(n: int) -> None:
+    """Give the CALLING thread ``n`` OpenMP threads for torch's (and our kernels') intra-op work,
+    leaving every other thread alone (``torch.set_num_threads`` is process-wide). A loader
+    thread that spreads each small op over all cores stalls in OpenMP barriers whenever the
+    training thread holds them; its parallelism comes from overlapping instead."""
+    torch.get_num_threads()  # per-thread lazy init first, so it cannot undo the setting below
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1"))
+        lib.omp_set_num_threads(ctypes.c_int(n))
+    except (OSError, AttributeError):  # another OpenMP runtime: leave the default
+        pass
+
+
 def _gather_rows(x: Any, n_id: Tensor) -> Optional[Tensor]:
     """x[n_id] for a torch tensor or a numpy array/memmap (reading only the needed rows)."""
     if x is None:
@@ -127,6 +142,8 @@ class LinkLoader:
             through :meth:`state_dict` / :meth:`load_state_dict`.
         num_workers: background threads preparing the next batches while the current one is
             used (0: prepare in the calling thread). At most ``prefetch`` batches wait.
+        worker_threads: intra-op (OpenMP) threads of each background thread (None: torch's
+            default). 1 keeps a sampling thread from fighting the training thread for cores.
 
     Iterating starts a new epoch, unless :meth:`load_state_dict` was just called, in which case
     it resumes the saved epoch at the saved batch. One iterator at a time.
@@ -150,6 +167,7 @@ class LinkLoader:
         generator: Optional[torch.Generator] = None,
         num_workers: int = 1,
         prefetch: int = 2,
+        worker_threads: Optional[int] = 1,
         backend: Optional[str] = None,
     ):
         if not isinstance(graph, Graph):
@@ -183,6 +201,7 @@ class LinkLoader:
         self.device = torch.device(device) if device is not None else graph.device
         self.num_workers = num_workers
         self.prefetch = prefetch
+        self.worker_threads = worker_threads
         self.backend = backend
         dev = generator.device if generator is not None else torch.device("cpu")
         self._seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=dev).item())
@@ -304,6 +323,8 @@ class LinkLoader:
 
         def work(w: int) -> None:
             try:
+                if self.worker_threads is not None:
+                    _limit_intra_op_threads(self.worker_threads)
                 for b in range(start + w, n, w_count):
                     if stop.is_set():
                         return
