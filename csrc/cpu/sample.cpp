@@ -70,8 +70,8 @@ class NodeMap {
   int shift_ = 64;
 };
 
-// Global id -> local id through a per-thread array over all nodes (-1: absent), reused across
-// calls; only the entries a call touched are reset, so a call costs O(sample), not O(N).
+// Global id -> local id through a per-thread int32 array over all nodes (-1: absent), reused
+// across calls; only the entries a call touched are reset, so a call costs O(sample), not O(N).
 class DenseMap {
  public:
   explicit DenseMap(int64_t num_nodes) : a_(storage()) {
@@ -84,23 +84,24 @@ class DenseMap {
   int64_t find(int64_t k) const { return a_[k]; }
   bool insert(int64_t k, int64_t v) {
     if (a_[k] != -1) return false;
-    a_[k] = v;
+    a_[k] = static_cast<int32_t>(v);
     touched_.push_back(k);
     return true;
   }
-  void assign(int64_t k, int64_t v) { a_[k] = v; }
+  void assign(int64_t k, int64_t v) { a_[k] = static_cast<int32_t>(v); }
 
  private:
-  static std::vector<int64_t>& storage() {
-    static thread_local std::vector<int64_t> a;
+  static std::vector<int32_t>& storage() {
+    static thread_local std::vector<int32_t> a;
     return a;
   }
-  std::vector<int64_t>& a_;
+  std::vector<int32_t>& a_;
   std::vector<int64_t> touched_;
 };
 
-// Dense maps up to this many nodes (8 bytes per node per calling thread); hash maps above.
-constexpr int64_t kDenseMaxNodes = int64_t(1) << 26;
+// Dense maps up to this many nodes (4 bytes per node, kept per calling thread; local ids of such
+// a graph fit int32); hash maps above.
+constexpr int64_t kDenseMaxNodes = int64_t(1) << 25;
 
 // Samples the rows of `nodes` (global ids); returns the CSR of the sample with global columns.
 template <typename idx_t>

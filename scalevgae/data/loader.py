@@ -134,7 +134,9 @@ class LinkLoader:
             edge of ``graph`` nor of any graph in ``exclude`` (pass the full graph so no held-out
             edge is trained as a non-edge), never a self pair.
         shuffle: a new order of the positives every epoch.
-        exclude_batch_edges: drop the batch's positive edges (both directions) from its blocks.
+        exclude_batch_edges: drop the batch's positive edges (both directions) from its blocks
+            (no label leakage). The rows keep their ``d_i / k_i`` weights, which stay an unbiased
+            estimate over the remaining neighbors; the normalization keeps the graph's degrees.
         device: where batches go (default: the graph's device). Sampling runs on the graph's
             device; a CUDA device gets batches prepared on a side stream.
         generator: seeds the loader once (None: the global RNG). Batch ``b`` of epoch ``e`` is a
