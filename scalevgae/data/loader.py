@@ -100,19 +100,24 @@ def _gather_rows(x: Any, n_id: Tensor) -> Optional[Tensor]:
     return torch.from_numpy(rows)
 
 
-def _drop_pairs(block: Block, n_id: Tensor, pairs: Tensor, num_nodes: int) -> Block:
-    """The block without its edges between the endpoints of `pairs` (either direction).
+def _drop_pairs(block: Block, src: Tensor, dst: Tensor, num_seeds: int) -> Block:
+    """The block without its edges between the seed pairs ``(src[k], dst[k])`` (local seed ids,
+    either direction).
 
     Scales stay: dropping edges from a uniform sample keeps ``d_i / k_i`` an unbiased
     reweighting of the remaining neighbors (the normalization keeps the graph's degrees)."""
-    if block.num_edges == 0 or pairs.size(1) == 0:
+    if block.num_edges == 0 or src.numel() == 0:
         return block
-    rows = torch.repeat_interleave(torch.arange(block.num_dst, device=block.col.device), block.rowptr.diff())
-    key = n_id[rows] * num_nodes + n_id[block.col]
-    banned = torch.cat([pairs[0] * num_nodes + pairs[1], pairs[1] * num_nodes + pairs[0]])
-    keep = ~torch.isin(key, banned)
-    if bool(keep.all()):
+    rows = torch.repeat_interleave(torch.arange(block.num_dst, device=block.col.device), block.rowptr.diff(),
+                                   output_size=block.num_edges)
+    # Only edges between two seeds can be batch edges: test just those.
+    cand = ((rows < num_seeds) & (block.col < num_seeds)).nonzero().flatten()
+    key = rows[cand] * num_seeds + block.col[cand]
+    hit = torch.isin(key, torch.cat([src * num_seeds + dst, dst * num_seeds + src]))
+    if not bool(hit.any()):
         return block
+    keep = torch.ones(block.num_edges, dtype=torch.bool, device=block.col.device)
+    keep[cand[hit]] = False
     rowptr = torch.zeros_like(block.rowptr)
     torch.cumsum(torch.bincount(rows[keep], minlength=block.num_dst), 0, out=rowptr[1:])
     return Block(rowptr, block.col[keep], block.num_src, block.num_dst, block.src_scale, block.dst_scale,
@@ -274,7 +279,8 @@ class LinkLoader:
                                backend=self.backend)
         blocks = sub.blocks
         if self.exclude_batch_edges:
-            blocks = [_drop_pairs(bl, sub.n_id, pos, self.graph.num_nodes) for bl in blocks]
+            s_loc, d_loc = inv[:num_pos], inv[m : m + num_pos]
+            blocks = [_drop_pairs(bl, s_loc, d_loc, seeds.numel()) for bl in blocks]
         label = torch.zeros(m, dtype=torch.float32, device=pairs.device)
         label[:num_pos] = 1
         return LinkBatch(sub.n_id, blocks, _gather_rows(self.x, sub.n_id), inv[:m], inv[m:], label, num_pos)
