@@ -17,8 +17,9 @@ class LinkSplit:
 
     Attributes:
         train_graph: the graph of the training edges only (both directions if undirected).
-        train_pos: ``[2, E_train]`` training edges, one direction each (i < j if undirected).
-        val_pos/val_neg, test_pos/test_neg: ``[2, k]`` held-out edges and as many sampled pairs
+        train_pos: ``[2, E_train]`` training edges, one direction each (i < j if undirected), in
+            CSR order (the loader shuffles them).
+        val_pos/val_neg, test_pos/test_neg: ``[2, k]`` held-out edges (random order) and as many sampled pairs
             that are not edges of the full graph (no self pairs; the negatives of the two sets
             are disjoint as unordered pairs).
     """
@@ -99,15 +100,23 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
     torch.cumsum(train, 0, out=csum[1:])
     train_graph = Graph(csum[graph.rowptr], col[train], n, validate=False)
     train_graph._symmetric = undirected
-    ei = torch.stack([row, col])
     gen = torch.Generator().manual_seed(seed)
+
+    def pairs(mask: Tensor) -> Tensor:
+        return torch.stack([row[mask], col[mask]])
+
     neg = _distinct_negatives(graph, n_val + n_test, gen, undirected)
+
+    def held_out(p: int) -> Tensor:  # in random order, not CSR order (prefixes are unbiased)
+        e = pairs(unit & (part == p))
+        return e[:, torch.randperm(e.size(1), generator=gen).to(dev)]
+
     return LinkSplit(
         train_graph=train_graph,
-        train_pos=ei[:, unit & train],
-        val_pos=ei[:, unit & (part == 1)],
+        train_pos=pairs(unit & train),
+        val_pos=held_out(1),
         val_neg=neg[:, :n_val],
-        test_pos=ei[:, unit & (part == 2)],
+        test_pos=held_out(2),
         test_neg=neg[:, n_val:],
     )
 
