@@ -154,6 +154,17 @@ class LinkLoader:
 
     Iterating starts a new epoch, unless :meth:`load_state_dict` was just called, in which case
     it resumes the saved epoch at the saved batch. One iterator at a time.
+
+    Example::
+
+        split = split_edges(data.graph)
+        loader = LinkLoader(split.train_graph, data.x, split.train_pos, batch_size=1024,
+                            fanouts=[10, 5], exclude=[data.graph])
+        for batch in loader:
+            h = batch.x                                   # [len(n_id), F]
+            for block, lin, act in zip(batch.blocks, (lin1, lin2), ("relu", None)):
+                h = block.propagate(lin(h), activation=act)
+            # h: [num_seeds, F'] embeddings of the seeds; score batch.src/batch.dst vs batch.label
     """
 
     def __init__(

@@ -1,6 +1,7 @@
 """k-hop neighbor sampling into bipartite GCN blocks.
 
-Kernels: ``torch.ops.scalevgae.neighbor_sample`` (the whole sample on CPU, hash-map relabel)
+Kernels: ``torch.ops.scalevgae.neighbor_sample`` (the whole sample on CPU; relabel through a
+per-thread dense array, or a hash map on graphs over 2^25 nodes)
 and ``torch.ops.scalevgae.sample_adj`` (one hop of per-row sampling, CPU and CUDA; the CUDA
 backend relabels with sort-based torch ops). The reference (``reference.sample_adj`` + the same
 torch relabel) draws the very same random numbers, so all backends return identical samples.
