@@ -227,3 +227,43 @@ def test_cuda_loader(data, graph_on_gpu):
         p = batch.num_pos
         got.append((batch.n_id[batch.src[:p]] * n + batch.n_id[batch.dst[:p]]).cpu())
     assert torch.equal(torch.sort(torch.cat(got)).values, pair_keys(sp.train_pos[0], sp.train_pos[1], n))
+
+
+def _auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    s = torch.cat([pos, neg])
+    rank = torch.empty_like(s).scatter_(0, s.argsort(), torch.arange(1, s.numel() + 1, dtype=s.dtype))
+    return float((rank[: pos.numel()].sum() - pos.numel() * (pos.numel() + 1) / 2) / (pos.numel() * neg.numel()))
+
+
+def _train_and_score(epochs: int) -> float:
+    torch.manual_seed(0)
+    d = planted_partition(600, 10, feature_dim=16, seed=0)
+    sp = split_edges(d.graph, seed=0)
+    lin1, lin2 = torch.nn.Linear(16, 32), torch.nn.Linear(32, 16)
+    opt = torch.optim.Adam([*lin1.parameters(), *lin2.parameters()], lr=0.01)
+    ld = LinkLoader(sp.train_graph, d.x, sp.train_pos, batch_size=256, fanouts=[10, 5], exclude=[d.graph],
+                    exclude_batch_edges=True, generator=torch.Generator().manual_seed(0))
+    for _ in range(epochs):
+        for b in ld:
+            h = b.x
+            for blk, lin, act in zip(b.blocks, (lin1, lin2), ("relu", None)):
+                h = blk.propagate(lin(h), activation=act, backend="reference")
+            loss = torch.nn.functional.binary_cross_entropy_with_logits((h[b.src] * h[b.dst]).sum(-1), b.label)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        g = sp.train_graph
+        z = g.propagate(lin2(g.propagate(lin1(d.x), activation="relu", backend="reference")), backend="reference")
+        score = lambda p: (z[p[0]] * z[p[1]]).sum(-1)
+        return _auc(score(sp.test_pos), score(sp.test_neg))
+
+
+@pytest.mark.slow
+def test_minibatch_gcn_learns_links():
+    """End to end: a 2-layer GCN trained on loader batches (blocks, labels, local src/dst) ranks
+    held-out edges clearly better than the same GCN untrained (which is already ~0.79 here:
+    propagation alone encodes the communities)."""
+    untrained, trained = _train_and_score(0), _train_and_score(2)
+    assert trained > 0.82 and trained > untrained + 0.03, (untrained, trained)
