@@ -29,12 +29,16 @@ def negative_pairs(
     graph's device if None) and tested on the graph's device.
 
     Args:
+        graph: the graph whose edges are rejected (CPU or CUDA).
+        num: number of pairs to return, exactly.
         method: "uniform" (both ends uniform over nodes) or "degree" (both ends drawn with
             probability ∝ degree + 1).
         exclude_edges: reject pairs that are stored entries of ``graph`` or of any graph in
             ``exclude`` (e.g. the full graph when ``graph`` is the training graph), and self
             pairs. The membership test is a binary search per CSR row; rejected pairs are
             redrawn until exactly ``num`` remain.
+        exclude: more graphs (same nodes, same device) whose edges are rejected too.
+        generator: the random source (its device is where pairs are drawn).
         max_rounds: give up with a RuntimeError after this many redraw rounds (a graph so
             dense that non-edges are rare).
     """
@@ -46,6 +50,8 @@ def negative_pairs(
     device = graph.device
     if num == 0:
         return torch.empty(2, 0, dtype=torch.long, device=device)
+    if n == 0:
+        raise ValueError("cannot draw pairs from a graph without nodes")
     if n < 2 and exclude_edges:
         raise ValueError("a graph with fewer than 2 nodes has no non-self pairs")
     graphs = [graph] + list(exclude or [])
