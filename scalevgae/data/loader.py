@@ -34,7 +34,7 @@ def _mix64(*values: int) -> int:
     return h >> 1
 
 
-@dataclass
+@dataclass(repr=False)
 class LinkBatch:
     """One minibatch of scored pairs and the sampled computation graph of their endpoints.
 
@@ -59,6 +59,11 @@ class LinkBatch:
     @property
     def num_seeds(self) -> int:
         return self.blocks[-1].num_dst if self.blocks else self.n_id.numel()
+
+    def __repr__(self) -> str:
+        xs = None if self.x is None else tuple(self.x.shape)
+        return (f"LinkBatch(num_pairs={self.label.numel()}, num_pos={self.num_pos}, num_seeds={self.num_seeds}, "
+                f"num_nodes={self.n_id.numel()}, x={xs}, blocks={self.blocks})")
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> LinkBatch:
         def mv(t: Optional[Tensor]) -> Optional[Tensor]:

@@ -12,7 +12,7 @@ from scalevgae.ops.propagate import gcn_propagate
 from scalevgae.ops.reference import acc_dtype
 
 
-@dataclass
+@dataclass(repr=False)
 class Block:
     """One layer of a sampled subgraph: edges from ``num_src`` sources into ``num_dst``
     destinations, the destinations being the first ``num_dst`` sources.
@@ -42,6 +42,10 @@ class Block:
     @property
     def num_edges(self) -> int:
         return self.col.numel()
+
+    def __repr__(self) -> str:
+        return (f"Block(num_src={self.num_src}, num_dst={self.num_dst}, num_edges={self.num_edges}, "
+                f"device={self.device})")
 
     @property
     def device(self) -> torch.device:
@@ -99,7 +103,7 @@ class Block:
         return y.to(x.dtype)
 
 
-@dataclass
+@dataclass(repr=False)
 class SampledSubgraph:
     """The k-hop sample around a set of seed nodes.
 
@@ -122,6 +126,9 @@ class SampledSubgraph:
     def num_edges(self) -> int:
         """Sampled edges over all blocks."""
         return sum(b.num_edges for b in self.blocks)
+
+    def __repr__(self) -> str:
+        return f"SampledSubgraph(num_nodes={self.n_id.numel()}, num_seeds={self.num_seeds}, blocks={self.blocks})"
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SampledSubgraph:
         return SampledSubgraph(self.n_id.to(device, non_blocking=non_blocking),
