@@ -16,7 +16,13 @@ from scalevgae.graph import Graph
 from scalevgae.ops import dispatch
 from scalevgae.ops.validate import check_index_range, check_index_tensor
 
-if _ext.loaded():
+
+def _has_op(name: str) -> bool:
+    """The compiled extension is loaded and has `name` (a stale build may not)."""
+    return _ext.loaded() and hasattr(torch.ops.scalevgae, name)
+
+
+if _has_op("csr_has_pairs"):
     torch.library.register_fake("scalevgae::csr_has_pairs")(
         lambda rowptr, col, src, dst: src.new_empty(src.shape, dtype=torch.bool))
 
@@ -47,7 +53,7 @@ def has_pairs_reference(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor) -
 
 def _has_pairs(graph: Graph, src: Tensor, dst: Tensor, backend: Optional[str] = None) -> Tensor:
     name = dispatch.resolve("has_pairs", graph.device, backend, supported=("reference", "cpu", "cuda"))
-    if name == "reference":
+    if name == "reference" or not _has_op("csr_has_pairs"):
         return has_pairs_reference(graph.rowptr, graph.col, src, dst)
     return torch.ops.scalevgae.csr_has_pairs(graph.rowptr, graph.col, src.long(), dst.long())
 

@@ -14,11 +14,11 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from scalevgae import _ext
 from scalevgae.graph import Graph
 from scalevgae.ops import dispatch, reference
 from scalevgae.ops.validate import check_index_range, check_index_tensor
 from scalevgae.sampling.block import Block, SampledSubgraph
+from scalevgae.sampling.membership import _has_op
 
 _SUPPORTED = ("reference", "cpu", "cuda")
 
@@ -37,8 +37,9 @@ def _fake_neighbor_sample(rowptr, col, seeds, fanouts, replace, seed):
     return n_id, hop_ptr, rowptrs, cols
 
 
-if _ext.loaded():
+if _has_op("sample_adj"):
     torch.library.register_fake("scalevgae::sample_adj")(_fake_sample_adj)
+if _has_op("neighbor_sample"):
     torch.library.register_fake("scalevgae::neighbor_sample")(_fake_neighbor_sample)
 
 
@@ -133,6 +134,9 @@ def sample_neighbors(
     seeds = _check_seeds(graph, seeds)
     seed = draw_seed(generator)
     name = dispatch.resolve("sample_neighbors", graph.device, backend, supported=_SUPPORTED)
+    if name in ("cpu", "cuda") and not _has_op("neighbor_sample"):
+        raise RuntimeError("the compiled extension predates the sampling ops; rebuild it "
+                           "(python setup.py build_ext --inplace)")
     if name == "cpu":
         n_id, hop_t, rowptrs, cols = torch.ops.scalevgae.neighbor_sample(
             graph.rowptr, graph.col, seeds, fanouts, replace, seed)
