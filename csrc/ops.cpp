@@ -30,6 +30,23 @@ TORCH_LIBRARY(scalevgae, m) {
   // CPU kernel always is).
   m.def("edge_grad(Tensor coef, Tensor z, Tensor src, Tensor dst, bool deterministic) -> Tensor");
   // ---- sampling (scalevgae/sampling) ----
+  // Counter-based per-row sampling (csrc/sample_math.h): row i of the result samples node
+  // nodes[i] with the RNG stream (seed, hop, nodes[i]); fanout -1 takes every neighbor.
+  // rowptr [N+1], col [nnz] (int32/int64), nodes [n] int64 ->
+  // (out_rowptr [n+1] int64, out_col [k] int64 GLOBAL neighbor ids, sorted per row w/o replace).
+  m.def(
+      "sample_adj(Tensor rowptr, Tensor col, Tensor nodes, int fanout, bool replace, int seed, "
+      "int hop) -> (Tensor, Tensor)");
+  // The whole k-hop sample (hop h uses fanouts[h] and samples every node reached so far):
+  // seeds [B] int64 (distinct) -> (n_id [M] int64 seeds first then new nodes of each hop in
+  // ascending id, hop_ptr [H+1] int64: nodes reached up to hop h (hop_ptr[0] = B), rowptrs[h]
+  // [hop_ptr[h]+1] over the destinations n_id[:hop_ptr[h]], cols[h] LOCAL ids < hop_ptr[h+1]).
+  m.def(
+      "neighbor_sample(Tensor rowptr, Tensor col, Tensor seeds, int[] fanouts, bool replace, "
+      "int seed) -> (Tensor, Tensor, Tensor[], Tensor[])");
+  // Membership of pairs in a CSR with sorted rows: out[k] = (src[k], dst[k]) is a stored entry.
+  // rowptr [N+1], col [nnz] (int32/int64), src/dst [K] int64 (values checked in Python) -> [K] bool.
+  m.def("csr_has_pairs(Tensor rowptr, Tensor col, Tensor src, Tensor dst) -> Tensor");
 }
 
 static bool with_cuda() {

@@ -15,12 +15,15 @@ from scalevgae.data.io import (
     save_node_ids,
     write_topk_csv,
 )
+from scalevgae.data.loader import LinkBatch, LinkLoader
 from scalevgae.data.split import LinkSplit, split_edges
 from scalevgae.data.synthetic import planted_partition
 
 __all__ = [
     "EdgeListError",
     "GraphData",
+    "LinkBatch",
+    "LinkLoader",
     "LinkSplit",
     "from_pyg",
     "from_scipy",

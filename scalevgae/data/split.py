@@ -17,8 +17,9 @@ class LinkSplit:
 
     Attributes:
         train_graph: the graph of the training edges only (both directions if undirected).
-        train_pos: ``[2, E_train]`` training edges, one direction each (i < j if undirected).
-        val_pos/val_neg, test_pos/test_neg: ``[2, k]`` held-out edges and as many sampled pairs
+        train_pos: ``[2, E_train]`` training edges, one direction each (i < j if undirected), in
+            CSR order (the loader shuffles them).
+        val_pos/val_neg, test_pos/test_neg: ``[2, k]`` held-out edges (random order) and as many sampled pairs
             that are not edges of the full graph (no self pairs; the negatives of the two sets
             are disjoint as unordered pairs).
     """
@@ -31,45 +32,99 @@ class LinkSplit:
     test_neg: Tensor
 
 
-def _unique_pairs(graph: Graph) -> Tensor:
-    ei = graph.edge_index()
-    if graph.is_symmetric:
-        ei = ei[:, ei[0] < ei[1]]
-    return ei
+_MASK31 = (1 << 31) - 1
+
+
+def _signed(c: int) -> int:
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+def _fmix64(x: Tensor) -> Tensor:
+    """MurmurHash3's 64-bit finalizer on an int64 tensor, IN PLACE (wrapping multiplies, logical
+    shifts; in place because fresh E-sized buffers cost more than the arithmetic): a bijection,
+    so distinct keys get distinct hashes."""
+    t = torch.empty_like(x)
+
+    def xorshift33() -> None:
+        torch.bitwise_right_shift(x, 33, out=t)
+        x.bitwise_xor_(t.bitwise_and_(_MASK31))
+
+    xorshift33()
+    x.mul_(_signed(0xFF51AFD7ED558CCD))
+    xorshift33()
+    x.mul_(_signed(0xC4CEB9FE1A85EC53))
+    xorshift33()
+    return x
+
+
+def _seed_key(seed: int) -> int:
+    x = torch.tensor([seed & ((1 << 62) - 1)], dtype=torch.long)
+    return int(_fmix64(_fmix64(x).add_(0x2545F4914F6CDD1D)))
 
 
 def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int = 0) -> LinkSplit:
     """Split the edges of ``graph`` into train/val/test (Kipf's 85/5/10 by default).
 
-    Undirected graphs are split by unordered edge; O(E) memory. Seeded and reproducible.
+    Undirected (symmetric) graphs are split by unordered edge, directed ones by directed edge:
+    ``int(m * val)`` and ``int(m * test)`` of the ``m`` edges are held out. Each edge gets a
+    seeded 64-bit hash of its (unordered) endpoint pair; the ``n_val`` smallest hashes go to
+    validation, the next ``n_test`` to test. Both directions of an edge share the hash, so the
+    training graph is the input CSR with a mask applied: no sort, O(E) time and memory, on the
+    graph's device. Reproducible for a seed.
     """
     if not (0 <= val and 0 <= test and val + test < 1):
         raise ValueError(f"need 0 <= val, 0 <= test and val + test < 1, got val={val}, test={test}")
-    gen = torch.Generator().manual_seed(seed)
-    pairs = _unique_pairs(graph.to("cpu"))
-    m = pairs.size(1)
-    n_val, n_test = int(m * val), int(m * test)
-    perm = torch.randperm(m, generator=gen)
-    pairs = pairs[:, perm]
-    val_pos, test_pos = pairs[:, :n_val], pairs[:, n_val : n_val + n_test]
-    train_pos = pairs[:, n_val + n_test :]
+    n = graph.num_nodes
+    dev = graph.device
+    row = torch.repeat_interleave(torch.arange(n, device=dev), graph.degree(), output_size=graph.num_edges)
+    col = graph.col
     undirected = graph.is_symmetric
-    train_graph = Graph.from_edge_index(train_pos, graph.num_nodes, undirected=undirected)
-    neg = _distinct_negatives(graph.to("cpu"), n_val + n_test, gen, undirected)
+    if undirected:
+        h = torch.minimum(row, col).mul_(n).add_(torch.maximum(row, col))
+    else:
+        h = row * n + col
+    h = _fmix64(h.bitwise_xor_(_seed_key(seed)))
+    unit = row < col if undirected else torch.ones_like(row, dtype=torch.bool)
+    hu = h[unit]
+    m = hu.numel()
+    n_val, n_test = int(m * val), int(m * test)
+    part = torch.zeros_like(row, dtype=torch.int8)  # 0 train, 1 val, 2 test
+    if n_val + n_test > 0:
+        t2 = hu.kthvalue(n_val + n_test).values
+        part[h <= t2] = 2
+        if n_val > 0:
+            part[h <= hu.kthvalue(n_val).values] = 1
+    del hu, h
+    train = part == 0
+    csum = torch.zeros(graph.num_edges + 1, dtype=torch.long, device=dev)
+    torch.cumsum(train, 0, out=csum[1:])
+    train_graph = Graph(csum[graph.rowptr], col[train], n, validate=False)
+    train_graph._symmetric = undirected
+    gen = torch.Generator().manual_seed(seed)
+
+    def pairs(mask: Tensor) -> Tensor:
+        return torch.stack([row[mask], col[mask]])
+
+    neg = _distinct_negatives(graph, n_val + n_test, gen, undirected)
+
+    def held_out(p: int) -> Tensor:  # in random order, not CSR order (prefixes are unbiased)
+        e = pairs(unit & (part == p))
+        return e[:, torch.randperm(e.size(1), generator=gen).to(dev)]
+
     return LinkSplit(
-        train_graph=train_graph.to(graph.device),
-        train_pos=train_pos.to(graph.device),
-        val_pos=val_pos.to(graph.device),
-        val_neg=neg[:, :n_val].to(graph.device),
-        test_pos=test_pos.to(graph.device),
-        test_neg=neg[:, n_val:].to(graph.device),
+        train_graph=train_graph,
+        train_pos=pairs(unit & train),
+        val_pos=held_out(1),
+        val_neg=neg[:, :n_val],
+        test_pos=held_out(2),
+        test_neg=neg[:, n_val:],
     )
 
 
 def _distinct_negatives(graph: Graph, num: int, gen: torch.Generator, undirected: bool) -> Tensor:
     """``num`` non-edge pairs, distinct as (unordered, if undirected) pairs."""
     n = graph.num_nodes
-    have = torch.empty(2, 0, dtype=torch.long)
+    have = torch.empty(2, 0, dtype=torch.long, device=graph.device)
     while have.size(1) < num:
         cand = torch.cat([have, negative_pairs(graph, num - have.size(1) + 16, generator=gen)], 1)
         a, b = (cand.min(0).values, cand.max(0).values) if undirected else (cand[0], cand[1])
@@ -81,6 +136,6 @@ def _distinct_negatives(graph: Graph, num: int, gen: torch.Generator, undirected
 def _first_occurrence(key: Tensor) -> tuple[Tensor, Tensor]:
     """Unique keys and the index of each key's first occurrence, in order of first occurrence."""
     uniq, inv = torch.unique(key, return_inverse=True)
-    first = torch.full((uniq.numel(),), key.numel(), dtype=torch.long)
-    first.scatter_reduce_(0, inv, torch.arange(key.numel()), reduce="amin")
+    first = torch.full((uniq.numel(),), key.numel(), dtype=torch.long, device=key.device)
+    first.scatter_reduce_(0, inv, torch.arange(key.numel(), device=key.device), reduce="amin")
     return uniq, first.sort().values

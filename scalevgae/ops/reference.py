@@ -107,3 +107,102 @@ def all_pairs_bce_loss_dense(
     if n == 0:
         return zs.sum() * 0
     return torch.nn.functional.binary_cross_entropy_with_logits(zs @ zs.T, y, pos_weight=pw)
+# ---- neighbor sampling (mirrors csrc/sample_math.h bit for bit) ----
+_M32 = 0xFFFFFFFF
+
+
+def _mul32(x: Tensor, c: int) -> Tensor:
+    """(x * c) mod 2^32 for int64 tensors holding uint32 values, without int64 overflow."""
+    lo = x * (c & 0xFFFF)
+    hi = ((x * (c >> 16)) & 0xFFFF) << 16
+    return (lo + hi) & _M32
+
+
+def mix32(x: Tensor) -> Tensor:
+    """lowbias32 on int64 tensors holding uint32 values."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def sample_stream_key(seed: int, hop: int, node: Tensor) -> Tensor:
+    """The 32-bit RNG stream key of every (seed, hop, node): [n] int64 in [0, 2^32)."""
+    h = mix32(torch.full_like(node, (seed & _M32) ^ 0x9E3779B9))
+    h = mix32(h ^ ((seed >> 32) & _M32))
+    h = mix32(h ^ (hop & _M32))
+    h = mix32(h ^ (node & _M32))
+    return mix32(h ^ ((node >> 32) & _M32))
+
+
+def sample_draw(key: Tensor, t: Tensor) -> Tensor:
+    """Draw t of stream `key` (elementwise): uint32 values in int64."""
+    return mix32(key ^ mix32(((t & _M32) + 0x6A09E667) & _M32))
+
+
+SAMPLE_FLOYD_MAX_K = 32  # csrc/sample_math.h kFloydMaxK
+
+
+def _floyd_rows(key: Tensor, deg: Tensor, k: int) -> Tensor:
+    """Floyd's k-subset of [0, deg) per row (deg > k), vectorized over rows: [r, k] sorted."""
+    picked = torch.empty(deg.numel(), 0, dtype=torch.long, device=deg.device)
+    for s in range(k):
+        j = deg - k + s
+        t = (sample_draw(key, j) * (j + 1)) >> 32
+        seen = (picked == t[:, None]).any(1)
+        picked = torch.cat([picked, torch.where(seen, j, t)[:, None]], 1)
+    return picked.sort(1).values
+
+
+def _rank_rows(key: Tensor, deg: Tensor, k: int) -> Tensor:
+    """The k offsets of smallest (draw(key, e), e) per row (deg > k): [r, k] sorted."""
+    r = deg.numel()
+    dev = deg.device
+    rows = torch.repeat_interleave(torch.arange(r, device=dev), deg)
+    in_ptr = torch.zeros(r + 1, dtype=torch.long, device=dev)
+    torch.cumsum(deg, 0, out=in_ptr[1:])
+    e = torch.arange(rows.numel(), device=dev) - in_ptr[rows]
+    order = torch.sort(rows * (1 << 32) + sample_draw(key[rows], e), stable=True).indices  # (row, rank, e)
+    pos = torch.arange(rows.numel(), device=dev) - in_ptr[rows[order]]
+    return e[order[pos < k]].view(r, k).sort(1).values
+
+
+def sample_adj(
+    rowptr: Tensor, col: Tensor, nodes: Tensor, fanout: int, replace: bool, seed: int, hop: int
+) -> tuple[Tensor, Tensor]:
+    """Sample the rows `nodes` of the CSR (rowptr, col): the same rule as the kernels
+    (csrc/sample_math.h), so the result is identical.
+
+    Row i (node v = nodes[i], degree d, stream key of (seed, hop, v)): fanout -1 or d <= fanout
+    without replacement: every neighbor; without replacement and d > fanout = k: a uniform
+    k-subset (Floyd's algorithm for k <= 32, else the k smallest ranks), in CSR order; with
+    replacement: offsets (draw(key, t) * d) >> 32 for t < fanout.
+    Returns (out_rowptr [n+1] int64, out_col [total] int64 global neighbor ids).
+    """
+    nodes = nodes.long()
+    rp = rowptr.long()
+    dev = nodes.device
+    n = nodes.numel()
+    start = rp[nodes]
+    deg = rp[nodes + 1] - start
+    if fanout < 0:
+        cnt = deg
+    elif replace:
+        cnt = torch.where(deg > 0, torch.full_like(deg, fanout), torch.zeros_like(deg))
+    else:
+        cnt = deg.clamp(max=fanout)
+    out_rowptr = torch.zeros(n + 1, dtype=torch.long, device=dev)
+    torch.cumsum(cnt, 0, out=out_rowptr[1:])
+    key = sample_stream_key(seed, hop, nodes)
+    rows = torch.repeat_interleave(torch.arange(n, device=dev), cnt)
+    off = torch.arange(rows.numel(), device=dev) - out_rowptr[rows]  # rows that keep everything
+    if fanout >= 0 and replace:
+        off = (sample_draw(key[rows], off) * deg[rows]) >> 32
+    elif fanout > 0:
+        part = (deg > fanout).nonzero().flatten()
+        if part.numel():
+            pick = _floyd_rows if fanout <= SAMPLE_FLOYD_MAX_K else _rank_rows
+            where = out_rowptr[part][:, None] + torch.arange(fanout, device=dev)
+            off[where.flatten()] = pick(key[part], deg[part], fanout).flatten()
+    return out_rowptr, col[start[rows] + off].long()

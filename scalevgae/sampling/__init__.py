@@ -1,5 +1,8 @@
 """Sampling: negative pairs and k-hop neighbor sampling into bipartite blocks."""
 
+from scalevgae.sampling.block import Block, SampledSubgraph
+from scalevgae.sampling.membership import has_pairs
 from scalevgae.sampling.negative import negative_pairs
+from scalevgae.sampling.neighbor import sample_neighbors
 
-__all__ = ["negative_pairs"]
+__all__ = ["Block", "SampledSubgraph", "has_pairs", "negative_pairs", "sample_neighbors"]

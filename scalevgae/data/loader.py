@@ -1,0 +1,386 @@
+"""LinkLoader: minibatches of positive + sampled negative pairs with their sampled blocks."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import threading
+from dataclasses import dataclass, fields
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scalevgae.graph import Graph
+from scalevgae.ops.validate import check_index_range, check_index_tensor
+from scalevgae.sampling.block import Block
+from scalevgae.sampling.negative import negative_pairs
+from scalevgae.sampling.neighbor import sample_neighbors
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(*values: int) -> int:
+    """splitmix64-style hash of a tuple of ints to a 63-bit seed."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = (h ^ (v & _M64)) & _M64
+        h = (h * 0xBF58476D1CE4E5B9) & _M64
+        h ^= h >> 31
+        h = (h * 0x94D049BB133111EB) & _M64
+        h ^= h >> 29
+    return h >> 1
+
+
+@dataclass(repr=False)
+class LinkBatch:
+    """One minibatch of scored pairs and the sampled computation graph of their endpoints.
+
+    Attributes:
+        n_id: ``[M]`` int64 global ids of the input nodes; the first ``num_seeds`` are the
+            distinct endpoints of the batch's pairs (the seeds).
+        blocks: one :class:`~scalevgae.sampling.Block` per layer, input layer first.
+        x: ``[M, F]`` features of ``n_id`` (None if the loader has no features).
+        src, dst: ``[P]`` int64 local indices into the seeds (``< num_seeds``) of the scored pairs.
+        label: ``[P]`` float32, 1 for the ``num_pos`` positives (first), 0 for the negatives.
+        num_pos: number of positive pairs.
+    """
+
+    n_id: Tensor
+    blocks: list[Block]
+    x: Optional[Tensor]
+    src: Tensor
+    dst: Tensor
+    label: Tensor
+    num_pos: int
+
+    @property
+    def num_seeds(self) -> int:
+        return self.blocks[-1].num_dst if self.blocks else self.n_id.numel()
+
+    def __repr__(self) -> str:
+        xs = None if self.x is None else tuple(self.x.shape)
+        return (f"LinkBatch(num_pairs={self.label.numel()}, num_pos={self.num_pos}, num_seeds={self.num_seeds}, "
+                f"num_nodes={self.n_id.numel()}, x={xs}, blocks={self.blocks})")
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> LinkBatch:
+        def mv(t: Optional[Tensor]) -> Optional[Tensor]:
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
+        return LinkBatch(mv(self.n_id), [b.to(device, non_blocking) for b in self.blocks], mv(self.x),
+                         mv(self.src), mv(self.dst), mv(self.label), self.num_pos)
+
+    def tensors(self) -> list[Tensor]:
+        out = [t for t in (self.n_id, self.x, self.src, self.dst, self.label) if t is not None]
+        for b in self.blocks:
+            out += [getattr(b, f.name) for f in fields(b) if isinstance(getattr(b, f.name), Tensor)]
+        return out
+
+
+def _limit_intra_op_threads(n: int) -> None:
+    """Give the CALLING thread ``n`` OpenMP threads for torch's (and our kernels') intra-op work,
+    leaving every other thread alone (``torch.set_num_threads`` is process-wide). A loader
+    thread that spreads each small op over all cores stalls in OpenMP barriers whenever the
+    training thread holds them; its parallelism comes from overlapping instead."""
+    torch.get_num_threads()  # per-thread lazy init first, so it cannot undo the setting below
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1"))
+        lib.omp_set_num_threads(ctypes.c_int(n))
+    except (OSError, AttributeError):  # another OpenMP runtime: leave the default
+        pass
+
+
+def _gather_rows(x: Any, n_id: Tensor) -> Optional[Tensor]:
+    """x[n_id] for a torch tensor or a numpy array/memmap (reading only the needed rows)."""
+    if x is None:
+        return None
+    if isinstance(x, Tensor):
+        return x.index_select(0, n_id.to(x.device))
+    idx = n_id.cpu().numpy()
+    order = np.argsort(idx, kind="stable")  # ascending reads: sequential-ish on a memmap
+    rows = np.empty((idx.size,) + tuple(x.shape[1:]), dtype=x.dtype)
+    rows[order] = x[idx[order]]
+    return torch.from_numpy(rows)
+
+
+def _drop_pairs(block: Block, src: Tensor, dst: Tensor, num_seeds: int) -> Block:
+    """The block without its edges between the seed pairs ``(src[k], dst[k])`` (local seed ids,
+    either direction).
+
+    Scales stay: dropping edges from a uniform sample keeps ``d_i / k_i`` an unbiased
+    reweighting of the remaining neighbors (the normalization keeps the graph's degrees)."""
+    if block.num_edges == 0 or src.numel() == 0:
+        return block
+    rows = torch.repeat_interleave(torch.arange(block.num_dst, device=block.col.device), block.rowptr.diff(),
+                                   output_size=block.num_edges)
+    # Only edges between two seeds can be batch edges: test just those.
+    cand = ((rows < num_seeds) & (block.col < num_seeds)).nonzero().flatten()
+    key = rows[cand] * num_seeds + block.col[cand]
+    hit = torch.isin(key, torch.cat([src * num_seeds + dst, dst * num_seeds + src]))
+    if not bool(hit.any()):
+        return block
+    keep = torch.ones(block.num_edges, dtype=torch.bool, device=block.col.device)
+    keep[cand[hit]] = False
+    rowptr = torch.zeros_like(block.rowptr)
+    torch.cumsum(torch.bincount(rows[keep], minlength=block.num_dst), 0, out=rowptr[1:])
+    return Block(rowptr, block.col[keep], block.num_src, block.num_dst, block.src_scale, block.dst_scale,
+                 block.self_scale)
+
+
+class LinkLoader:
+    """Minibatches for link prediction: every positive pair exactly once per epoch, plus
+    ``neg_ratio`` sampled non-edges per positive, the sampled blocks of all their endpoints and
+    the features of the input nodes.
+
+    Args:
+        graph: the message-passing graph (usually the training graph).
+        x: ``[num_nodes, F]`` features (torch tensor, numpy array or memmap; None: no features).
+        pos_pairs: ``[2, P]`` positive pairs (usually each training edge once).
+        batch_size: positive pairs per batch (the last batch may be smaller).
+        fanouts: neighbor fanouts, first hop first (see ``sample_neighbors``).
+        neg_ratio: negatives per positive, drawn by ``negative_pairs`` (``neg_method``), never an
+            edge of ``graph`` nor of any graph in ``exclude`` (pass the full graph so no held-out
+            edge is trained as a non-edge), never a self pair.
+        shuffle: a new order of the positives every epoch.
+        exclude_batch_edges: drop the batch's positive edges (both directions) from its blocks
+            (no label leakage). The rows keep their ``d_i / k_i`` weights, which stay an unbiased
+            estimate over the remaining neighbors; the normalization keeps the graph's degrees.
+        device: where batches go (default: the graph's device). Sampling runs on the graph's
+            device; a CUDA device gets batches prepared on a side stream.
+        generator: seeds the loader once (None: the global RNG). Batch ``b`` of epoch ``e`` is a
+            function of (that seed, e, b) only: the same for any ``num_workers``, and resumable
+            through :meth:`state_dict` / :meth:`load_state_dict`.
+        num_workers: background threads preparing the next batches while the current one is
+            used (0: prepare in the calling thread). At most ``prefetch`` batches wait.
+        worker_threads: intra-op (OpenMP) threads of each background thread (None: torch's
+            default). 1 keeps a sampling thread from fighting the training thread for cores.
+
+    Iterating starts a new epoch, unless :meth:`load_state_dict` was just called, in which case
+    it resumes the saved epoch at the saved batch. One iterator at a time.
+
+    Example::
+
+        split = split_edges(data.graph)
+        loader = LinkLoader(split.train_graph, data.x, split.train_pos, batch_size=1024,
+                            fanouts=[10, 5], exclude=[data.graph])
+        for batch in loader:
+            h = batch.x                                   # [len(n_id), F]
+            for block, lin, act in zip(batch.blocks, (lin1, lin2), ("relu", None)):
+                h = block.propagate(lin(h), activation=act)
+            # h: [num_seeds, F'] embeddings of the seeds; score batch.src/batch.dst vs batch.label
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        x: Any,
+        pos_pairs: Tensor,
+        *,
+        batch_size: int,
+        fanouts: Sequence[int],
+        neg_ratio: int = 1,
+        neg_method: str = "uniform",
+        shuffle: bool = True,
+        exclude_batch_edges: bool = False,
+        exclude: Optional[Sequence[Graph]] = None,
+        replace: bool = False,
+        device: Optional[torch.device | str] = None,
+        generator: Optional[torch.Generator] = None,
+        num_workers: int = 1,
+        prefetch: int = 2,
+        worker_threads: Optional[int] = 1,
+        backend: Optional[str] = None,
+    ):
+        if not isinstance(graph, Graph):
+            raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
+        check_index_tensor(pos_pairs.reshape(-1) if isinstance(pos_pairs, Tensor) else pos_pairs, "pos_pairs")
+        if pos_pairs.dim() != 2 or pos_pairs.size(0) != 2:
+            raise ValueError(f"pos_pairs must have shape [2, P], got {tuple(pos_pairs.shape)}")
+        check_index_range(pos_pairs.reshape(-1), graph.num_nodes, "pos_pairs")
+        if x is not None and (len(x.shape) != 2 or x.shape[0] != graph.num_nodes):
+            raise ValueError(f"x must have shape [{graph.num_nodes}, F], got {tuple(x.shape)}")
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(neg_ratio, int) or neg_ratio < 0:
+            raise ValueError(f"neg_ratio must be a non-negative int, got {neg_ratio!r}")
+        if num_workers < 0 or prefetch < 1:
+            raise ValueError(f"need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}")
+        for g in exclude or []:
+            if g.num_nodes != graph.num_nodes:
+                raise ValueError(f"exclude graphs must have {graph.num_nodes} nodes, got {g.num_nodes}")
+        self.graph = graph
+        self.x = x
+        self.pos_pairs = pos_pairs.long().to(graph.device)
+        self.batch_size = batch_size
+        self.fanouts = list(fanouts)
+        self.neg_ratio = neg_ratio
+        self.neg_method = neg_method
+        self.shuffle = shuffle
+        self.exclude_batch_edges = exclude_batch_edges
+        self.exclude = [g.to(graph.device) for g in exclude or []]
+        self.replace = replace
+        self.device = torch.device(device) if device is not None else graph.device
+        self.num_workers = num_workers
+        self.prefetch = prefetch
+        self.worker_threads = worker_threads
+        self.backend = backend
+        dev = generator.device if generator is not None else torch.device("cpu")
+        self._seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=dev).item())
+        self._epoch = 0
+        self._pos = 0
+        self._started = False
+        self._resume = False
+        self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+
+    def __len__(self) -> int:
+        return (self.pos_pairs.size(1) + self.batch_size - 1) // self.batch_size
+
+    # ---- position / checkpointing ----
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def state_dict(self) -> dict:
+        """The position: epoch, batches already yielded in it, and the loader's seed."""
+        return {"epoch": self._epoch, "batch": self._pos, "seed": self._seed, "num_batches": len(self)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume at a saved position: the next iteration yields the remaining batches of the
+        saved epoch, identical to those the saved run would have produced."""
+        if state.get("num_batches", len(self)) != len(self):
+            raise ValueError(f"state is for {state['num_batches']} batches per epoch, this loader has {len(self)}")
+        self._seed, self._epoch, self._pos = int(state["seed"]), int(state["epoch"]), int(state["batch"])
+        if self._pos >= len(self):
+            self._epoch, self._pos = self._epoch + 1, 0
+        self._started = self._resume = True
+
+    def _begin(self) -> tuple[int, int]:
+        if self._resume:
+            self._resume = False
+            return self._epoch, self._pos
+        if self._started:
+            self._epoch += 1
+        self._started, self._pos = True, 0
+        return self._epoch, 0
+
+    # ---- batches ----
+    def _order(self, epoch: int) -> Tensor:
+        p = self.pos_pairs.size(1)
+        if not self.shuffle:
+            return torch.arange(p)
+        return torch.randperm(p, generator=torch.Generator().manual_seed(_mix64(self._seed, epoch, -1)))
+
+    def _batch_generator(self, epoch: int, b: int) -> torch.Generator:
+        g = torch.Generator(device=self.graph.device)
+        return g.manual_seed(_mix64(self._seed, epoch, b))
+
+    def make_batch(self, epoch: int, b: int, order: Optional[Tensor] = None) -> LinkBatch:
+        """Batch ``b`` of epoch ``epoch`` (deterministic), on the graph's device."""
+        order = self._order(epoch) if order is None else order
+        idx = order[b * self.batch_size : (b + 1) * self.batch_size].to(self.graph.device)
+        pos = self.pos_pairs[:, idx]
+        gen = self._batch_generator(epoch, b)
+        num_pos = pos.size(1)
+        if self.neg_ratio > 0:
+            neg = negative_pairs(self.graph, num_pos * self.neg_ratio, method=self.neg_method,
+                                 exclude=self.exclude, generator=gen)
+            pairs = torch.cat([pos, neg], 1)
+        else:
+            pairs = pos
+        seeds, inv = torch.unique(pairs.reshape(-1), return_inverse=True)
+        m = pairs.size(1)
+        sub = sample_neighbors(self.graph, seeds, self.fanouts, replace=self.replace, generator=gen,
+                               backend=self.backend)
+        blocks = sub.blocks
+        if self.exclude_batch_edges:
+            s_loc, d_loc = inv[:num_pos], inv[m : m + num_pos]
+            blocks = [_drop_pairs(bl, s_loc, d_loc, seeds.numel()) for bl in blocks]
+        label = torch.zeros(m, dtype=torch.float32, device=pairs.device)
+        label[:num_pos] = 1
+        return LinkBatch(sub.n_id, blocks, _gather_rows(self.x, sub.n_id), inv[:m], inv[m:], label, num_pos)
+
+    def _produce(self, epoch: int, b: int, order: Tensor) -> tuple[LinkBatch, Any]:
+        if self._stream is None:
+            return self.make_batch(epoch, b, order).to(self.device), None
+        with torch.cuda.stream(self._stream):
+            batch = self.make_batch(epoch, b, order).to(self.device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(self._stream)
+        return batch, event
+
+    def _consume(self, item: tuple[LinkBatch, Any]) -> LinkBatch:
+        batch, event = item
+        if event is not None:
+            cur = torch.cuda.current_stream(self.device)
+            cur.wait_event(event)
+            for t in batch.tensors():  # memory made on the side stream, used on this one
+                if t.is_cuda:
+                    t.record_stream(cur)
+        return batch
+
+    def __iter__(self) -> Iterator[LinkBatch]:
+        epoch, start = self._begin()
+        order = self._order(epoch)
+        n = len(self)
+        if self.num_workers == 0:
+            for b in range(start, n):
+                item = self._produce(epoch, b, order)
+                self._pos = b + 1
+                yield self._consume(item)
+            return
+        yield from self._threaded(epoch, start, n, order)
+
+    def _threaded(self, epoch: int, start: int, n: int, order: Tensor) -> Iterator[LinkBatch]:
+        w_count = min(self.num_workers, max(1, n - start))
+        stop = threading.Event()
+        queues = [queue.Queue(maxsize=max(1, self.prefetch // w_count)) for _ in range(w_count)]
+
+        def put(q: queue.Queue, item: tuple) -> None:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return
+                except queue.Full:
+                    continue
+
+        def work(w: int) -> None:
+            try:
+                if self.worker_threads is not None:
+                    _limit_intra_op_threads(self.worker_threads)
+                for b in range(start + w, n, w_count):
+                    if stop.is_set():
+                        return
+                    put(queues[w], ("ok", self._produce(epoch, b, order)))
+            except BaseException as e:  # handed to the consumer, re-raised there
+                put(queues[w], ("error", e))
+
+        threads = [threading.Thread(target=work, args=(w,), daemon=True, name=f"LinkLoader-{w}")
+                   for w in range(w_count)]
+        for t in threads:
+            t.start()
+        try:
+            for b in range(start, n):
+                w = (b - start) % w_count
+                while True:
+                    try:
+                        kind, val = queues[w].get(timeout=0.5)
+                        break
+                    except queue.Empty:
+                        if not threads[w].is_alive() and queues[w].empty():
+                            raise RuntimeError("LinkLoader worker thread ended unexpectedly") from None
+                if kind == "error":
+                    raise val
+                self._pos = b + 1
+                yield self._consume(val)
+        finally:
+            stop.set()
+            for q in queues:
+                while True:
+                    try:
+                        q.get_nowait()
+                    except queue.Empty:
+                        break
+            for t in threads:
+                t.join()

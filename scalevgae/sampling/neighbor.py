@@ -1,0 +1,162 @@
+"""k-hop neighbor sampling into bipartite GCN blocks.
+
+Kernels: ``torch.ops.scalevgae.neighbor_sample`` (the whole sample on CPU; relabel through a
+per-thread dense array, or a hash map on graphs over 2^25 nodes)
+and ``torch.ops.scalevgae.sample_adj`` (one hop of per-row sampling, CPU and CUDA; the CUDA
+backend relabels with sort-based torch ops). The reference (``reference.sample_adj`` + the same
+torch relabel) draws the very same random numbers, so all backends return identical samples.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from scalevgae.graph import Graph
+from scalevgae.ops import dispatch, reference
+from scalevgae.ops.validate import check_index_range, check_index_tensor
+from scalevgae.sampling.block import Block, SampledSubgraph
+from scalevgae.sampling.membership import _has_op
+
+_SUPPORTED = ("reference", "cpu", "cuda")
+
+
+def _fake_sample_adj(rowptr, col, nodes, fanout, replace, seed, hop):
+    ctx = torch.library.get_ctx()
+    return nodes.new_empty(nodes.size(0) + 1), nodes.new_empty(ctx.new_dynamic_size())
+
+
+def _fake_neighbor_sample(rowptr, col, seeds, fanouts, replace, seed):
+    ctx = torch.library.get_ctx()
+    n_id = seeds.new_empty(ctx.new_dynamic_size())
+    hop_ptr = seeds.new_empty(len(fanouts) + 1)
+    rowptrs = [seeds.new_empty(ctx.new_dynamic_size()) for _ in fanouts]
+    cols = [seeds.new_empty(ctx.new_dynamic_size()) for _ in fanouts]
+    return n_id, hop_ptr, rowptrs, cols
+
+
+if _has_op("sample_adj"):
+    torch.library.register_fake("scalevgae::sample_adj")(_fake_sample_adj)
+if _has_op("neighbor_sample"):
+    torch.library.register_fake("scalevgae::neighbor_sample")(_fake_neighbor_sample)
+
+
+def draw_seed(generator: Optional[torch.Generator] = None) -> int:
+    """A 63-bit sample seed from `generator` (the global RNG if None)."""
+    dev = generator.device if generator is not None else torch.device("cpu")
+    return int(torch.randint(0, 2**63 - 1, (1,), generator=generator, device=dev).item())
+
+
+def _relabel_hops(
+    rowptr: Tensor, col: Tensor, seeds: Tensor, fanouts: Sequence[int], replace: bool, seed: int,
+    adj: Callable[..., tuple[Tensor, Tensor]],
+) -> tuple[Tensor, list[int], list[Tensor], list[Tensor]]:
+    """Hop by hop: sample every node reached so far, append the new nodes (ascending id) and
+    map the sampled global ids to local ones with sorts and binary searches (device-agnostic)."""
+    n_id = seeds
+    hop_ptr = [seeds.numel()]
+    rowptrs, cols = [], []
+    for h, f in enumerate(fanouts):
+        n_dst = n_id.numel()
+        rp, g = adj(rowptr, col, n_id, int(f), replace, seed, h)
+        if n_dst == 0 or g.numel() == 0:
+            local = g.new_empty(0)
+        else:
+            uniq = torch.unique(g)
+            sorted_nid = torch.sort(n_id).values
+            pos = torch.searchsorted(sorted_nid, uniq).clamp_(max=n_dst - 1)
+            n_id = torch.cat([n_id, uniq[sorted_nid[pos] != uniq]])
+            sorted_all, perm = torch.sort(n_id)
+            local = perm[torch.searchsorted(sorted_all, g)]
+        hop_ptr.append(n_id.numel())
+        rowptrs.append(rp)
+        cols.append(local)
+    return n_id, hop_ptr, rowptrs, cols
+
+
+def _check_seeds(graph: Graph, seeds: object) -> Tensor:
+    seeds = check_index_tensor(seeds, "seeds")
+    if seeds.device != graph.device:
+        raise ValueError(f"seeds is on {seeds.device} but the graph is on {graph.device}")
+    seeds = seeds.long()
+    check_index_range(seeds, graph.num_nodes, "seeds")
+    if seeds.numel() > 1 and torch.unique(seeds).numel() != seeds.numel():
+        raise ValueError("seeds must be distinct (each node once)")
+    return seeds.contiguous()
+
+
+def _check_fanouts(fanouts: Sequence[int]) -> list[int]:
+    if isinstance(fanouts, (int, Tensor)) or not all(isinstance(f, int) for f in fanouts):
+        raise TypeError(f"fanouts must be a sequence of ints, got {fanouts!r}")
+    if any(f < -1 for f in fanouts):
+        raise ValueError(f"fanouts must be >= -1 (-1: all neighbors), got {list(fanouts)}")
+    return list(fanouts)
+
+
+def sample_neighbors(
+    graph: Graph,
+    seeds: Tensor,
+    fanouts: Sequence[int],
+    *,
+    replace: bool = False,
+    generator: Optional[torch.Generator] = None,
+    backend: Optional[str] = None,
+) -> SampledSubgraph:
+    """Sample the ``len(fanouts)``-hop neighborhood of ``seeds`` into GCN blocks.
+
+    Hop ``h`` samples up to ``fanouts[h]`` neighbors (``-1``: all) of EVERY node reached so far
+    (the seeds at hop 0), i.e. the destinations of the block of hop ``h``; so ``fanouts[0]`` is
+    the first hop out of the seeds and is used by the LAST block (PyG's ``num_neighbors``).
+    Without replacement a row keeps ``min(deg, fanout)`` distinct neighbors; with replacement
+    it draws ``fanout`` (possibly repeated) neighbors.
+
+    Each row's neighbors depend only on (a seed drawn from ``generator``, hop, node): the result
+    is the same for any number of threads and for every backend.
+
+    Estimator (see :meth:`Block.propagate`): ``y_i = c_i^2 x_i + (d_i/k_i) sum_{j in S_i}
+    c_i c_j x_j`` with ``c = (deg + 1)^-1/2`` on the graph's degrees, an unbiased estimate of
+    the full-graph GCN row; with fanout -1 it is exact.
+
+    Args:
+        graph: the graph (CPU or CUDA).
+        seeds: ``[B]`` int32/int64 distinct node ids on the graph's device.
+        fanouts: ints >= -1, first hop first.
+        backend: "cpu", "cuda", "reference" or None (see ``scalevgae.ops.dispatch``).
+
+    Returns:
+        :class:`SampledSubgraph` with ``n_id`` (seeds first) and the blocks, input layer first.
+    """
+    if not isinstance(graph, Graph):
+        raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
+    fanouts = _check_fanouts(fanouts)
+    seeds = _check_seeds(graph, seeds)
+    seed = draw_seed(generator)
+    name = dispatch.resolve("sample_neighbors", graph.device, backend, supported=_SUPPORTED)
+    if name in ("cpu", "cuda") and not _has_op("neighbor_sample"):
+        raise RuntimeError("the compiled extension predates the sampling ops; rebuild it "
+                           "(python setup.py build_ext --inplace)")
+    if name == "cpu":
+        n_id, hop_t, rowptrs, cols = torch.ops.scalevgae.neighbor_sample(
+            graph.rowptr, graph.col, seeds, fanouts, replace, seed)
+        hop_ptr = hop_t.tolist()
+    else:
+        adj = torch.ops.scalevgae.sample_adj if name == "cuda" else reference.sample_adj
+        n_id, hop_ptr, rowptrs, cols = _relabel_hops(graph.rowptr, graph.col, seeds, fanouts, replace, seed, adj)
+    return SampledSubgraph(n_id, _make_blocks(graph, n_id, hop_ptr, rowptrs, cols))
+
+
+def _make_blocks(graph: Graph, n_id: Tensor, hop_ptr: list[int], rowptrs: list[Tensor],
+                 cols: list[Tensor]) -> list[Block]:
+    # One gather of the global normalization and degree for every touched node.
+    c = graph.gcn_norm(torch.float64)[n_id]
+    deg = (graph.rowptr[n_id + 1] - graph.rowptr[n_id]).double()
+    blocks = []
+    for h in reversed(range(len(rowptrs))):
+        n_dst, n_src = hop_ptr[h], hop_ptr[h + 1]
+        k = rowptrs[h].diff().double()
+        c_dst = c[:n_dst]
+        ratio = torch.where(k > 0, deg[:n_dst] / k.clamp(min=1), 1.0)
+        blocks.append(Block(rowptrs[h], cols[h], n_src, n_dst, c[:n_src], c_dst * ratio, c_dst * c_dst))
+    return blocks
