@@ -1,4 +1,6 @@
-"""CSR building blocks in plain torch: COO -> CSR, transpose, degrees, membership."""
+"""CSR building blocks in plain torch: COO -> CSR, transpose, degrees.
+
+Edge membership lives in scalevgae.sampling.membership (a kernel plus its reference)."""
 
 from __future__ import annotations
 
@@ -49,32 +51,3 @@ def csr_transpose(rowptr: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, T
 def gcn_norm(rowptr: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """(deg + 1)^-1/2 per row: the symmetric GCN normalization with self loops."""
     return (rowptr.diff().to(dtype) + 1).rsqrt()
-
-
-def csr_contains(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-    """For each pair (src[k], dst[k]), whether it is a stored entry of the sorted CSR. [K] bool.
-
-    A vectorized binary search within each row (columns must be sorted per row): O(K log deg).
-    """
-    src = src.long()
-    dst = dst.long()
-    lo = rowptr[src].long()
-    hi = rowptr[src + 1].long()
-    found = torch.zeros(src.numel(), dtype=torch.bool, device=src.device)
-    if col.numel() == 0:
-        return found
-    colx = col.long()
-    # Each iteration halves every interval; 64 steps bound any int64 range.
-    while True:
-        active = lo < hi
-        if not bool(active.any()):
-            break
-        mid = (lo + hi) // 2
-        v = colx[mid.clamp(max=colx.numel() - 1)]
-        less = active & (v < dst)
-        eq = active & (v == dst)
-        found |= eq
-        lo = torch.where(less, mid + 1, lo)
-        hi = torch.where(active & ~less, mid, hi)
-        hi = torch.where(eq, lo, hi)  # stop searching once found
-    return found
