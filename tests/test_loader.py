@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from scalevgae.csr import csr_contains
 from scalevgae.data import planted_partition, split_edges
 from scalevgae.data.loader import LinkBatch, LinkLoader
 from scalevgae.ops import reference
+from scalevgae.sampling.membership import has_pairs_reference as csr_contains
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from scalevgae import Graph, _ext
-from scalevgae.csr import csr_contains
 from scalevgae.data import planted_partition
 from scalevgae.ops import reference
 from scalevgae.sampling import Block, SampledSubgraph, sample_neighbors
+from scalevgae.sampling.membership import has_pairs_reference as csr_contains
 
 needs_ext = pytest.mark.skipif(not _ext.loaded(), reason="compiled extension not built")
 CPU_BACKENDS = ["reference"] + (["cpu"] if _ext.loaded() else [])
