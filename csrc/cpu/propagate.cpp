@@ -129,7 +129,7 @@ void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, int64_t k, const ac
 // summation order, hence the result, does not depend on the number of threads.
 int64_t chunk_work_for(int64_t F, int64_t elem) {
   const int64_t per_unit = std::max<int64_t>(F * elem, 16);
-  return std::max<int64_t>(64, (int64_t(1) << 20) / per_unit);
+  return std::max<int64_t>(64, (int64_t(1) << 18) / per_unit);
 }
 
 template <int FB, typename scalar_t, typename acc_t, typename index_t>
