@@ -35,8 +35,9 @@ struct Problem {
   bool self_loops, relu;
 };
 
-// Edges ahead whose feature rows are prefetched: enough misses in flight to hide DRAM latency.
-constexpr int64_t kPrefetchDistance = 8;
+// Edges ahead whose feature rows are prefetched (measured at 1e6 nodes, F=64: ~35% faster than
+// no prefetch; 4..32 edges ahead perform alike, L1 and L2 hints alike, NTA worse).
+constexpr int64_t kPrefetchDistance = 16;
 
 // Sums the rows of x of edges [a, b) (and the self loop of row `self_row` if >= 0), each scaled
 // by col_scale, into acc[0..F). FB > 0: F == FB known at compile time.
