@@ -5,13 +5,15 @@
 // chunk sums rows edge by edge with the feature loop innermost (contiguous, vectorized; the
 // common widths are compile-time constants so the accumulators stay in registers) and
 // prefetches the rows of the neighbours a few edges ahead. Rows cut by chunk boundaries are
-// finished by a deterministic fix-up. No atomics.
+// finished by a deterministic fix-up. No atomics on data (one counter hands out chunks).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "checks.h"
@@ -60,8 +62,10 @@ inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_
   }
   for (int64_t e = a; e < b; ++e) {
     if (e + kPrefetchDistance < prefetch_end) {
-      const char* pf = reinterpret_cast<const char*>(x + static_cast<int64_t>(col[e + kPrefetchDistance]) * F);
+      const int64_t cf = col[e + kPrefetchDistance];
+      const char* pf = reinterpret_cast<const char*>(x + cf * F);
       for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(pf + off, 0, 3);
+      if (p.col_scale != nullptr) __builtin_prefetch(p.col_scale + cf, 0, 3);  // also a random access
     }
     const int64_t c = col[e];
     const acc_t w = prop::src_weight(p.col_scale, c);
@@ -141,11 +145,21 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   if (n_chunks == 0) return;
   std::vector<acc_t> head_buf(n_chunks * p.F), tail_buf(n_chunks * p.F);
   std::vector<int64_t> head_rows(n_chunks), tail_rows(n_chunks);
-  at::parallel_for(0, n_chunks, 1, [&](int64_t begin, int64_t end) {
+  // Threads take chunks from a shared counter (dynamic schedule: the cores are often shared, a
+  // static split would wait for the slowest thread). Which chunk writes what is fixed, so the
+  // result does not depend on the schedule.
+  std::atomic<int64_t> next_chunk{0};
+  constexpr int64_t kGrab = 4;
+  const int64_t n_workers = std::min<int64_t>(at::get_num_threads(), n_chunks);
+  at::parallel_for(0, n_workers, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> scratch(FB > 0 ? 1 : p.F);
-    for (int64_t k = begin; k < end; ++k) {
-      run_chunk<FB>(p, k, chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(), tail_rows.data(),
-                    scratch.data());
+    for (int64_t w = begin; w < end; ++w) {
+      for (int64_t k0 = next_chunk.fetch_add(kGrab); k0 < n_chunks; k0 = next_chunk.fetch_add(kGrab)) {
+        for (int64_t k = k0; k < std::min(k0 + kGrab, n_chunks); ++k) {
+          run_chunk<FB>(p, k, chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(), tail_rows.data(),
+                        scratch.data());
+        }
+      }
     }
   });
   std::vector<int64_t> owners;
