@@ -176,7 +176,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     cora_dirs = [d for d in (args.cora_dir,
                              os.path.join(os.environ.get("SCALEVGAE_DATA", ""), "planetoid"),
                              os.path.join(ROOT, "data", "planetoid"),
-                             os.path.join(ROOT, "..", "shared", "datasets", "planetoid")) if d]
+                             os.path.join(ROOT, "..", "shared", "datasets", "planetoid"),
+                             os.path.join(ROOT, "..", "..", "shared", "datasets", "planetoid")) if d]
     if not args.quick:
         cora = cora_graph(cora_dirs)
         if cora is not None:

@@ -150,7 +150,9 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   // result does not depend on the schedule.
   std::atomic<int64_t> next_chunk{0};
   constexpr int64_t kGrab = 4;
-  const int64_t n_workers = std::min<int64_t>(at::get_num_threads(), n_chunks);
+  constexpr int64_t kMinChunksPerWorker = 16;  // ~4 MB of gathered rows
+  // Small inputs run on the calling thread: waking (possibly descheduled) workers costs more.
+  const int64_t n_workers = std::min<int64_t>(at::get_num_threads(), (n_chunks + kMinChunksPerWorker - 1) / kMinChunksPerWorker);
   at::parallel_for(0, n_workers, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> scratch(FB > 0 ? 1 : p.F);
     for (int64_t w = begin; w < end; ++w) {
