@@ -173,9 +173,19 @@ def test_empty(backend, shape, gen):
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_deterministic(backend, gen):
     """No atomics: two runs give bitwise equal results, hub rows included."""
-    rowptr, col = random_csr(3000, 3000, 20000, gen, hub=11, hub_deg=40000)
+    rowptr, col = random_csr(3000, 3000, 60000, gen, hub=11, hub_deg=40000)
     x = torch.randn(3000, 32, generator=gen)
-    assert torch.equal(run(backend, rowptr, col, x), run(backend, rowptr, col, x))
+    y = run(backend, rowptr, col, x)
+    assert torch.equal(y, run(backend, rowptr, col, x))
+    norm = (rowptr.diff().double() + 1).rsqrt()
+    assert_close(y, truth(rowptr, col, x, norm, norm, True, None, False), torch.float32, gen)
+    if backend == "cpu":  # large enough for several threads; the result must not depend on their number
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            assert torch.equal(y, run(backend, rowptr, col, x))
+        finally:
+            torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------- gradients
