@@ -336,3 +336,23 @@ def test_kernel_checks_its_arguments():
         op(rowptr, col.int(), x, None, None, True, None, False, None, None)
     with pytest.raises(ValueError, match="rowptr"):
         op(rowptr, col[:1], x, None, None, True, None, False, None, None)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("F", [16, 64, 37])
+def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
+    """The cpu kernel is compiled for the baseline ISA and for AVX2 (picked at run time); both agree
+    with the reference (SCALEVGAE_CPU_NO_AVX2=1 forces the baseline)."""
+    if not _STATUS["cpu"].usable:
+        pytest.skip(_STATUS["cpu"].reason)
+    rowptr, col = random_csr(700, 700, 5000, gen, hub=2, hub_deg=6000)
+    x = torch.randn(700, F, generator=gen).to(dtype)
+    bias = torch.randn(F, generator=gen)
+    norm = (rowptr.diff().double() + 1).rsqrt()
+    want = truth(rowptr, col, x, norm, norm, True, bias, True)
+    for no_avx2 in ("1", None):
+        if no_avx2:
+            monkeypatch.setenv("SCALEVGAE_CPU_NO_AVX2", no_avx2)
+        else:
+            monkeypatch.delenv("SCALEVGAE_CPU_NO_AVX2", raising=False)
+        assert_close(run("cpu", rowptr, col, x, bias=bias, activation="relu"), want, dtype, gen, f"no_avx2={no_avx2}")

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <vector>
 
 #include "checks.h"
@@ -112,6 +113,45 @@ void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, int64_t k, int64_t ch
   }
 }
 
+// Chunks [k0, k1), compiled twice: for the baseline ISA and, picked at run time, for AVX2+FMA
+// (the 64-float accumulators of a row fit the 16 ymm registers; SSE2 spills them). `flatten`
+// inlines the whole row loop, so all of it is compiled for the wrapper's ISA.
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SVG_CPU_AVX2 1
+#define SVG_CHUNKS_WRAPPER(name, attrs)                                                                      \
+  template <int FB, typename scalar_t, typename acc_t, typename index_t>                                     \
+  attrs void name(const Problem<scalar_t, acc_t, index_t>& p, int64_t k0, int64_t k1, int64_t chunk_work,     \
+                  acc_t* head_buf, acc_t* tail_buf, int64_t* head_rows, int64_t* tail_rows, acc_t* scratch) { \
+    for (int64_t k = k0; k < k1; ++k) {                                                                      \
+      run_chunk<FB>(p, k, chunk_work, head_buf, tail_buf, head_rows, tail_rows, scratch);                    \
+    }                                                                                                        \
+  }
+SVG_CHUNKS_WRAPPER(run_chunks_avx2, __attribute__((target("avx2,fma"), flatten)))
+SVG_CHUNKS_WRAPPER(run_chunks_base, __attribute__((flatten)))
+#else
+#define SVG_CPU_AVX2 0
+#define SVG_CHUNKS_WRAPPER(name, attrs)                                                                      \
+  template <int FB, typename scalar_t, typename acc_t, typename index_t>                                     \
+  attrs void name(const Problem<scalar_t, acc_t, index_t>& p, int64_t k0, int64_t k1, int64_t chunk_work,     \
+                  acc_t* head_buf, acc_t* tail_buf, int64_t* head_rows, int64_t* tail_rows, acc_t* scratch) { \
+    for (int64_t k = k0; k < k1; ++k) {                                                                      \
+      run_chunk<FB>(p, k, chunk_work, head_buf, tail_buf, head_rows, tail_rows, scratch);                    \
+    }                                                                                                        \
+  }
+SVG_CHUNKS_WRAPPER(run_chunks_avx2, )
+SVG_CHUNKS_WRAPPER(run_chunks_base, )
+#endif
+#undef SVG_CHUNKS_WRAPPER
+
+bool cpu_has_avx2() {
+#if SVG_CPU_AVX2
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
 // Finishes the row cut by chunk boundaries that ends in chunk k: tails in chunk order, then
 // the head, then the self loop.
 template <typename scalar_t, typename acc_t, typename index_t>
@@ -149,6 +189,7 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   // static split would wait for the slowest thread). Which chunk writes what is fixed, so the
   // result does not depend on the schedule.
   std::atomic<int64_t> next_chunk{0};
+  const bool use_avx2 = cpu_has_avx2() && std::getenv("SCALEVGAE_CPU_NO_AVX2") == nullptr;
   constexpr int64_t kGrab = 4;
   constexpr int64_t kMinChunksPerWorker = 16;  // ~4 MB of gathered rows
   // Small inputs run on the calling thread: waking (possibly descheduled) workers costs more.
@@ -157,9 +198,13 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
     std::vector<acc_t> scratch(FB > 0 ? 1 : p.F);
     for (int64_t w = begin; w < end; ++w) {
       for (int64_t k0 = next_chunk.fetch_add(kGrab); k0 < n_chunks; k0 = next_chunk.fetch_add(kGrab)) {
-        for (int64_t k = k0; k < std::min(k0 + kGrab, n_chunks); ++k) {
-          run_chunk<FB>(p, k, chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(), tail_rows.data(),
-                        scratch.data());
+        const int64_t k1 = std::min(k0 + kGrab, n_chunks);
+        if (use_avx2) {
+          run_chunks_avx2<FB>(p, k0, k1, chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(),
+                              tail_rows.data(), scratch.data());
+        } else {
+          run_chunks_base<FB>(p, k0, k1, chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(),
+                              tail_rows.data(), scratch.data());
         }
       }
     }
