@@ -319,6 +319,16 @@ def test_bad_input(backend, gen):
         call(xx=x[:5])
     with pytest.raises(ValueError, match="is on"):
         call(bias=torch.ones(4, device="meta"))
+    with pytest.raises(ValueError, match="transpose"):
+        call(transpose=(rowptr[:-1], col))
+    t_rowptr, t_col = csr_transpose(rowptr, col, 10)
+    bad_t = t_col.clone()
+    bad_t[0] = 10
+    with pytest.raises(IndexError, match="transpose col"):
+        call(transpose=(t_rowptr, bad_t))
+    with pytest.raises(ValueError, match="symmetric"):
+        gcn_propagate(rowptr[:-3], col[: int(rowptr[-4])], x, src_scale=torch.ones(10), dst_scale=torch.ones(7),
+                      symmetric=True, backend=backend)
 
 
 def test_kernel_checks_its_arguments():
