@@ -112,11 +112,9 @@ struct ChunkInfo {
   int64_t tail_row;    // row_end if the chunk holds some of its edges but not its end, else -1
 };
 
+// The chunk between path points a (its start) and b (its end).
 template <typename index_t>
-SVG_HD inline ChunkInfo chunk_info(int64_t k, int64_t chunk_work, const index_t* rowptr, int64_t n_rows, int64_t nnz) {
-  const int64_t work = n_rows + nnz;
-  const PathCoord a = merge_path_search(chunk_diagonal(k, chunk_work, work), rowptr, n_rows, nnz);
-  const PathCoord b = merge_path_search(chunk_diagonal(k + 1, chunk_work, work), rowptr, n_rows, nnz);
+SVG_HD inline ChunkInfo chunk_between(PathCoord a, PathCoord b, const index_t* rowptr, int64_t n_rows) {
   ChunkInfo c;
   c.row_begin = a.row;
   c.row_end = b.row;
@@ -127,6 +125,15 @@ SVG_HD inline ChunkInfo chunk_info(int64_t k, int64_t chunk_work, const index_t*
   if (b.row < n_rows && static_cast<int64_t>(rowptr[b.row]) > tail_start) tail_start = rowptr[b.row];
   c.tail_row = (b.row < n_rows && b.edge > tail_start) ? b.row : -1;
   return c;
+}
+
+// Chunk k of the merge path (chunk_work units each).
+template <typename index_t>
+SVG_HD inline ChunkInfo chunk_info(int64_t k, int64_t chunk_work, const index_t* rowptr, int64_t n_rows, int64_t nnz) {
+  const int64_t work = n_rows + nnz;
+  const PathCoord a = merge_path_search(chunk_diagonal(k, chunk_work, work), rowptr, n_rows, nnz);
+  const PathCoord b = merge_path_search(chunk_diagonal(k + 1, chunk_work, work), rowptr, n_rows, nnz);
+  return chunk_between(a, b, rowptr, n_rows);
 }
 
 // First edge of row i inside a chunk starting at edge e0.

@@ -1,9 +1,9 @@
 // CUDA kernel of scalevgae::gcn_spmm (fused normalized propagation), see csrc/ops.cpp.
 //
 // Load balance: one warp per equal chunk of the merge path of (row ends, edges)
-// (propagate_math.h), so a hub row with 10^5 neighbours is spread over many warps; rows cut by
-// chunk boundaries leave raw partial sums that a second kernel adds in chunk order (no atomics,
-// deterministic). Inside a warp, lanes are split into groups of S lanes that cover the feature
+// (propagate_math.h; a first kernel finds the chunk boundaries), so a hub row with 10^5
+// neighbours is spread over many warps; rows cut by chunk boundaries leave raw partial sums that
+// a last kernel adds in chunk order (no atomics, deterministic). Inside a warp, lanes are split into groups of S lanes that cover the feature
 // dimension with V-wide vector loads (16 bytes: float4, 2 doubles, 8 halves); the P = 32 / S
 // groups take different edges of the row and are reduced with shuffles. Accumulation in float
 // (double for double). Compiled in CI but not run on a GPU there.
@@ -41,6 +41,8 @@ struct Problem {
   acc_t* tail_buf;    // [n_chunks, F]
   int64_t* head_rows; // [n_chunks]
   int64_t* tail_rows; // [n_chunks]
+  int64_t* bound_row;  // [n_chunks + 1] merge-path point where each chunk starts
+  int64_t* bound_edge; // [n_chunks + 1]
   int64_t n_rows, n_src, nnz, F, chunk_work, n_chunks;
   int group_size;     // S lanes per edge (a power of two <= 32)
   bool self_loops, relu;
@@ -131,13 +133,27 @@ __device__ __forceinline__ void process_row(const Problem<scalar_t, acc_t, index
   }
 }
 
+// Merge-path point of every chunk boundary, one thread each: the binary searches run once and
+// in parallel instead of serially at the start of every warp.
+template <typename scalar_t, typename acc_t, typename index_t>
+__global__ void gcn_spmm_partition_kernel(const Problem<scalar_t, acc_t, index_t> p) {
+  const int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k > p.n_chunks) return;
+  const int64_t d = prop::chunk_diagonal(k, p.chunk_work, p.n_rows + p.nnz);
+  const prop::PathCoord c = prop::merge_path_search(d, p.rowptr, p.n_rows, p.nnz);
+  p.bound_row[k] = c.row;
+  p.bound_edge[k] = c.edge;
+}
+
 template <int V, typename scalar_t, typename acc_t, typename index_t>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
     gcn_spmm_chunks_kernel(const Problem<scalar_t, acc_t, index_t> p) {
   const int64_t k = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (k >= p.n_chunks) return;  // whole warps exit together: the shuffles stay full-warp
-  const ChunkInfo c = prop::chunk_info(k, p.chunk_work, p.rowptr, p.n_rows, p.nnz);
+  const ChunkInfo c = prop::chunk_between(prop::PathCoord{p.bound_row[k], p.bound_edge[k]},
+                                          prop::PathCoord{p.bound_row[k + 1], p.bound_edge[k + 1]}, p.rowptr,
+                                          p.n_rows);
   if (lane == 0) {
     p.head_rows[k] = c.head_row;
     p.tail_rows[k] = c.tail_row;
@@ -186,6 +202,9 @@ void launch(Problem<scalar_t, acc_t, index_t> p, cudaStream_t stream) {
   p.group_size = next_pow2((p.F + V - 1) / V);
   const int64_t blocks = (p.n_chunks + kWarpsPerBlock - 1) / kWarpsPerBlock;
   TORCH_CHECK(blocks <= 0x7fffffffLL, "gcn_spmm: too many chunks");
+  const int64_t part_blocks = (p.n_chunks + 1 + 255) / 256;
+  gcn_spmm_partition_kernel<<<static_cast<unsigned>(part_blocks), 256, 0, stream>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
   gcn_spmm_chunks_kernel<V><<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   gcn_spmm_fixup_kernel<<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(p);
@@ -235,6 +254,7 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
   const int64_t n_chunks = prop::num_chunks(work, chunk_work);
   at::Tensor bufs = at::empty({2, n_chunks, F}, x.options().dtype(acc));
   at::Tensor rows = at::empty({2, n_chunks}, x.options().dtype(at::kLong));
+  at::Tensor bounds = at::empty({2, n_chunks + 1}, x.options().dtype(at::kLong));
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gcn_spmm_cuda", [&] {
@@ -252,6 +272,8 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
       p.tail_buf = bufs[1].data_ptr<acc_t>();
       p.head_rows = rows[0].data_ptr<int64_t>();
       p.tail_rows = rows[1].data_ptr<int64_t>();
+      p.bound_row = bounds[0].data_ptr<int64_t>();
+      p.bound_edge = bounds[1].data_ptr<int64_t>();
       p.n_rows = n_rows;
       p.n_src = x.size(0);
       p.nnz = nnz;
