@@ -40,7 +40,8 @@ struct PathCoord {
 // The point where diagonal `d` (0 <= d <= n_rows + nnz) crosses the merge path of the row-end
 // list rowptr[1..n_rows] and the edge list 0..nnz-1 (a row ends after its last edge).
 template <typename index_t>
-SVG_HD inline PathCoord merge_path_search(int64_t d, const index_t* rowptr, int64_t n_rows, int64_t nnz) {
+SVG_HD inline PathCoord merge_path_search(int64_t d, const index_t* rowptr, int64_t n_rows,
+                                           int64_t nnz) {
   int64_t lo = d > nnz ? d - nnz : 0;
   int64_t hi = d < n_rows ? d : n_rows;
   while (lo < hi) {
@@ -95,7 +96,8 @@ SVG_HD inline bool has_self_loop(bool self_loops, int64_t i, int64_t n_src) {
 
 // Epilogue of feature f of row i: dst scale, bias, activation.
 template <typename acc_t>
-SVG_HD inline acc_t finish(acc_t v, const acc_t* row_scale, int64_t i, const acc_t* bias, int64_t f, bool relu) {
+SVG_HD inline acc_t finish(acc_t v, const acc_t* row_scale, int64_t i, const acc_t* bias, int64_t f,
+                           bool relu) {
   if (row_scale != nullptr) v *= row_scale[i];
   if (bias != nullptr) v += bias[f];
   if (relu && v < acc_t(0)) v = acc_t(0);  // NaN stays NaN, as torch.relu
@@ -108,13 +110,14 @@ struct ChunkInfo {
   int64_t row_end;     // one past the last such row
   int64_t edge_begin;  // first edge of the chunk
   int64_t edge_end;    // one past its last edge
-  int64_t head_row;    // row_begin if it started in an earlier chunk (its part here is partial), else -1
+  int64_t head_row;    // row_begin if it started in an earlier chunk (partial here), else -1
   int64_t tail_row;    // row_end if the chunk holds some of its edges but not its end, else -1
 };
 
 // The chunk between path points a (its start) and b (its end).
 template <typename index_t>
-SVG_HD inline ChunkInfo chunk_between(PathCoord a, PathCoord b, const index_t* rowptr, int64_t n_rows) {
+SVG_HD inline ChunkInfo chunk_between(PathCoord a, PathCoord b, const index_t* rowptr,
+                                       int64_t n_rows) {
   ChunkInfo c;
   c.row_begin = a.row;
   c.row_end = b.row;
@@ -122,17 +125,22 @@ SVG_HD inline ChunkInfo chunk_between(PathCoord a, PathCoord b, const index_t* r
   c.edge_end = b.edge;
   c.head_row = (a.row < b.row && static_cast<int64_t>(rowptr[a.row]) < a.edge) ? a.row : -1;
   int64_t tail_start = a.edge;
-  if (b.row < n_rows && static_cast<int64_t>(rowptr[b.row]) > tail_start) tail_start = rowptr[b.row];
+  if (b.row < n_rows && static_cast<int64_t>(rowptr[b.row]) > tail_start) {
+    tail_start = rowptr[b.row];
+  }
   c.tail_row = (b.row < n_rows && b.edge > tail_start) ? b.row : -1;
   return c;
 }
 
 // Chunk k of the merge path (chunk_work units each).
 template <typename index_t>
-SVG_HD inline ChunkInfo chunk_info(int64_t k, int64_t chunk_work, const index_t* rowptr, int64_t n_rows, int64_t nnz) {
+SVG_HD inline ChunkInfo chunk_info(int64_t k, int64_t chunk_work, const index_t* rowptr,
+                                    int64_t n_rows, int64_t nnz) {
   const int64_t work = n_rows + nnz;
-  const PathCoord a = merge_path_search(chunk_diagonal(k, chunk_work, work), rowptr, n_rows, nnz);
-  const PathCoord b = merge_path_search(chunk_diagonal(k + 1, chunk_work, work), rowptr, n_rows, nnz);
+  const PathCoord a =
+      merge_path_search(chunk_diagonal(k, chunk_work, work), rowptr, n_rows, nnz);
+  const PathCoord b =
+      merge_path_search(chunk_diagonal(k + 1, chunk_work, work), rowptr, n_rows, nnz);
   return chunk_between(a, b, rowptr, n_rows);
 }
 

@@ -42,11 +42,21 @@ struct Problem {
 // no prefetch; 4..32 edges ahead perform alike, L1 and L2 hints alike, NTA worse).
 constexpr int64_t kPrefetchDistance = 16;
 
-// Sums the rows of x of edges [a, b) (and the self loop of row `self_row` if >= 0), each scaled
-// by col_scale, into acc[0..F). FB > 0: F == FB known at compile time.
+// Partial sums of the rows cut by chunk boundaries (propagate_math.h), per chunk.
+template <typename acc_t>
+struct Partials {
+  int64_t chunk_work;
+  acc_t* head_buf;     // [n_chunks, F]
+  acc_t* tail_buf;     // [n_chunks, F]
+  int64_t* head_rows;  // [n_chunks]
+  int64_t* tail_rows;  // [n_chunks]
+};
+
+// Sums the rows of x of edges [a, b) (and the self loop of row `self_row` if >= 0), each
+// scaled by col_scale, into acc[0..F). FB > 0: F == FB known at compile time.
 template <int FB, typename scalar_t, typename acc_t, typename index_t>
-inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_t>& p, int64_t a, int64_t b,
-                    int64_t prefetch_end, int64_t self_row) {
+inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_t>& p, int64_t a,
+                    int64_t b, int64_t prefetch_end, int64_t self_row) {
   const int64_t F = FB > 0 ? FB : p.F;
   const scalar_t* __restrict x = p.x;
   const index_t* __restrict col = p.col;
@@ -66,7 +76,8 @@ inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_
       const int64_t cf = col[e + kPrefetchDistance];
       const char* pf = reinterpret_cast<const char*>(x + cf * F);
       for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(pf + off, 0, 3);
-      if (p.col_scale != nullptr) __builtin_prefetch(p.col_scale + cf, 0, 3);  // also a random access
+      // The source scale is a random access too.
+      if (p.col_scale != nullptr) __builtin_prefetch(p.col_scale + cf, 0, 3);
     }
     const int64_t c = col[e];
     const acc_t w = prop::src_weight(p.col_scale, c);
@@ -89,11 +100,11 @@ inline void write_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t i, con
 
 // One merge-path chunk: finishes its whole rows, leaves partial sums of cut rows in head/tail.
 template <int FB, typename scalar_t, typename acc_t, typename index_t>
-void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, int64_t k, int64_t chunk_work, acc_t* head_buf,
-               acc_t* tail_buf, int64_t* head_rows, int64_t* tail_rows, acc_t* scratch) {
-  const ChunkInfo c = prop::chunk_info(k, chunk_work, p.rowptr, p.n_rows, p.nnz);
-  head_rows[k] = c.head_row;
-  tail_rows[k] = c.tail_row;
+inline void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_t>& part,
+                      int64_t k, acc_t* scratch) {
+  const ChunkInfo c = prop::chunk_info(k, part.chunk_work, p.rowptr, p.n_rows, p.nnz);
+  part.head_rows[k] = c.head_row;
+  part.tail_rows[k] = c.tail_row;
   // Registers for the compile-time widths, the scratch row otherwise.
   acc_t regs[FB > 0 ? FB : 1];
   acc_t* acc = FB > 0 ? regs : scratch;
@@ -101,15 +112,16 @@ void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, int64_t k, int64_t ch
     const int64_t a = prop::row_first_edge(p.rowptr, i, c.edge_begin);
     const int64_t b = p.rowptr[i + 1];
     if (i == c.head_row) {
-      row_sum<FB>(head_buf + k * p.F, p, a, b, c.edge_end, -1);
+      row_sum<FB>(part.head_buf + k * p.F, p, a, b, c.edge_end, -1);
       continue;
     }
-    row_sum<FB>(acc, p, a, b, c.edge_end, prop::has_self_loop(p.self_loops, i, p.n_src) ? i : -1);
+    const int64_t self_row = prop::has_self_loop(p.self_loops, i, p.n_src) ? i : -1;
+    row_sum<FB>(acc, p, a, b, c.edge_end, self_row);
     write_row(p, i, acc);
   }
   if (c.tail_row >= 0) {
     const int64_t a = prop::row_first_edge(p.rowptr, c.tail_row, c.edge_begin);
-    row_sum<FB>(tail_buf + k * p.F, p, a, c.edge_end, c.edge_end, -1);
+    row_sum<FB>(part.tail_buf + k * p.F, p, a, c.edge_end, c.edge_end, -1);
   }
 }
 
@@ -118,30 +130,27 @@ void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, int64_t k, int64_t ch
 // inlines the whole row loop, so all of it is compiled for the wrapper's ISA.
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define SVG_CPU_AVX2 1
-#define SVG_CHUNKS_WRAPPER(name, attrs)                                                                      \
-  template <int FB, typename scalar_t, typename acc_t, typename index_t>                                     \
-  attrs void name(const Problem<scalar_t, acc_t, index_t>& p, int64_t k0, int64_t k1, int64_t chunk_work,     \
-                  acc_t* head_buf, acc_t* tail_buf, int64_t* head_rows, int64_t* tail_rows, acc_t* scratch) { \
-    for (int64_t k = k0; k < k1; ++k) {                                                                      \
-      run_chunk<FB>(p, k, chunk_work, head_buf, tail_buf, head_rows, tail_rows, scratch);                    \
-    }                                                                                                        \
-  }
-SVG_CHUNKS_WRAPPER(run_chunks_avx2, __attribute__((target("avx2,fma"), flatten)))
-SVG_CHUNKS_WRAPPER(run_chunks_base, __attribute__((flatten)))
+#define SVG_ATTR_AVX2 __attribute__((target("avx2,fma"), flatten))
+#define SVG_ATTR_BASE __attribute__((flatten))
 #else
 #define SVG_CPU_AVX2 0
-#define SVG_CHUNKS_WRAPPER(name, attrs)                                                                      \
-  template <int FB, typename scalar_t, typename acc_t, typename index_t>                                     \
-  attrs void name(const Problem<scalar_t, acc_t, index_t>& p, int64_t k0, int64_t k1, int64_t chunk_work,     \
-                  acc_t* head_buf, acc_t* tail_buf, int64_t* head_rows, int64_t* tail_rows, acc_t* scratch) { \
-    for (int64_t k = k0; k < k1; ++k) {                                                                      \
-      run_chunk<FB>(p, k, chunk_work, head_buf, tail_buf, head_rows, tail_rows, scratch);                    \
-    }                                                                                                        \
-  }
-SVG_CHUNKS_WRAPPER(run_chunks_avx2, )
-SVG_CHUNKS_WRAPPER(run_chunks_base, )
+#define SVG_ATTR_AVX2
+#define SVG_ATTR_BASE
 #endif
-#undef SVG_CHUNKS_WRAPPER
+
+template <int FB, typename scalar_t, typename acc_t, typename index_t>
+SVG_ATTR_AVX2 void run_chunks_avx2(const Problem<scalar_t, acc_t, index_t>& p,
+                                   const Partials<acc_t>& part, int64_t k0, int64_t k1,
+                                   acc_t* scratch) {
+  for (int64_t k = k0; k < k1; ++k) run_chunk<FB>(p, part, k, scratch);
+}
+
+template <int FB, typename scalar_t, typename acc_t, typename index_t>
+SVG_ATTR_BASE void run_chunks_base(const Problem<scalar_t, acc_t, index_t>& p,
+                                   const Partials<acc_t>& part, int64_t k0, int64_t k1,
+                                   acc_t* scratch) {
+  for (int64_t k = k0; k < k1; ++k) run_chunk<FB>(p, part, k, scratch);
+}
 
 bool cpu_has_avx2() {
 #if SVG_CPU_AVX2
@@ -152,17 +161,17 @@ bool cpu_has_avx2() {
 #endif
 }
 
-// Finishes the row cut by chunk boundaries that ends in chunk k: tails in chunk order, then
+// Finishes the row r cut by chunk boundaries that ends in chunk k: tails in chunk order, then
 // the head, then the self loop.
 template <typename scalar_t, typename acc_t, typename index_t>
-void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, int64_t k, const acc_t* head_buf, const acc_t* tail_buf,
-                 const int64_t* tail_rows, int64_t r, acc_t* acc) {
+void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_t>& part,
+                 int64_t k, int64_t r, acc_t* acc) {
   const int64_t F = p.F;
   for (int64_t f = 0; f < F; ++f) acc[f] = acc_t(0);
-  for (int64_t j = prop::first_tail_chunk(k, r, tail_rows); j < k; ++j) {
-    for (int64_t f = 0; f < F; ++f) acc[f] += tail_buf[j * F + f];
+  for (int64_t j = prop::first_tail_chunk(k, r, part.tail_rows); j < k; ++j) {
+    for (int64_t f = 0; f < F; ++f) acc[f] += part.tail_buf[j * F + f];
   }
-  for (int64_t f = 0; f < F; ++f) acc[f] += head_buf[k * F + f];
+  for (int64_t f = 0; f < F; ++f) acc[f] += part.head_buf[k * F + f];
   if (prop::has_self_loop(p.self_loops, r, p.n_src)) {
     const acc_t w = prop::src_weight(p.col_scale, r);
     for (int64_t f = 0; f < F; ++f) acc[f] += w * prop::to_acc<acc_t>(p.x[r * F + f]);
@@ -185,26 +194,28 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   if (n_chunks == 0) return;
   std::vector<acc_t> head_buf(n_chunks * p.F), tail_buf(n_chunks * p.F);
   std::vector<int64_t> head_rows(n_chunks), tail_rows(n_chunks);
+  const Partials<acc_t> part{chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(),
+                             tail_rows.data()};
+  const bool use_avx2 = cpu_has_avx2() && std::getenv("SCALEVGAE_CPU_NO_AVX2") == nullptr;
   // Threads take chunks from a shared counter (dynamic schedule: the cores are often shared, a
   // static split would wait for the slowest thread). Which chunk writes what is fixed, so the
-  // result does not depend on the schedule.
-  std::atomic<int64_t> next_chunk{0};
-  const bool use_avx2 = cpu_has_avx2() && std::getenv("SCALEVGAE_CPU_NO_AVX2") == nullptr;
+  // result does not depend on the schedule. Small inputs run on the calling thread: waking
+  // (possibly descheduled) workers would cost more than the work.
   constexpr int64_t kGrab = 4;
   constexpr int64_t kMinChunksPerWorker = 16;  // ~4 MB of gathered rows
-  // Small inputs run on the calling thread: waking (possibly descheduled) workers costs more.
-  const int64_t n_workers = std::min<int64_t>(at::get_num_threads(), (n_chunks + kMinChunksPerWorker - 1) / kMinChunksPerWorker);
+  const int64_t n_workers = std::min<int64_t>(
+      at::get_num_threads(), (n_chunks + kMinChunksPerWorker - 1) / kMinChunksPerWorker);
+  std::atomic<int64_t> next_chunk{0};
   at::parallel_for(0, n_workers, 1, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> scratch(FB > 0 ? 1 : p.F);
     for (int64_t w = begin; w < end; ++w) {
-      for (int64_t k0 = next_chunk.fetch_add(kGrab); k0 < n_chunks; k0 = next_chunk.fetch_add(kGrab)) {
+      for (int64_t k0 = next_chunk.fetch_add(kGrab); k0 < n_chunks;
+           k0 = next_chunk.fetch_add(kGrab)) {
         const int64_t k1 = std::min(k0 + kGrab, n_chunks);
         if (use_avx2) {
-          run_chunks_avx2<FB>(p, k0, k1, chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(),
-                              tail_rows.data(), scratch.data());
+          run_chunks_avx2<FB>(p, part, k0, k1, scratch.data());
         } else {
-          run_chunks_base<FB>(p, k0, k1, chunk_work, head_buf.data(), tail_buf.data(), head_rows.data(),
-                              tail_rows.data(), scratch.data());
+          run_chunks_base<FB>(p, part, k0, k1, scratch.data());
         }
       }
     }
@@ -214,11 +225,11 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
     if (head_rows[k] >= 0) owners.push_back(k);
   }
   if (owners.empty()) return;
-  at::parallel_for(0, static_cast<int64_t>(owners.size()), 16, [&](int64_t begin, int64_t end) {
+  const int64_t n_owners = static_cast<int64_t>(owners.size());
+  at::parallel_for(0, n_owners, 16, [&](int64_t begin, int64_t end) {
     std::vector<acc_t> acc(p.F);
     for (int64_t o = begin; o < end; ++o) {
-      const int64_t k = owners[o];
-      fixup_chunk(p, k, head_buf.data(), tail_buf.data(), tail_rows.data(), head_rows[k], acc.data());
+      fixup_chunk(p, part, owners[o], head_rows[owners[o]], acc.data());
     }
   });
 }
@@ -235,9 +246,11 @@ void dispatch_width(const Problem<scalar_t, acc_t, index_t>& p) {
 }
 
 at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x_in,
-                        const c10::optional<at::Tensor>& row_scale, const c10::optional<at::Tensor>& col_scale,
-                        bool self_loops, const c10::optional<at::Tensor>& bias, bool relu,
-                        const c10::optional<at::Tensor>& /*t_rowptr*/, const c10::optional<at::Tensor>& /*t_col*/) {
+                        const c10::optional<at::Tensor>& row_scale,
+                        const c10::optional<at::Tensor>& col_scale, bool self_loops,
+                        const c10::optional<at::Tensor>& bias, bool relu,
+                        const c10::optional<at::Tensor>& /*t_rowptr*/,
+                        const c10::optional<at::Tensor>& /*t_col*/) {
   check_index_1d(rowptr, "rowptr");
   check_index_1d(col, "col");
   check_same_dtype(rowptr, "rowptr", col, "col");
@@ -257,12 +270,14 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
   const at::Tensor cl = col.contiguous();
   at::Tensor y = at::empty({n_rows, x.size(1)}, x.options());
   if (n_rows == 0 || x.size(1) == 0) return y;
-  TORCH_CHECK_VALUE(rp[-1].item<int64_t>() == cl.numel(), "rowptr[-1] must equal col.numel() = ", cl.numel());
+  TORCH_CHECK_VALUE(rp[-1].item<int64_t>() == cl.numel(), "rowptr[-1] must equal col.numel() = ",
+                    cl.numel());
   const at::Tensor rs = row_scale.has_value() ? row_scale->contiguous() : at::Tensor();
   const at::Tensor cs = col_scale.has_value() ? col_scale->contiguous() : at::Tensor();
   const at::Tensor bs = bias.has_value() ? bias->contiguous() : at::Tensor();
 
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gcn_spmm_cpu", [&] {
+  const auto dtype = x.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gcn_spmm_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "gcn_spmm_cpu_index", [&] {
       Problem<scalar_t, acc_t, index_t> p;

@@ -3,10 +3,11 @@
 // Load balance: one warp per equal chunk of the merge path of (row ends, edges)
 // (propagate_math.h; a first kernel finds the chunk boundaries), so a hub row with 10^5
 // neighbours is spread over many warps; rows cut by chunk boundaries leave raw partial sums that
-// a last kernel adds in chunk order (no atomics, deterministic). Inside a warp, lanes are split into groups of S lanes that cover the feature
-// dimension with V-wide vector loads (16 bytes: float4, 2 doubles, 8 halves); the P = 32 / S
-// groups take different edges of the row and are reduced with shuffles. Accumulation in float
-// (double for double). Compiled in CI but not run on a GPU there.
+// a last kernel adds in chunk order (no atomics, deterministic). Inside a warp, lanes are split
+// into groups of S lanes that cover the feature dimension with V-wide vector loads (16 bytes:
+// float4, 2 doubles, 8 halves); the P = 32 / S groups take different edges of the row and are
+// reduced with shuffles. Accumulation in float (double for double). Compiled in CI but not run
+// on a GPU there.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -66,8 +67,9 @@ __device__ __forceinline__ void load_vec(acc_t* out, const scalar_t* p) {
 // Sum over edges [a, b) of one feature tile of a row, by all groups of the warp, reduced to
 // every lane. Group g takes edges a + g, a + g + P, ... (P groups), kUnroll at a time.
 template <int V, typename scalar_t, typename acc_t, typename index_t>
-__device__ __forceinline__ void tile_sum(acc_t* acc, const Problem<scalar_t, acc_t, index_t>& p, int64_t a,
-                                         int64_t b, int64_t f0, bool active, int group, int n_groups,
+__device__ __forceinline__ void tile_sum(acc_t* acc, const Problem<scalar_t, acc_t, index_t>& p,
+                                         int64_t a, int64_t b, int64_t f0, bool active, int group,
+                                         int n_groups,
                                          int64_t self_row) {
 #pragma unroll
   for (int j = 0; j < V; ++j) acc[j] = acc_t(0);
@@ -105,14 +107,16 @@ enum class Dest { kOutput, kHead, kTail };
 
 // One row (or the part of it inside this chunk) over every feature tile.
 template <int V, typename scalar_t, typename acc_t, typename index_t>
-__device__ __forceinline__ void process_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t k, int64_t i,
+__device__ __forceinline__ void process_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t k,
+                                            int64_t i,
                                             int64_t a, int64_t b, Dest dest, int lane) {
   const int S = p.group_size;
   const int n_groups = kWarp / S;
   const int group = lane / S;
   const int gl = lane % S;
   const int64_t tile = static_cast<int64_t>(S) * V;
-  const int64_t self_row = (dest == Dest::kOutput && prop::has_self_loop(p.self_loops, i, p.n_src)) ? i : -1;
+  const bool self = dest == Dest::kOutput && prop::has_self_loop(p.self_loops, i, p.n_src);
+  const int64_t self_row = self ? i : -1;
   for (int64_t t0 = 0; t0 < p.F; t0 += tile) {
     const int64_t f0 = t0 + static_cast<int64_t>(gl) * V;
     const bool active = f0 < p.F;
@@ -123,7 +127,8 @@ __device__ __forceinline__ void process_row(const Problem<scalar_t, acc_t, index
       scalar_t* yr = p.y + i * p.F;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        yr[f0 + j] = static_cast<scalar_t>(prop::finish(acc[j], p.row_scale, i, p.bias, f0 + j, p.relu));
+        const acc_t v = prop::finish(acc[j], p.row_scale, i, p.bias, f0 + j, p.relu);
+        yr[f0 + j] = static_cast<scalar_t>(v);
       }
     } else {
       acc_t* buf = (dest == Dest::kHead ? p.head_buf : p.tail_buf) + k * p.F;
@@ -151,9 +156,9 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
   const int64_t k = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (k >= p.n_chunks) return;  // whole warps exit together: the shuffles stay full-warp
-  const ChunkInfo c = prop::chunk_between(prop::PathCoord{p.bound_row[k], p.bound_edge[k]},
-                                          prop::PathCoord{p.bound_row[k + 1], p.bound_edge[k + 1]}, p.rowptr,
-                                          p.n_rows);
+  const prop::PathCoord start{p.bound_row[k], p.bound_edge[k]};
+  const prop::PathCoord stop{p.bound_row[k + 1], p.bound_edge[k + 1]};
+  const ChunkInfo c = prop::chunk_between(start, stop, p.rowptr, p.n_rows);
   if (lane == 0) {
     p.head_rows[k] = c.head_row;
     p.tail_rows[k] = c.tail_row;
@@ -205,7 +210,8 @@ void launch(Problem<scalar_t, acc_t, index_t> p, cudaStream_t stream) {
   const int64_t part_blocks = (p.n_chunks + 1 + 255) / 256;
   gcn_spmm_partition_kernel<<<static_cast<unsigned>(part_blocks), 256, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  gcn_spmm_chunks_kernel<V><<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(p);
+  const unsigned grid = static_cast<unsigned>(blocks);
+  gcn_spmm_chunks_kernel<V><<<grid, kWarp * kWarpsPerBlock, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   gcn_spmm_fixup_kernel<<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -215,14 +221,17 @@ void launch(Problem<scalar_t, acc_t, index_t> p, cudaStream_t stream) {
 // buffers (2 * n_chunks * F accumulators) bounded to ~16 MB. Depends only on the problem size,
 // so results are reproducible across GPUs.
 int64_t chunk_work_for(int64_t work, int64_t F, int64_t acc_bytes) {
-  const int64_t max_chunks = std::max<int64_t>(2048, (int64_t(1) << 24) / std::max<int64_t>(2 * F * acc_bytes, 1));
+  const int64_t per_chunk = std::max<int64_t>(2 * F * acc_bytes, 1);
+  const int64_t max_chunks = std::max<int64_t>(2048, (int64_t(1) << 24) / per_chunk);
   return std::max<int64_t>(64, (work + max_chunks - 1) / max_chunks);
 }
 
 at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x_in,
-                         const c10::optional<at::Tensor>& row_scale, const c10::optional<at::Tensor>& col_scale,
+                         const c10::optional<at::Tensor>& row_scale,
+                         const c10::optional<at::Tensor>& col_scale,
                          bool self_loops, const c10::optional<at::Tensor>& bias, bool relu,
-                         const c10::optional<at::Tensor>& /*t_rowptr*/, const c10::optional<at::Tensor>& /*t_col*/) {
+                         const c10::optional<at::Tensor>& /*t_rowptr*/,
+                         const c10::optional<at::Tensor>& /*t_col*/) {
   check_index_1d(rowptr, "rowptr");
   check_index_1d(col, "col");
   check_same_dtype(rowptr, "rowptr", col, "col");
