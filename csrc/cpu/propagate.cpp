@@ -202,7 +202,7 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   // result does not depend on the schedule. Small inputs run on the calling thread: waking
   // (possibly descheduled) workers would cost more than the work.
   constexpr int64_t kGrab = 4;
-  constexpr int64_t kMinChunksPerWorker = 16;  // ~4 MB of gathered rows
+  constexpr int64_t kMinChunksPerWorker = 4;  // ~1 MB of gathered rows
   const int64_t n_workers = std::min<int64_t>(
       at::get_num_threads(), (n_chunks + kMinChunksPerWorker - 1) / kMinChunksPerWorker);
   std::atomic<int64_t> next_chunk{0};
