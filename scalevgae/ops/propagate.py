@@ -124,6 +124,8 @@ def gcn_propagate(
     n_dst, n_src = rowptr.numel() - 1, x.size(0)
     if n_src < n_dst:
         raise ValueError(f"x has {n_src} rows but the CSR has {n_dst} destination rows (need n_src >= n_dst)")
+    # The value checks read tensor data: skipped while torch.compile traces (fullgraph-safe).
+    validate = validate and not torch.compiler.is_compiling()
     if validate:
         check_csr(rowptr, col, n_src)
     acc = reference.acc_dtype(x.dtype)
@@ -149,6 +151,13 @@ def gcn_propagate(
     t_rowptr = t_col = None
     if transpose is not None:
         t_rowptr, t_col = transpose
+        check_index_tensor(t_rowptr, "transpose rowptr")
+        check_index_tensor(t_col, "transpose col")
+        if t_rowptr.numel() != n_src + 1 or t_col.numel() != col.numel():
+            raise ValueError(
+                f"transpose must be (rowptr [{n_src + 1}], col [{col.numel()}]), got "
+                f"({tuple(t_rowptr.shape)}, {tuple(t_col.shape)})"
+            )
         if validate:
             check_csr(t_rowptr, t_col, n_dst, prefix="transpose ")
     elif symmetric:
