@@ -128,3 +128,19 @@ def test_minibatch_without_loader_is_clear(data, monkeypatch):
     d, sp = data
     with pytest.raises(ImportError, match="LinkLoader"):
         Trainer(TrainConfig(mode="minibatch", progress=False), d.x, sp)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,bar_auc,bar_ap", [("vgae", 0.914, 0.926), ("gae", 0.910, 0.920)])
+def test_cora_quality_one_seed(model, bar_auc, bar_ap):
+    from scalevgae.data.planetoid import find_planetoid_root, load_planetoid
+
+    root = find_planetoid_root()
+    if root is None or not os.path.isfile(os.path.join(root, "ind.cora.x")):
+        pytest.skip("Cora files not found (../shared/datasets/planetoid or $SCALEVGAE_PLANETOID_ROOT)")
+    d = load_planetoid(root, "cora")
+    sp = split_edges(d.graph, 0.05, 0.10, seed=0)
+    tr = Trainer(TrainConfig(model=model, seed=0, progress=False), d.x, sp)
+    tr.fit()
+    auc, ap = tr.evaluate(sp.test_pos, sp.test_neg)
+    assert auc >= bar_auc - 0.015 and ap >= bar_ap - 0.015, (auc, ap)

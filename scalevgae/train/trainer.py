@@ -4,7 +4,6 @@ checkpoint/resume, AMP, a progress bar and per-epoch ``metrics.jsonl``."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
@@ -22,7 +21,13 @@ from scalevgae.models import VGAE, build_model
 from scalevgae.ops.decode import edge_logits
 from scalevgae.sampling.negative import negative_pairs
 from scalevgae.train import minibatch
-from scalevgae.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from scalevgae.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from scalevgae.train.config import TrainConfig
 from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_weight
 
@@ -295,9 +300,3 @@ def _progress(enabled: bool, total: int, initial: int) -> Any:
         return None
     return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
 
-
-def copy_config(cfg: TrainConfig, **changes: Any) -> TrainConfig:
-    c = copy.copy(cfg)
-    for k, v in changes.items():
-        setattr(c, k, v)
-    return c
