@@ -75,7 +75,18 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="1 seed, 20 epochs")
     p.add_argument("--name", default="quality-cora")
+    p.add_argument("--from-json", nargs="+", default=None,
+                   help="only summarize the runs in these result files (e.g. written by parallel invocations)")
     args = p.parse_args(argv)
+    if args.from_json:
+        runs, cmds = [], []
+        for path in args.from_json:
+            with open(path) as f:
+                blob = json.load(f)
+            runs += blob["runs"]
+            cmds.append(blob["command"])
+        write(args.name, runs, " && ".join(cmds))
+        return
     root = args.root or find_planetoid_root()
     if root is None or not os.path.isfile(os.path.join(root, "ind.cora.x")):
         sys.exit(f"Cora files not found (looked in {root}); pass --root")
@@ -91,14 +102,17 @@ def main(argv=None) -> None:
                 r = run_one(data, model, mode, seed, **over)
                 print(json.dumps(r), flush=True)
                 runs.append(r)
-    rows = summarize(runs)
     command = "python benchmarks/quality_cora.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = markdown(rows, command.strip())
+    write(args.name + ("-quick" if args.quick else ""), runs, command.strip())
+
+
+def write(name: str, runs: list[dict], command: str) -> None:
+    rows = summarize(runs)
+    md = markdown(rows, command)
     print(md)
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    name = args.name + ("-quick" if args.quick else "")
     with open(os.path.join(RESULTS_DIR, name + ".json"), "w") as f:
-        json.dump({"summary": rows, "runs": runs, "command": command.strip()}, f, indent=1)
+        json.dump({"summary": rows, "runs": runs, "command": command}, f, indent=1)
     with open(os.path.join(RESULTS_DIR, name + ".md"), "w") as f:
         f.write(md)
 

@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dropout", type=float, default=0.0)
     t.add_argument("--lr", type=float, default=None, help="default 0.01 (full) / 0.001 (minibatch)")
     t.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    t.add_argument("--patience", type=int, default=50, help="early-stopping patience in epochs (0: off)")
+    t.add_argument("--patience", type=int, default=100, help="early-stopping patience in epochs (0: off)")
     t.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="bf16 autocast (auto: on GPU)")
     t.add_argument("--seed", type=int, default=0, help="split, initialisation and sampling seed")
     t.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (0: none)")
