@@ -66,7 +66,7 @@ class GraphConv(nn.Module):
         device = torch.device(device) if device is not None else self.weight.device
         n = graph.num_nodes
         w = self.weight
-        g = graph.to(device) if graph.device != device else graph
+        g = graph if same_device(graph.device, device) else graph.to(device)
 
         def rows(a: int, b: int) -> Tensor:
             return torch.as_tensor(x[a:b]).to(device=device, dtype=w.dtype)
@@ -76,7 +76,7 @@ class GraphConv(nn.Module):
             for a in range(0, n, batch_size):
                 h[a : a + batch_size] = rows(a, a + batch_size) @ w
         else:
-            h = x if isinstance(x, Tensor) and x.device == device and x.dtype == w.dtype else None
+            h = x if isinstance(x, Tensor) and same_device(x.device, device) and x.dtype == w.dtype else None
             if h is None:
                 h = torch.cat([rows(a, a + batch_size) for a in range(0, n, batch_size)]) if n else rows(0, 0)
         out = torch.empty(n, self.out_channels, device=device, dtype=w.dtype)
@@ -90,6 +90,17 @@ class GraphConv(nn.Module):
                 y = y + self.bias
             out[a:b] = torch.relu(y) if activation == "relu" else y
         return out
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same (a bare ``cuda`` means the current CUDA device)."""
+    a, b = torch.device(a), torch.device(b)
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+    cur = torch.cuda.current_device() if a.index is None or b.index is None else None
+    return (a.index if a.index is not None else cur) == (b.index if b.index is not None else cur)
 
 
 def propagate_rows(graph: Graph, h: Tensor, start: int, end: int, norm: Tensor) -> Tensor:

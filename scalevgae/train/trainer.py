@@ -35,9 +35,11 @@ METRICS_NAME = "metrics.jsonl"
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """``auto`` -> cuda if available else cpu; a bare ``cuda`` gets the current device index."""
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
 
 
 @dataclass
