@@ -36,7 +36,7 @@ MODEL_FILE = "model.pt"
 
 
 # ---- data ----
-def load_dataset(name: str, *, root: Optional[str] = None, nodes: int = 10000, avg_degree: float = 16,
+def load_dataset(name: str, *, root: Optional[str] = None, nodes: int = 2000, avg_degree: float = 16,
                  graph_seed: int = 0) -> GraphData:
     """The graph named by ``--dataset`` (see the module docstring)."""
     low = name.lower()
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dataset", default="synthetic",
                       help="cora | citeseer | pubmed | synthetic | path to .npz or edge list")
     data.add_argument("--root", default=None, help="folder with the Planetoid ind.<name>.* files")
-    data.add_argument("--nodes", type=int, default=10000, help="synthetic: number of nodes")
+    data.add_argument("--nodes", type=int, default=2000, help="synthetic: number of nodes")
     data.add_argument("--avg-degree", type=float, default=16, help="synthetic: average degree")
     data.add_argument("--graph-seed", type=int, default=0, help="synthetic graph / default-feature seed")
     data.add_argument("--feature-dim", type=int, default=32, help="size of default features for featureless graphs")
