@@ -63,7 +63,11 @@ def markdown(rows: list[dict], command: str) -> str:
                    f"{100 * r['test_ap_mean']:.1f} ± {100 * r['test_ap_std']:.1f} | "
                    f"{100 * r['val_auc_mean']:.1f} ± {100 * r['val_auc_std']:.1f} | "
                    f"{100 * b[0]:.1f} / {100 * b[1]:.1f} | {'yes' if r['meets_bar'] else 'no'} |")
-    return "\n".join(out) + f"\n\nCommand: `{command}`\n"
+    import torch
+
+    env = f"torch {torch.__version__}, SCALEVGAE_BACKEND={os.environ.get('SCALEVGAE_BACKEND', '(auto)')}"
+    return "\n".join(out) + f"\n\nCommand: `{command}`\n\nEnvironment: {env}. Test/val: held-out edges vs as many " \
+        "sampled non-edges, scored on the latent means; mean ± std over seeds (seed = split and init).\n"
 
 
 def main(argv=None) -> None:
@@ -72,6 +76,7 @@ def main(argv=None) -> None:
     p.add_argument("--models", nargs="+", default=["vgae", "gae"], choices=["vgae", "gae"])
     p.add_argument("--modes", nargs="+", default=["full"], choices=["full", "minibatch"])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true", help="1 seed, 20 epochs")
     p.add_argument("--name", default="quality-cora")
@@ -98,7 +103,7 @@ def main(argv=None) -> None:
     runs = []
     for mode in args.modes:
         for model in args.models:
-            for seed in range(seeds):
+            for seed in range(args.first_seed, args.first_seed + seeds):
                 r = run_one(data, model, mode, seed, **over)
                 print(json.dumps(r), flush=True)
                 runs.append(r)

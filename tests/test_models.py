@@ -161,3 +161,10 @@ def test_same_losses_as_pyg():
     a1, p1 = ours.test(z1, pos, neg)
     a2, p2 = theirs.test(z2, pos, neg)
     assert abs(a1 - a2) < 1e-9 and abs(p1 - p2) < 1e-9
+
+
+def test_same_device():
+    from scalevgae.models.conv import same_device
+
+    assert same_device(torch.device("cpu"), "cpu")
+    assert not same_device("cpu", "meta")
