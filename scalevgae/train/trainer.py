@@ -97,9 +97,11 @@ class Trainer:
         self.all_pairs = self.full and n <= cfg.full_max_nodes
         self.loader = None
         if not self.full:
+            # The loader samples from the graph where the split put it (CPU usually) and moves
+            # each batch to the training device itself.
             self.loader = minibatch.make_loader(
-                loader_factory, self.graph, self.x, self.train_pos, batch_size=cfg.batch_size, fanouts=cfg.fanouts,
-                neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2)
+                loader_factory, split.train_graph, self.x, split.train_pos, batch_size=cfg.batch_size,
+                fanouts=cfg.fanouts, neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2)
         self.steps_per_epoch = 1 if self.full else max(len(self.loader), 1)
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
