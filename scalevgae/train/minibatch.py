@@ -50,8 +50,9 @@ def batch_loss(model: Any, batch: Any, *, self_weight: float, kl_weight: float, 
     z covers the batch's seed nodes (``blocks[-1].num_dst`` rows); the self-loop term and the
     KL are averaged over those seeds, matching the full-batch per-node means.
     """
+    x = batch.x if batch.x.dtype == torch.float32 else batch.x.float()  # e.g. float64 numpy features
     with autocast():
-        z = model.encode(batch.blocks, batch.x)
+        z = model.encode(batch.blocks, x)
     loss = sampled_loss(z, batch.src, batch.dst, batch.label, self_weight)
     if is_vgae:
         loss = loss + kl_weight * model.kl_loss()
