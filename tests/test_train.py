@@ -144,3 +144,23 @@ def test_cora_quality_one_seed(model, bar_auc, bar_ap):
     tr.fit()
     auc, ap = tr.evaluate(sp.test_pos, sp.test_neg)
     assert auc >= bar_auc - 0.015 and ap >= bar_ap - 0.015, (auc, ap)
+
+
+@pytest.mark.slow
+def test_cora_quality_minibatch_one_seed():
+    from scalevgae.data.planetoid import find_planetoid_root, load_planetoid
+    from scalevgae.train.minibatch import default_loader_factory
+
+    try:
+        default_loader_factory()
+    except ImportError as e:
+        pytest.skip(str(e))
+    root = find_planetoid_root()
+    if root is None or not os.path.isfile(os.path.join(root, "ind.cora.x")):
+        pytest.skip("Cora files not found (../shared/datasets/planetoid or $SCALEVGAE_PLANETOID_ROOT)")
+    d = load_planetoid(root, "cora")
+    sp = split_edges(d.graph, 0.05, 0.10, seed=0)
+    tr = Trainer(TrainConfig(model="vgae", mode="minibatch", seed=0, progress=False), d.x, sp)
+    tr.fit()
+    auc, ap = tr.evaluate(sp.test_pos, sp.test_neg)
+    assert auc >= 0.914 - 0.015 and ap >= 0.926 - 0.015, (auc, ap)
