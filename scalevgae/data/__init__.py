@@ -2,7 +2,7 @@
 
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.edgelist import EdgeListError
-from scalevgae.data.features import gather_rows, load_features
+from scalevgae.data.features import default_features, gather_rows, load_features
 from scalevgae.data.io import (
     from_pyg,
     from_scipy,
@@ -16,12 +16,14 @@ from scalevgae.data.io import (
     write_topk_csv,
 )
 from scalevgae.data.loader import LinkBatch, LinkLoader
+from scalevgae.data.planetoid import load_planetoid
 from scalevgae.data.split import LinkSplit, split_edges
 from scalevgae.data.synthetic import planted_partition
 
 __all__ = [
     "EdgeListError",
     "GraphData",
+    "default_features",
     "LinkBatch",
     "LinkLoader",
     "LinkSplit",
@@ -35,6 +37,7 @@ __all__ = [
     "load_node_ids",
     "load_npz",
     "load_ogb_dir",
+    "load_planetoid",
     "planted_partition",
     "save_node_ids",
     "split_edges",

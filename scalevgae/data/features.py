@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from scalevgae.graph import Graph
 
 _FINITE_CHUNK = 1 << 16  # rows per block when scanning a memmap for NaN/inf
 
@@ -165,3 +168,19 @@ def gather_rows(
     if pin_memory:
         out = out.pin_memory()
     return out.to(device, non_blocking=pin_memory) if device is not None else out
+
+
+def default_features(graph: Graph, dim: int = 32, seed: int = 0) -> Tensor:
+    """``[N, dim]`` float32: a standardized ``log(1 + degree)`` column and ``dim - 1`` fixed
+    Gaussian columns (seeded, scaled by ``1/sqrt(dim - 1)``).
+
+    The random columns let the GCN tell nodes apart (a fixed stand-in for learnable node
+    embeddings, without ``N x d`` parameters); the degree column carries structure. O(N dim).
+    """
+    if dim < 1:
+        raise ValueError(f"dim must be positive, got {dim}")
+    deg = torch.log1p(graph.degree().double().cpu())
+    deg = (deg - deg.mean()) / deg.std().clamp_min(1e-12) if deg.numel() > 1 else deg * 0
+    gen = torch.Generator().manual_seed(seed)
+    rnd = torch.randn(graph.num_nodes, dim - 1, generator=gen) / max(dim - 1, 1) ** 0.5
+    return torch.cat([deg.float()[:, None], rnd], 1)

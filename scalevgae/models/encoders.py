@@ -1,0 +1,100 @@
+"""GCN encoders (Kipf & Welling's VGAE): run on a full Graph or on a list of sampled blocks."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from scalevgae.graph import Graph
+from scalevgae.models.conv import GraphConv
+
+GraphOrBlocks = Union[Graph, Sequence[Any]]
+
+
+def _layer_graphs(graph_or_blocks: GraphOrBlocks, num_layers: int) -> list:
+    """The graph each layer runs on: the same full graph, or ``blocks[l]`` (input layer first)."""
+    if isinstance(graph_or_blocks, (list, tuple)):
+        if len(graph_or_blocks) != num_layers:
+            raise ValueError(f"this encoder has {num_layers} GCN layers and needs {num_layers} blocks, "
+                             f"got {len(graph_or_blocks)} (check the loader's fanouts)")
+        return list(graph_or_blocks)
+    if not hasattr(graph_or_blocks, "propagate"):
+        raise TypeError(f"expected a Graph or a list of blocks, got {type(graph_or_blocks).__name__}")
+    return [graph_or_blocks] * num_layers
+
+
+class GCNEncoder(nn.Module):
+    """Two GCN layers: ``z = Ã relu(Ã X W0) W1`` (the GAE encoder).
+
+    ``forward(graph_or_blocks, x)``: x ``[num_nodes, in]`` (or ``[blocks[0] sources, in]``)
+    -> z ``[num_nodes, out]`` (or ``[blocks[-1].num_dst, out]``).
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int = 32, out_channels: int = 16,
+                 dropout: float = 0.0, bias: bool = False):
+        super().__init__()
+        self.conv1 = GraphConv(in_channels, hidden_channels, bias=bias)
+        self.conv2 = GraphConv(hidden_channels, out_channels, bias=bias)
+        self.dropout = dropout
+
+    def reset_parameters(self) -> None:
+        self.conv1.reset_parameters()
+        self.conv2.reset_parameters()
+
+    def forward(self, graph_or_blocks: GraphOrBlocks, x: Tensor) -> Tensor:
+        g1, g2 = _layer_graphs(graph_or_blocks, 2)
+        h = self.conv1(g1, F.dropout(x, self.dropout, self.training), activation="relu")
+        return self.conv2(g2, F.dropout(h, self.dropout, self.training))
+
+    @torch.no_grad()
+    def inference(self, graph: Graph, x: Any, *, batch_size: int = 65536,
+                  device: Optional[torch.device] = None) -> Tensor:
+        """Full-graph z layer by layer in row chunks (eval mode: no dropout)."""
+        h = self.conv1.forward_chunked(graph, x, batch_size=batch_size, activation="relu", device=device)
+        return self.conv2.forward_chunked(graph, h, batch_size=batch_size, device=device)
+
+
+class VGAEEncoder(nn.Module):
+    """Shared first GCN layer with ReLU, then the GCN_mu and GCN_logstd heads.
+
+    ``forward(graph_or_blocks, x) -> (mu, logstd)``, each ``[num_nodes, out]`` (or
+    ``[blocks[-1].num_dst, out]``; both heads run on the last block).
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int = 32, out_channels: int = 16,
+                 dropout: float = 0.0, bias: bool = False):
+        super().__init__()
+        self.conv1 = GraphConv(in_channels, hidden_channels, bias=bias)
+        self.conv_mu = GraphConv(hidden_channels, out_channels, bias=bias)
+        self.conv_logstd = GraphConv(hidden_channels, out_channels, bias=bias)
+        self.dropout = dropout
+
+    def reset_parameters(self) -> None:
+        for m in (self.conv1, self.conv_mu, self.conv_logstd):
+            m.reset_parameters()
+
+    def forward(self, graph_or_blocks: GraphOrBlocks, x: Tensor) -> tuple[Tensor, Tensor]:
+        g1, g2 = _layer_graphs(graph_or_blocks, 2)
+        h = self.conv1(g1, F.dropout(x, self.dropout, self.training), activation="relu")
+        h = F.dropout(h, self.dropout, self.training)
+        if self.conv_mu.transform_first:
+            # One propagation for both heads: Ã (h [W_mu | W_logstd]).
+            w = torch.cat([self.conv_mu.weight, self.conv_logstd.weight], 1)
+            b = None
+            if self.conv_mu.bias is not None:
+                b = torch.cat([self.conv_mu.bias, self.conv_logstd.bias])
+            out = g2.propagate(h @ w, bias=b)
+            return out[:, : w.size(1) // 2], out[:, w.size(1) // 2 :]
+        return self.conv_mu(g2, h), self.conv_logstd(g2, h)
+
+    @torch.no_grad()
+    def inference(self, graph: Graph, x: Any, *, batch_size: int = 65536,
+                  device: Optional[torch.device] = None) -> tuple[Tensor, Tensor]:
+        """Full-graph (mu, logstd) layer by layer in row chunks (eval mode: no dropout)."""
+        h = self.conv1.forward_chunked(graph, x, batch_size=batch_size, activation="relu", device=device)
+        mu = self.conv_mu.forward_chunked(graph, h, batch_size=batch_size, device=device)
+        logstd = self.conv_logstd.forward_chunked(graph, h, batch_size=batch_size, device=device)
+        return mu, logstd

@@ -1,0 +1,59 @@
+"""Minibatch mode, isolated here: the LinkLoader factory and the per-batch loss.
+
+Written against the LinkLoader API of the sampling package (delivered separately):
+``LinkLoader(graph, x, pos_pairs, *, batch_size, fanouts, neg_ratio=1, shuffle=True,
+exclude_batch_edges=False, exclude=None, device=None, generator=None)`` yielding batches with
+``.blocks`` (input layer first), ``.x`` (features of the input nodes), ``.src``/``.dst`` (rows
+of the encoder output, i.e. local seed indices), ``.label`` (float) and ``.num_pos``;
+``len(loader)``; ``state_dict()`` / ``load_state_dict()`` for its position.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import torch
+from torch import Tensor
+
+from scalevgae.graph import Graph
+from scalevgae.train.objectives import sampled_loss
+
+LoaderFactory = Callable[..., Any]
+
+
+def default_loader_factory() -> LoaderFactory:
+    """The package's LinkLoader class, wherever the sampling package exports it."""
+    for mod in ("scalevgae.data", "scalevgae.sampling", "scalevgae.data.loader", "scalevgae.sampling.loader"):
+        try:
+            m = __import__(mod, fromlist=["LinkLoader"])
+        except ImportError:
+            continue
+        if hasattr(m, "LinkLoader"):
+            return m.LinkLoader
+    raise ImportError("minibatch mode needs scalevgae's LinkLoader (the neighbor-sampling loader), "
+                      "which this installation does not provide; use --mode full")
+
+
+def make_loader(factory: Optional[LoaderFactory], graph: Graph, x: Any, pos_pairs: Tensor, *, batch_size: int,
+                fanouts: tuple, neg_ratio: int, device: torch.device, seed: int) -> Any:
+    """A shuffling LinkLoader over the training positives with its own seeded generator."""
+    factory = factory or default_loader_factory()
+    gen = torch.Generator().manual_seed(seed)
+    return factory(graph, x, pos_pairs, batch_size=batch_size, fanouts=list(fanouts), neg_ratio=neg_ratio,
+                   shuffle=True, device=device, generator=gen)
+
+
+def batch_loss(model: Any, batch: Any, *, self_weight: float, kl_weight: float, is_vgae: bool,
+               autocast: Any) -> tuple[Tensor, int]:
+    """Loss of one batch and the number of pairs it scored.
+
+    z covers the batch's seed nodes (``blocks[-1].num_dst`` rows); the self-loop term and the
+    KL are averaged over those seeds, matching the full-batch per-node means.
+    """
+    x = batch.x if batch.x.dtype == torch.float32 else batch.x.float()  # e.g. float64 numpy features
+    with autocast():
+        z = model.encode(batch.blocks, x)
+    loss = sampled_loss(z, batch.src, batch.dst, batch.label, self_weight)
+    if is_vgae:
+        loss = loss + kl_weight * model.kl_loss()
+    return loss, int(batch.src.numel()) + (z.size(0) if self_weight > 0 else 0)

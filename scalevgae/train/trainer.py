@@ -1,0 +1,306 @@
+"""Trainer: full-batch and minibatch VGAE/GAE training with validation, early stopping,
+checkpoint/resume, AMP, a progress bar and per-epoch ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+from torch import Tensor
+
+from scalevgae.data.split import LinkSplit
+from scalevgae.graph import Graph
+from scalevgae.metrics import link_scores
+from scalevgae.models import VGAE, build_model
+from scalevgae.ops.decode import edge_logits
+from scalevgae.sampling.negative import negative_pairs
+from scalevgae.train import minibatch
+from scalevgae.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from scalevgae.train.config import TrainConfig
+from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_weight
+
+METRICS_NAME = "metrics.jsonl"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; a bare ``cuda`` gets the current device index."""
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports (the model holds the best validation weights)."""
+
+    best_epoch: int
+    best_val_auc: float
+    best_val_ap: float
+    epochs_run: int
+    steps: int
+    train_seconds: float
+    train_pairs_per_s: float
+    stopped_early: bool
+    history: list = field(default_factory=list)
+
+
+class Trainer:
+    """Trains a VGAE or GAE on ``split.train_graph`` and validates on ``split.val_*``.
+
+    Args:
+        config: a :class:`TrainConfig` (defaults resolved per mode).
+        x: ``[N, F]`` float node features (a CPU tensor is moved to the device in full mode;
+            minibatch mode hands it to the loader as is).
+        split: the link split (train graph and edges, validation and test pairs).
+        out_dir: where ``metrics.jsonl`` and ``checkpoint.pt`` go (None: nowhere).
+        loader_factory: the LinkLoader class for minibatch mode (default: the package's).
+    """
+
+    def __init__(self, config: TrainConfig, x: Any, split: LinkSplit, *, out_dir: Optional[str] = None,
+                 loader_factory: Optional[Callable[..., Any]] = None):
+        self.cfg = cfg = config.resolved()
+        self.device = resolve_device(cfg.device)
+        self.split = split
+        self.out_dir = out_dir
+        self.graph: Graph = split.train_graph.to(self.device)
+        n = self.graph.num_nodes
+        if x is None or x.shape[0] != n:
+            raise ValueError(f"x must have {n} rows (one per node), got {None if x is None else tuple(x.shape)}")
+        self.full = cfg.mode == "full"
+        self.x = torch.as_tensor(x).float().to(self.device) if self.full else x
+        self.train_pos = split.train_pos.to(self.device)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, x.shape[1], cfg.hidden, cfg.latent, cfg.dropout).to(self.device)
+        self.is_vgae = isinstance(self.model, VGAE)
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                             weight_decay=cfg.weight_decay)
+        self.scheduler: Optional[Any] = None  # none by default; saved/restored if a caller sets one
+        self.neg_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.kl_weight = cfg.kl_weight if cfg.kl_weight is not None else 1.0 / n
+        self.self_weight = cfg.self_loop_weight if cfg.self_loop_weight is not None else self_loop_weight(self.graph)
+        self.all_pairs = self.full and n <= cfg.full_max_nodes
+        self.loader = None
+        if not self.full:
+            # The loader samples from the graph where the split put it (CPU usually) and moves
+            # each batch to the training device itself.
+            self.loader = minibatch.make_loader(
+                loader_factory, split.train_graph, self.x, split.train_pos, batch_size=cfg.batch_size,
+                fanouts=cfg.fanouts, neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2)
+        self.steps_per_epoch = 1 if self.full else max(len(self.loader), 1)
+        total = cfg.epochs * self.steps_per_epoch
+        self.total_steps = min(total, cfg.steps) if cfg.steps else total
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
+        self._amp_device = self.device.type if use_amp else None
+        self.state: dict[str, Any] = dict(
+            epoch=0, global_step=0, batch_in_epoch=0, best_val_auc=-1.0, best_val_ap=-1.0, best_epoch=-1,
+            bad_evals=0, stopped_early=False, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0, train_time=0.0,
+            total_pairs=0)
+        self.best_state: Optional[dict[str, Tensor]] = None
+        self.history: list[dict[str, Any]] = []
+
+    # ---- objective ----
+    def _autocast(self) -> Any:
+        if self._amp_device is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._amp_device, dtype=torch.bfloat16)
+
+    def _full_loss(self) -> tuple[Tensor, int]:
+        with self._autocast():
+            z = self.model.encode(self.graph, self.x)
+        n = self.graph.num_nodes
+        if self.all_pairs:
+            loss, pairs = all_pairs_loss(z, self.graph), n * n
+        else:
+            pos = self.train_pos
+            neg = negative_pairs(self.graph, self.cfg.neg_ratio * pos.size(1), generator=self.neg_gen)
+            src, dst = torch.cat([pos[0], neg[0]]), torch.cat([pos[1], neg[1]])
+            label = torch.cat([torch.ones(pos.size(1), device=z.device), torch.zeros(neg.size(1), device=z.device)])
+            loss, pairs = sampled_loss(z, src, dst, label, self.self_weight), src.numel() + n
+        if self.is_vgae:
+            loss = loss + self.kl_weight * self.model.kl_loss()
+        return loss, pairs
+
+    def _batches(self) -> Any:
+        return iter([None]) if self.full else iter(self.loader)
+
+    def _step(self, batch: Any) -> tuple[float, int]:
+        self.optimizer.zero_grad(set_to_none=True)
+        if batch is None:
+            loss, pairs = self._full_loss()
+        else:
+            loss, pairs = minibatch.batch_loss(self.model, batch, self_weight=self.self_weight,
+                                               kl_weight=self.kl_weight, is_vgae=self.is_vgae,
+                                               autocast=self._autocast)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return float(loss.detach()), pairs
+
+    # ---- evaluation ----
+    @torch.no_grad()
+    def embed(self) -> Tensor:
+        """Full-graph latent means ``[N, latent]`` on the training graph (no sampling)."""
+        return self.model.embed(self.graph, self.x, batch_size=self.cfg.embed_batch_size, device=self.device)
+
+    @torch.no_grad()
+    def evaluate(self, pos: Tensor, neg: Tensor, z: Optional[Tensor] = None) -> tuple[float, float]:
+        """(AUC, AP) of held-out pairs ``pos [2, P]`` vs ``neg [2, Q]``, scored on mu."""
+        z = self.embed() if z is None else z
+        pos, neg = pos.to(z.device), neg.to(z.device)
+        return link_scores(edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1]))
+
+    # ---- checkpoints ----
+    def checkpoint_path(self) -> Optional[str]:
+        return None if self.out_dir is None else os.path.join(self.out_dir, CHECKPOINT_NAME)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "rng": rng_state({"neg": self.neg_gen}),
+            "loader": None if self.loader is None else self.loader.state_dict(),
+            "trainer": dict(self.state),
+            "best_state": self.best_state,
+            "history": self.history,
+            "config": self.cfg.to_dict(),
+        }
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"], {"neg": self.neg_gen})
+        if self.loader is not None and ckpt.get("loader") is not None:
+            self.loader.load_state_dict(ckpt["loader"])
+        self.state.update(ckpt["trainer"])
+        self.best_state = ckpt.get("best_state")
+        self.history = list(ckpt.get("history") or [])
+
+    def save(self) -> None:
+        path = self.checkpoint_path()
+        if path is not None:
+            save_checkpoint(path, self.state_dict())
+
+    def _log(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        if self.out_dir is not None:
+            os.makedirs(self.out_dir, exist_ok=True)
+            with open(os.path.join(self.out_dir, METRICS_NAME), "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _truncate_metrics(self) -> None:
+        """On resume, drop metrics lines written after the checkpoint was taken."""
+        if self.out_dir is None:
+            return
+        path = os.path.join(self.out_dir, METRICS_NAME)
+        with open(path, "w") as f:
+            for row in self.history:
+                f.write(json.dumps(row) + "\n")
+
+    # ---- loop ----
+    def fit(self, *, resume: bool = False, max_steps_this_call: Optional[int] = None) -> Optional[TrainResult]:
+        """Train to the configured epochs/steps or until early stopping; restore the best weights.
+
+        resume: continue from ``out_dir/checkpoint.pt`` (same config and seed) and end with the
+        same weights as an uninterrupted run. max_steps_this_call: return None after this many
+        optimizer steps, as if the process were killed (for tests and time-boxed jobs).
+        """
+        cfg, st = self.cfg, self.state
+        if resume:
+            path = self.checkpoint_path()
+            if path is None:
+                raise ValueError("resume needs out_dir (where checkpoint.pt lives)")
+            self.load_state_dict(load_checkpoint(path, map_location=self.device))
+            self._truncate_metrics()
+        bar = _progress(cfg.progress, self.total_steps, st["global_step"])
+        steps_here = 0
+        try:
+            while st["epoch"] < self.epochs and not st["stopped_early"]:
+                if st["batch_in_epoch"] < self.steps_per_epoch and st["global_step"] < self.total_steps:
+                    self.model.train()
+                    for batch in self._batches():
+                        t0 = time.perf_counter()
+                        loss, pairs = self._step(batch)
+                        if self.device.type == "cuda":
+                            torch.cuda.synchronize(self.device)
+                        dt = time.perf_counter() - t0
+                        st["global_step"] += 1
+                        st["batch_in_epoch"] += 1
+                        st["loss_sum"] += loss
+                        st["epoch_pairs"] += pairs
+                        st["epoch_time"] += dt
+                        st["train_time"] += dt
+                        st["total_pairs"] += pairs
+                        steps_here += 1
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix(loss=f"{loss:.4f}", pairs_s=f"{pairs / max(dt, 1e-9):.3g}")
+                        if cfg.checkpoint_every and st["global_step"] % cfg.checkpoint_every == 0:
+                            self.save()
+                        if max_steps_this_call is not None and steps_here >= max_steps_this_call:
+                            return None
+                        if st["global_step"] >= self.total_steps:
+                            break
+                self._end_epoch()
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return TrainResult(
+            best_epoch=st["best_epoch"], best_val_auc=st["best_val_auc"], best_val_ap=st["best_val_ap"],
+            epochs_run=st["epoch"], steps=st["global_step"], train_seconds=st["train_time"],
+            train_pairs_per_s=st["total_pairs"] / max(st["train_time"], 1e-9), stopped_early=st["stopped_early"],
+            history=list(self.history))
+
+    def _end_epoch(self) -> None:
+        cfg, st = self.cfg, self.state
+        ep = st["epoch"]
+        nb = max(st["batch_in_epoch"], 1)
+        row: dict[str, Any] = dict(epoch=ep + 1, step=st["global_step"], loss=st["loss_sum"] / nb,
+                                   epoch_seconds=st["epoch_time"],
+                                   pairs_per_s=st["epoch_pairs"] / max(st["epoch_time"], 1e-9))
+        last = ep + 1 >= self.epochs
+        if (ep + 1) % cfg.eval_every == 0 or last:
+            auc, ap = self.evaluate(self.split.val_pos, self.split.val_neg)
+            row.update(val_auc=auc, val_ap=ap)
+            if auc > st["best_val_auc"]:
+                st.update(best_val_auc=auc, best_val_ap=ap, best_epoch=ep + 1, bad_evals=0)
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                st["bad_evals"] += 1
+                if cfg.patience is not None and st["bad_evals"] * cfg.eval_every >= cfg.patience:
+                    st["stopped_early"] = True
+        self._log(row)
+        st.update(epoch=ep + 1, batch_in_epoch=0, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0)
+
+
+def _progress(enabled: bool, total: int, initial: int) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+

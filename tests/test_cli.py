@@ -1,0 +1,78 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import scalevgae.data as sdata
+from scalevgae.cli import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--nodes", "150", "--avg-degree", "6", "--feature-dim", "8", "--no-progress"]
+
+
+def test_train_eval_embed(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    rc = main(["train", "--out", out, "--epochs", "6", "--hidden", "8", "--latent", "4", "--checkpoint-every", "2",
+               "--save-embeddings", "--plot", *TINY])
+    assert rc == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    for k in ("test_auc", "test_ap", "val_auc", "val_ap", "seconds", "train_pairs_per_s", "peak_memory_bytes"):
+        assert isinstance(m[k], (int, float)) and m[k] >= 0, k
+    assert m["config"]["hidden"] == 8 and m["config"]["dataset"] == "synthetic" and m["objective"] == "all_pairs"
+    blob = torch.load(os.path.join(out, "model.pt"), weights_only=True)
+    assert blob["in_channels"] == 64 and "conv1.weight" in {k.split("encoder.")[-1] for k in blob["state_dict"]}
+    emb = np.load(os.path.join(out, "embeddings.npy"))
+    assert emb.shape == (150, 4)
+    assert os.path.getsize(os.path.join(out, "latent.png")) > 1000
+    assert len(open(os.path.join(out, "metrics.jsonl")).read().splitlines()) == 6
+    capsys.readouterr()
+    assert main(["eval", "--out", out]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["test_auc"] == pytest.approx(m["test_auc"]) and ev["val_ap"] == pytest.approx(m["val_ap"])
+    assert main(["embed", "--out", out, "--output", str(tmp_path / "e.npy"), "--embed-batch-size", "7"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), emb, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_and_featureless(tmp_path, monkeypatch):
+    d = sdata.planted_partition(120, 6, feature_dim=0, seed=1)
+    monkeypatch.setattr(sdata, "load_graph", lambda path: d, raising=False)
+    path = tmp_path / "g.npz"
+    path.write_bytes(b"")
+    args = ["train", "--dataset", str(path), "--epochs", "8", "--checkpoint-every", "3", "--model", "gae",
+            "--out", str(tmp_path / "a"), "--no-progress"]
+    assert main(args) == 0
+    a = json.load(open(tmp_path / "a" / "metrics.json"))
+    assert a["config"]["dataset"] == str(path)
+    assert main(args[:-3] + ["--out", str(tmp_path / "b"), "--steps", "4", "--no-progress"]) == 0
+    # resume b's checkpoint (taken at step 3) with the full budget -> the same final numbers as a
+    assert main(args[:-3] + ["--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    b = json.load(open(tmp_path / "b" / "metrics.json"))
+    assert (b["test_auc"], b["val_ap"], b["steps"]) == (a["test_auc"], a["val_ap"], a["steps"])
+
+
+def test_errors_are_clear(tmp_path, capsys, monkeypatch):
+    assert main(["train", "--dataset", "nosuch", "--out", str(tmp_path), *TINY]) == 2
+    assert "nosuch" in capsys.readouterr().err
+    monkeypatch.delattr(sdata, "load_graph", raising=False)
+    p = tmp_path / "g.txt"
+    p.write_text("0 1\n")
+    assert main(["train", "--dataset", str(p), "--out", str(tmp_path), *TINY]) == 2
+    assert "load_graph" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(tmp_path / "none"), *TINY]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+    assert main(["eval", "--out", str(tmp_path / "none")]) == 2
+    assert main(["train", "--dataset", "cora", "--root", str(tmp_path), "--out", str(tmp_path), *TINY]) == 2
+    assert "ind.cora" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--fanouts", "a,b"])
+
+
+def test_python_dash_m():
+    env = dict(os.environ, PYTHONPATH=REPO)
+    r = subprocess.run([sys.executable, "-m", "scalevgae", "train", "--help"], capture_output=True, text=True,
+                       env=env, cwd=REPO, timeout=120)
+    assert r.returncode == 0 and "--fanouts" in r.stdout and "--neg-ratio" in r.stdout

@@ -1,0 +1,166 @@
+import json
+import os
+
+import pytest
+import torch
+from fake_sampling import FakeLinkLoader
+
+from scalevgae.data import planted_partition, split_edges
+from scalevgae.train import TrainConfig, Trainer, all_pairs_loss, kipf_weights, sampled_loss, self_loop_weight
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = planted_partition(80, avg_degree=6, feature_dim=16, seed=3)
+    return d, split_edges(d.graph, 0.1, 0.1, seed=0)
+
+
+def test_all_pairs_loss_is_kipf(data):
+    d, sp = data
+    g = sp.train_graph
+    z = torch.randn(g.num_nodes, 4, dtype=torch.float64)
+    n, e = g.num_nodes, g.num_edges
+    a = torch.eye(n, dtype=torch.float64)
+    ei = g.edge_index()
+    a[ei[0], ei[1]] = 1
+    pw = (n * n - e) / e
+    norm = n * n / (2 * (n * n - e))
+    logits = z @ z.t()
+    ref = norm * torch.nn.functional.binary_cross_entropy_with_logits(logits, a, pos_weight=torch.tensor(pw))
+    assert kipf_weights(n, e) == pytest.approx((pw, norm))
+    torch.testing.assert_close(all_pairs_loss(z, g).double(), ref, rtol=1e-5, atol=1e-6)
+    # The sampled form with every non-edge as a negative is the same loss up to the
+    # (N^2 - E - N) / (N^2 - E) count of the negatives' mean.
+    neg = (a == 0).nonzero().t()
+    src, dst = torch.cat([ei[0], neg[0]]), torch.cat([ei[1], neg[1]])
+    label = torch.cat([torch.ones(e), torch.zeros(neg.size(1))])
+    s = sampled_loss(z, src, dst, label, self_loop_weight(g))
+    neg_mean = torch.nn.functional.softplus(logits[neg[0], neg[1]]).mean()
+    expect = s.double() - 0.5 * neg_mean * n / (n * n - e)
+    torch.testing.assert_close(all_pairs_loss(z, g).double(), expect, rtol=1e-5, atol=1e-6)
+
+
+def run(data, tmp_path=None, **kw):
+    d, sp = data
+    kw.setdefault("progress", False)
+    tr = Trainer(TrainConfig(**kw), d.x, sp, out_dir=None if tmp_path is None else str(tmp_path),
+                 loader_factory=FakeLinkLoader)
+    return tr, tr.fit()
+
+
+@pytest.mark.parametrize("model", ["vgae", "gae"])
+def test_full_mode_learns_and_restores_best(data, tmp_path, model):
+    tr, res = run(data, tmp_path, model=model, epochs=40, seed=1)
+    assert res.epochs_run == 40 and res.steps == 40
+    assert res.best_val_auc > 0.75
+    auc, ap = tr.evaluate(tr.split.val_pos, tr.split.val_neg)
+    assert auc == pytest.approx(res.best_val_auc) and ap == pytest.approx(res.best_val_ap)
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == list(range(1, 41))
+    assert {"loss", "val_auc", "val_ap", "pairs_per_s"} <= set(rows[0])
+    assert max(r["val_auc"] for r in rows) == pytest.approx(res.best_val_auc)
+
+
+def test_early_stopping(data):
+    tr, res = run(data, epochs=200, lr=0.05, patience=5, seed=0)
+    assert res.stopped_early and res.epochs_run < 200
+    assert res.epochs_run - res.best_epoch == 5
+
+
+def test_sampled_full_mode_sgd_and_steps(data):
+    tr, res = run(data, epochs=30, full_max_nodes=10, neg_ratio=3, optimizer="sgd", lr=0.05)
+    assert not tr.all_pairs and res.steps == 30 and res.best_val_auc > 0.6
+    tr, res = run(data, epochs=100, steps=7)
+    assert res.steps == 7 and res.epochs_run == 7
+
+
+def test_amp_bf16_cpu(data):
+    tr, res = run(data, epochs=5, amp="bf16")
+    assert res.best_val_auc > 0.5 and all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
+def test_config_errors(data):
+    for bad in (dict(model="x"), dict(mode="x"), dict(optimizer="x"), dict(hidden=0), dict(epochs=0),
+                dict(dropout=1.0), dict(mode="minibatch", fanouts=(5,)), dict(amp="fp8")):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad).resolved()
+    d, sp = data
+    with pytest.raises(ValueError, match="rows"):
+        Trainer(TrainConfig(), d.x[:5], sp)
+    assert TrainConfig(mode="minibatch").resolved().lr == 0.001
+
+
+def _same_weights(a, b):
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+
+
+@pytest.mark.parametrize("mode,kill", [("full", 7), ("full", 10), ("minibatch", 5), ("minibatch", 9)])
+def test_resume_equals_uninterrupted(data, tmp_path, mode, kill):
+    kw = dict(model="vgae", mode=mode, epochs=6 if mode == "minibatch" else 12, batch_size=40,
+              checkpoint_every=2 if mode == "minibatch" else 5, seed=4, dropout=0.1, lr=0.01)
+    ref, res_ref = run(data, tmp_path / "a", **kw)
+    d, sp = data
+    out = str(tmp_path / "b")
+    cfg = TrainConfig(progress=False, **kw)
+    assert Trainer(cfg, d.x, sp, out_dir=out, loader_factory=FakeLinkLoader).fit(max_steps_this_call=kill) is None
+    assert os.path.isfile(os.path.join(out, "checkpoint.pt"))
+    tr = Trainer(cfg, d.x, sp, out_dir=out, loader_factory=FakeLinkLoader)
+    res = tr.fit(resume=True)
+    _same_weights(ref, tr)
+    assert res.steps == res_ref.steps and res.best_epoch == res_ref.best_epoch
+    assert res.best_val_auc == res_ref.best_val_auc
+    rows_a = [json.loads(line) for line in open(tmp_path / "a" / "metrics.jsonl")]
+    rows_b = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert [(r["epoch"], r["loss"], r["val_auc"]) for r in rows_a] == [(r["epoch"], r["loss"], r["val_auc"]) for r in rows_b]
+
+
+def test_minibatch_mode_with_loader(data):
+    tr, res = run(data, mode="minibatch", epochs=15, batch_size=32, lr=0.01)
+    assert tr.steps_per_epoch == len(tr.loader) > 1
+    assert res.steps == 15 * tr.steps_per_epoch and res.best_val_auc > 0.7
+
+
+def test_minibatch_without_loader_is_clear(data, monkeypatch):
+    from scalevgae.train import minibatch
+
+    monkeypatch.setattr(minibatch, "default_loader_factory", lambda: (_ for _ in ()).throw(ImportError("no LinkLoader")))
+    d, sp = data
+    with pytest.raises(ImportError, match="LinkLoader"):
+        Trainer(TrainConfig(mode="minibatch", progress=False), d.x, sp)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,bar_auc,bar_ap", [("vgae", 0.914, 0.926), ("gae", 0.910, 0.920)])
+def test_cora_quality_one_seed(model, bar_auc, bar_ap):
+    from scalevgae.data.planetoid import find_planetoid_root, load_planetoid
+
+    root = find_planetoid_root()
+    if root is None or not os.path.isfile(os.path.join(root, "ind.cora.x")):
+        pytest.skip("Cora files not found (../shared/datasets/planetoid or $SCALEVGAE_PLANETOID_ROOT)")
+    d = load_planetoid(root, "cora")
+    sp = split_edges(d.graph, 0.05, 0.10, seed=0)
+    tr = Trainer(TrainConfig(model=model, seed=0, progress=False), d.x, sp)
+    tr.fit()
+    auc, ap = tr.evaluate(sp.test_pos, sp.test_neg)
+    assert auc >= bar_auc - 0.015 and ap >= bar_ap - 0.015, (auc, ap)
+
+
+@pytest.mark.slow
+def test_cora_quality_minibatch_one_seed():
+    from scalevgae.data.planetoid import find_planetoid_root, load_planetoid
+    from scalevgae.train.minibatch import default_loader_factory
+
+    try:
+        default_loader_factory()
+    except ImportError as e:
+        pytest.skip(str(e))
+    root = find_planetoid_root()
+    if root is None or not os.path.isfile(os.path.join(root, "ind.cora.x")):
+        pytest.skip("Cora files not found (../shared/datasets/planetoid or $SCALEVGAE_PLANETOID_ROOT)")
+    d = load_planetoid(root, "cora")
+    sp = split_edges(d.graph, 0.05, 0.10, seed=0)
+    tr = Trainer(TrainConfig(model="vgae", mode="minibatch", seed=0, progress=False), d.x, sp)
+    tr.fit()
+    auc, ap = tr.evaluate(sp.test_pos, sp.test_neg)
+    assert auc >= 0.914 - 0.015 and ap >= 0.926 - 0.015, (auc, ap)
