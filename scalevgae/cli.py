@@ -281,6 +281,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"scalevgae {args.command}: error: {e}", file=sys.stderr)
         return 2
     finally:
+        _leave_process_group()
         if args.backend is not None:
             if old is None:
                 os.environ.pop("SCALEVGAE_BACKEND", None)
@@ -291,7 +292,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _is_main_process() -> bool:
+def _leave_process_group() -> None:
     import torch.distributed as dist
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0  # torchrun's global rank

@@ -187,3 +187,44 @@ def test_two_rank_checkpoint_resumes_on_one_rank(tmp_path):
     assert 0.5 < res.best_val_auc <= 1.0
     for k, v in ckpt["model"].items():  # it trained on from the 2-rank weights
         assert not torch.equal(trainer.model.state_dict()[k], v)
+
+
+# ---- Cora: 2 ranks reach the single-process quality ----
+def _cora():
+    from scalevgae.data.planetoid import find_planetoid_root, load_planetoid
+
+    root = find_planetoid_root()
+    if root is None or not os.path.isfile(os.path.join(root, "ind.cora.graph")):
+        pytest.skip("Planetoid Cora files not found (../shared/datasets/planetoid)")
+    data = load_planetoid(root, "cora")
+    return torch.as_tensor(data.x).float(), split_edges(data.graph, 0.05, 0.1, seed=0)
+
+
+def _cora_cfg(batch_size: int) -> TrainConfig:
+    # Same effective batch (512 pairs per step) and lr on 1 and 2 ranks; short but converged enough.
+    return TrainConfig(model="vgae", mode="minibatch", batch_size=batch_size, epochs=12, lr=0.005, seed=0,
+                       device="cpu", amp="off", progress=False, eval_every=3)
+
+
+def _worker_cora(rank: int, world: int, port: int, out: str) -> None:
+    _join(rank, world, port)
+    x, split = _cora()
+    trainer = Trainer(_cora_cfg(512 // world), x, split)
+    trainer.fit()
+    res = trainer.evaluate(split.test_pos, split.test_neg)
+    if rank == 0:
+        torch.save(res, out)
+    _leave()
+
+
+@pytest.mark.slow
+def test_two_ranks_match_single_process_on_cora(tmp_path):
+    x, split = _cora()
+    out = str(tmp_path / "auc.pt")
+    mp.spawn(_worker_cora, args=(2, _free_port(), out), nprocs=2, join=True)
+    auc2, _ = torch.load(out)
+    single = Trainer(_cora_cfg(512), x, split)
+    single.fit()
+    auc1, _ = single.evaluate(split.test_pos, split.test_neg)
+    assert auc1 > 0.85
+    assert abs(auc2 - auc1) < 0.01, (auc1, auc2)
