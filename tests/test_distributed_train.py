@@ -229,3 +229,27 @@ def test_two_ranks_match_single_process_on_cora(tmp_path):
     print(f"cora test AUC: 1 rank {auc1:.4f}, 2 ranks {auc2:.4f}")
     assert auc1 > 0.85
     assert abs(auc2 - auc1) < 0.01, (auc1, auc2)
+
+
+# ---- the CLI under torchrun (full mode: every rank computes the full-batch loss) ----
+def test_cli_under_torchrun_full_mode(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+           str(_free_port()), "-m", "scalevgae", "train", "--nodes", "300", "--epochs", "4", "--device", "cpu",
+           "--no-progress", "--checkpoint-every", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count('"test_auc"') == 1  # printed by rank 0 only
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["steps"] == 4 and 0.5 < metrics["test_auc"] <= 1
+    rows = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 4  # one line per epoch, not one per rank
+    assert (out / "checkpoint.pt").is_file() and (out / "model.pt").is_file()
