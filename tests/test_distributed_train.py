@@ -2,6 +2,7 @@
 evaluation, rank-0-only outputs, and checkpoints that resume under another number of ranks."""
 
 import os
+import shutil
 import socket
 
 import pytest
@@ -165,6 +166,18 @@ def _worker_ckpt(rank: int, world: int, port: int, out_dir: str) -> None:
     cfg = _sgd_cfg(16, epochs=2, checkpoint_every=5, lr=0.05, fanouts=(3, 2), neg_ratio=1, self_loop_weight=None)
     trainer = Trainer(cfg, x, split, out_dir=out_dir)
     assert trainer.fit(max_steps_this_call=5) is None  # "killed" mid-epoch 0 after a checkpoint
+    # Same world: resuming a copy of the checkpoint ends with the weights of an uninterrupted run.
+    again = os.path.join(out_dir, "again")
+    if rank == 0:
+        os.makedirs(again)
+        shutil.copy(os.path.join(out_dir, "checkpoint.pt"), again)
+    dist.barrier()
+    resumed = Trainer(cfg, x, split, out_dir=again)
+    resumed.fit(resume=True)
+    whole = Trainer(cfg, x, split)
+    whole.fit()
+    for k, v in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=1e-6, atol=1e-7)
     _leave()
 
 
