@@ -28,6 +28,7 @@ import torch
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.features import default_features
 from scalevgae.data.split import split_edges
+from scalevgae.distributed import barrier, init_distributed
 from scalevgae.models import build_model
 from scalevgae.train import TrainConfig, Trainer, resolve_device
 
@@ -137,15 +138,20 @@ def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
                       seed=a.seed, device=a.device, amp=a.amp, checkpoint_every=a.checkpoint_every,
                       progress=not a.no_progress)
     cfg.resolved()  # fail fast on bad options
+    # Under torchrun: join the process group (NCCL on GPUs, gloo on CPU); a no-op otherwise.
+    info = init_distributed(device=None if a.device == "auto" else a.device)
     data_args = _data_args(a)
     data, x, split = _load(data_args, a.seed)
     os.makedirs(a.out, exist_ok=True)
-    if not a.resume:
+    if not info.is_main:
+        pass  # only rank 0 touches the run folder
+    elif not a.resume:
         for stale in ("metrics.jsonl", "checkpoint.pt"):
             if os.path.exists(os.path.join(a.out, stale)):
                 os.remove(os.path.join(a.out, stale))
     elif not os.path.isfile(os.path.join(a.out, "checkpoint.pt")):
         raise FileNotFoundError(f"--resume: no checkpoint.pt in {a.out} (train with --checkpoint-every K)")
+    barrier(info)  # stale files gone before any rank starts
     trainer = Trainer(cfg, x, split, out_dir=a.out)
     if trainer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(trainer.device)
@@ -158,7 +164,10 @@ def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
                best_epoch=res.best_epoch, epochs_run=res.epochs_run, steps=res.steps,
                stopped_early=res.stopped_early, objective="all_pairs" if trainer.all_pairs else "sampled",
                num_nodes=data.num_nodes, num_edges=data.graph.num_edges,
-               config={**trainer.cfg.to_dict(), **data_args, "backend": a.backend})
+               config={**trainer.cfg.to_dict(), **data_args, "backend": a.backend},
+               world_size=info.world_size)
+    if not info.is_main:
+        return out
     torch.save(_model_blob(trainer, x.size(1), data_args), os.path.join(a.out, MODEL_FILE))
     if a.save_embeddings or a.plot:
         mu = trainer.model.embed(data.graph, x, batch_size=cfg.embed_batch_size, device=trainer.device)
@@ -272,10 +281,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"scalevgae {args.command}: error: {e}", file=sys.stderr)
         return 2
     finally:
+        _leave_process_group()
         if args.backend is not None:
             if old is None:
                 os.environ.pop("SCALEVGAE_BACKEND", None)
             else:
                 os.environ["SCALEVGAE_BACKEND"] = old
-    print(json.dumps(out, indent=1, default=str))
+    if _is_main_process():
+        print(json.dumps(out, indent=1, default=str))
     return 0
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0  # torchrun's global rank

@@ -156,6 +156,13 @@ class LinkLoader:
             used (0: prepare in the calling thread). At most ``prefetch`` batches wait.
         worker_threads: intra-op (OpenMP) threads of each background thread (None: torch's
             default). 1 keeps a sampling thread from fighting the training thread for cores.
+        shard: ``(rank, world)`` for data-parallel training. Every rank must use the same seed:
+            all ranks draw the same epoch order, cut it into global batches of
+            ``batch_size * world`` pairs, and this rank takes the ``rank``-th (near-equal) slice
+            of each (:func:`scalevgae.distributed.rank_batch`). So every positive pair is seen
+            exactly once per epoch across ranks and every rank has the same number of batches.
+            Negatives and neighbour samples then also depend on the rank. ``(0, 1)``: a single
+            process, bit-identical to a loader without the option.
 
     Iterating starts a new epoch, unless :meth:`load_state_dict` was just called, in which case
     it resumes the saved epoch at the saved batch. One iterator at a time.
@@ -192,6 +199,7 @@ class LinkLoader:
         prefetch: int = 2,
         worker_threads: Optional[int] = 1,
         backend: Optional[str] = None,
+        shard: tuple[int, int] = (0, 1),
     ):
         if not isinstance(graph, Graph):
             raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
@@ -205,6 +213,9 @@ class LinkLoader:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(neg_ratio, int) or neg_ratio < 0:
             raise ValueError(f"neg_ratio must be a non-negative int, got {neg_ratio!r}")
+        rank, world = (int(v) for v in shard)
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
         if num_workers < 0 or prefetch < 1:
             raise ValueError(f"need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}")
         for g in exclude or []:
@@ -226,6 +237,8 @@ class LinkLoader:
         self.prefetch = prefetch
         self.worker_threads = worker_threads
         self.backend = backend
+        self.rank, self.world = rank, world
+        self._offset = 0  # pairs of the current epoch already consumed before a cross-world resume
         dev = generator.device if generator is not None else torch.device("cpu")
         self._seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=dev).item())
         self._epoch = 0
@@ -235,7 +248,11 @@ class LinkLoader:
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def __len__(self) -> int:
-        return (self.pos_pairs.size(1) + self.batch_size - 1) // self.batch_size
+        return self._num_batches(self.pos_pairs.size(1))
+
+    def _num_batches(self, num_pairs: int, world: Optional[int] = None) -> int:
+        global_batch = self.batch_size * (world or self.world)
+        return (num_pairs + global_batch - 1) // global_batch
 
     # ---- position / checkpointing ----
     @property
@@ -243,18 +260,40 @@ class LinkLoader:
         return self._epoch
 
     def state_dict(self) -> dict:
-        """The position: epoch, batches already yielded in it, and the loader's seed."""
-        return {"epoch": self._epoch, "batch": self._pos, "seed": self._seed, "num_batches": len(self)}
+        """The position: epoch, batches already yielded in it, and the loader's seed; with
+        ``world`` and ``pairs_done`` (pairs of the epoch consumed by all ranks together) so a
+        loader with another ``world`` can resume it."""
+        done = min(self.pos_pairs.size(1), self._offset + self._pos * self.batch_size * self.world)
+        state = {"epoch": self._epoch, "batch": self._pos, "seed": self._seed, "num_batches": len(self)}
+        if self.world > 1 or self._offset:
+            state.update(world=self.world, pairs_done=done, offset=self._offset)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Resume at a saved position: the next iteration yields the remaining batches of the
-        saved epoch, identical to those the saved run would have produced."""
-        if state.get("num_batches", len(self)) != len(self):
-            raise ValueError(f"state is for {state['num_batches']} batches per epoch, this loader has {len(self)}")
-        self._seed, self._epoch, self._pos = int(state["seed"]), int(state["epoch"]), int(state["batch"])
-        if self._pos >= len(self):
-            self._epoch, self._pos = self._epoch + 1, 0
+        saved epoch, identical to those the saved run would have produced. A state saved with
+        another ``world`` (or batch count) resumes at the same global position: the epoch's
+        remaining pairs (same order) are cut into this loader's global batches."""
+        world, offset = int(state.get("world", 1)), int(state.get("offset", 0))
+        nb = int(state.get("num_batches", self._num_batches(self.pos_pairs.size(1), world)))
+        if nb != self._num_batches(self.pos_pairs.size(1), world):
+            raise ValueError(f"state is for {nb} batches per epoch, this loader has "
+                             f"{self._num_batches(self.pos_pairs.size(1), world)} with world={world}")
+        self._seed, self._epoch = int(state["seed"]), int(state["epoch"])
+        if world == self.world and offset == 0:
+            self._pos, self._offset = int(state["batch"]), 0
+        else:  # resume the global position: pairs of the epoch consumed by all ranks together
+            done = state.get("pairs_done", offset + int(state["batch"]) * self.batch_size * world)
+            self._pos, self._offset = 0, min(int(done), self.pos_pairs.size(1))
+        if self._offset + self._pos * self.batch_size * self.world >= self.pos_pairs.size(1):
+            self._epoch, self._pos, self._offset = self._epoch + 1, 0, 0
         self._started = self._resume = True
+
+    def batches_left(self) -> int:
+        """Batches the next iteration yields (all of an epoch unless resuming mid-epoch)."""
+        if self._resume:
+            return self._num_batches(self.pos_pairs.size(1) - self._offset) - self._pos
+        return len(self)
 
     def _begin(self) -> tuple[int, int]:
         if self._resume:
@@ -262,7 +301,7 @@ class LinkLoader:
             return self._epoch, self._pos
         if self._started:
             self._epoch += 1
-        self._started, self._pos = True, 0
+        self._started, self._pos, self._offset = True, 0, 0
         return self._epoch, 0
 
     # ---- batches ----
@@ -274,12 +313,22 @@ class LinkLoader:
 
     def _batch_generator(self, epoch: int, b: int) -> torch.Generator:
         g = torch.Generator(device=self.graph.device)
-        return g.manual_seed(_mix64(self._seed, epoch, b))
+        if self.world == 1 and not self._offset:
+            return g.manual_seed(_mix64(self._seed, epoch, b))
+        return g.manual_seed(_mix64(self._seed, epoch, b, self.rank, self.world, self._offset))
+
+    def _batch_index(self, order: Tensor, b: int) -> Tensor:
+        """Positions (into ``pos_pairs``) of this rank's pairs in batch ``b``."""
+        if self.world == 1 and not self._offset:
+            return order[b * self.batch_size : (b + 1) * self.batch_size]
+        from scalevgae.distributed import rank_batch
+
+        return rank_batch(order[self._offset:], b, self.batch_size, self.rank, self.world)
 
     def make_batch(self, epoch: int, b: int, order: Optional[Tensor] = None) -> LinkBatch:
         """Batch ``b`` of epoch ``epoch`` (deterministic), on the graph's device."""
         order = self._order(epoch) if order is None else order
-        idx = order[b * self.batch_size : (b + 1) * self.batch_size].to(self.graph.device)
+        idx = self._batch_index(order, b).to(self.graph.device)
         pos = self.pos_pairs[:, idx]
         gen = self._batch_generator(epoch, b)
         num_pos = pos.size(1)
@@ -323,7 +372,7 @@ class LinkLoader:
     def __iter__(self) -> Iterator[LinkBatch]:
         epoch, start = self._begin()
         order = self._order(epoch)
-        n = len(self)
+        n = self._num_batches(self.pos_pairs.size(1) - self._offset)
         if self.num_workers == 0:
             for b in range(start, n):
                 item = self._produce(epoch, b, order)

@@ -35,12 +35,16 @@ def default_loader_factory() -> LoaderFactory:
 
 
 def make_loader(factory: Optional[LoaderFactory], graph: Graph, x: Any, pos_pairs: Tensor, *, batch_size: int,
-                fanouts: tuple, neg_ratio: int, device: torch.device, seed: int) -> Any:
-    """A shuffling LinkLoader over the training positives with its own seeded generator."""
+                fanouts: tuple, neg_ratio: int, device: torch.device, seed: int,
+                shard: tuple[int, int] = (0, 1)) -> Any:
+    """A shuffling LinkLoader over the training positives with its own seeded generator.
+
+    shard: ``(rank, world)`` under data parallelism (the seed must be the same on all ranks)."""
     factory = factory or default_loader_factory()
     gen = torch.Generator().manual_seed(seed)
+    extra = {} if shard[1] == 1 else {"shard": tuple(shard)}  # custom factories need it only under DDP
     return factory(graph, x, pos_pairs, batch_size=batch_size, fanouts=list(fanouts), neg_ratio=neg_ratio,
-                   shuffle=True, device=device, generator=gen)
+                   shuffle=True, device=device, generator=gen, **extra)
 
 
 def batch_loss(model: Any, batch: Any, *, self_weight: float, kl_weight: float, is_vgae: bool,

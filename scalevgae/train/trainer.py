@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor
 
+from scalevgae import distributed as sdist
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores
@@ -67,11 +68,21 @@ class Trainer:
         split: the link split (train graph and edges, validation and test pairs).
         out_dir: where ``metrics.jsonl`` and ``checkpoint.pt`` go (None: nowhere).
         loader_factory: the LinkLoader class for minibatch mode (default: the package's).
+
+    Under ``torchrun`` (a process group initialised, e.g. by
+    :func:`scalevgae.distributed.init_distributed`, before the Trainer is built) the model is
+    wrapped in DistributedDataParallel and each rank trains on its shard of every global batch
+    (``batch_size`` pairs per rank, ``batch_size * world`` per optimizer step; the learning rate
+    is not scaled). Full mode: every rank computes the full-batch loss, with its own negative
+    samples in the sampled objective; DDP averages the gradients. Evaluation runs on every rank
+    on the same weights and rank 0's numbers are broadcast; only rank 0 writes metrics,
+    checkpoints and the progress bar. See docs/distributed.md.
     """
 
     def __init__(self, config: TrainConfig, x: Any, split: LinkSplit, *, out_dir: Optional[str] = None,
                  loader_factory: Optional[Callable[..., Any]] = None):
         self.cfg = cfg = config.resolved()
+        self.dist = sdist.current()
         self.device = resolve_device(cfg.device)
         self.split = split
         self.out_dir = out_dir
@@ -92,6 +103,8 @@ class Trainer:
                                              weight_decay=cfg.weight_decay)
         self.scheduler: Optional[Any] = None  # none by default; saved/restored if a caller sets one
         self.neg_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        if self.dist.enabled:  # per-rank dropout masks and negatives; same initial weights
+            self._reseed_rank(0)
         self.kl_weight = cfg.kl_weight if cfg.kl_weight is not None else 1.0 / n
         self.self_weight = cfg.self_loop_weight if cfg.self_loop_weight is not None else self_loop_weight(self.graph)
         self.all_pairs = self.full and n <= cfg.full_max_nodes
@@ -101,7 +114,8 @@ class Trainer:
             # each batch to the training device itself.
             self.loader = minibatch.make_loader(
                 loader_factory, split.train_graph, self.x, split.train_pos, batch_size=cfg.batch_size,
-                fanouts=cfg.fanouts, neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2)
+                fanouts=cfg.fanouts, neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2,
+                shard=(self.dist.rank, self.dist.world_size))
         self.steps_per_epoch = 1 if self.full else max(len(self.loader), 1)
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
@@ -114,6 +128,18 @@ class Trainer:
             total_pairs=0)
         self.best_state: Optional[dict[str, Tensor]] = None
         self.history: list[dict[str, Any]] = []
+        self.ddp: Optional[torch.nn.Module] = None
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(_LossModule(self), device_ids=ids)
+
+    def _reseed_rank(self, step: int) -> None:
+        """Per-rank torch RNG (dropout) and full-mode negative generator, from (seed, rank, step)."""
+        base = (self.cfg.seed * 1_000_003 + self.dist.rank * 7919 + step * 104_729) % (2**62)
+        torch.manual_seed(base + 17)
+        self.neg_gen.manual_seed(base + 1)
 
     # ---- objective ----
     def _autocast(self) -> Any:
@@ -140,14 +166,21 @@ class Trainer:
     def _batches(self) -> Any:
         return iter([None]) if self.full else iter(self.loader)
 
+    def _loss(self, batch: Any) -> tuple[Tensor, int]:
+        if batch is None:
+            return self._full_loss()
+        if batch.label.numel() == 0:  # an empty shard of the last global batch: zero gradients
+            return sum(p.sum() for p in self.model.parameters()) * 0.0, 0
+        return minibatch.batch_loss(self.model, batch, self_weight=self.self_weight, kl_weight=self.kl_weight,
+                                    is_vgae=self.is_vgae, autocast=self._autocast)
+
     def _step(self, batch: Any) -> tuple[float, int]:
         self.optimizer.zero_grad(set_to_none=True)
-        if batch is None:
-            loss, pairs = self._full_loss()
+        if self.ddp is not None:  # through DDP's forward so its backward all-reduces (averages) grads
+            loss = self.ddp(batch)
+            pairs = self._last_pairs
         else:
-            loss, pairs = minibatch.batch_loss(self.model, batch, self_weight=self.self_weight,
-                                               kl_weight=self.kl_weight, is_vgae=self.is_vgae,
-                                               autocast=self._autocast)
+            loss, pairs = self._loss(batch)
         loss.backward()
         self.optimizer.step()
         if self.scheduler is not None:
@@ -182,6 +215,7 @@ class Trainer:
             "best_state": self.best_state,
             "history": self.history,
             "config": self.cfg.to_dict(),
+            "world_size": self.dist.world_size,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -195,22 +229,37 @@ class Trainer:
         self.state.update(ckpt["trainer"])
         self.best_state = ckpt.get("best_state")
         self.history = list(ckpt.get("history") or [])
+        if int(ckpt.get("world_size", 1)) != self.dist.world_size and self.loader is not None:
+            # Another number of ranks: same epoch and pair position, this world's step numbering.
+            st, left = self.state, self.loader.batches_left()
+            st["batch_in_epoch"] = max(0, self.steps_per_epoch - left)
+            st["global_step"] = st["epoch"] * self.steps_per_epoch + st["batch_in_epoch"]
+        if self.dist.enabled:
+            self._reseed_rank(self.state["global_step"])
+
+    def _broadcast(self, values: Any) -> Any:
+        """Rank 0's value of a small picklable object on every rank (identity in one process)."""
+        if not self.dist.enabled:
+            return values
+        box = [values]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     def save(self) -> None:
         path = self.checkpoint_path()
-        if path is not None:
+        if path is not None and self.dist.is_main:
             save_checkpoint(path, self.state_dict())
 
     def _log(self, row: dict[str, Any]) -> None:
         self.history.append(row)
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.dist.is_main:
             os.makedirs(self.out_dir, exist_ok=True)
             with open(os.path.join(self.out_dir, METRICS_NAME), "a") as f:
                 f.write(json.dumps(row) + "\n")
 
     def _truncate_metrics(self) -> None:
         """On resume, drop metrics lines written after the checkpoint was taken."""
-        if self.out_dir is None:
+        if self.out_dir is None or not self.dist.is_main:
             return
         path = os.path.join(self.out_dir, METRICS_NAME)
         with open(path, "w") as f:
@@ -232,7 +281,7 @@ class Trainer:
                 raise ValueError("resume needs out_dir (where checkpoint.pt lives)")
             self.load_state_dict(load_checkpoint(path, map_location=self.device))
             self._truncate_metrics()
-        bar = _progress(cfg.progress, self.total_steps, st["global_step"])
+        bar = _progress(cfg.progress and self.dist.is_main, self.total_steps, st["global_step"])
         steps_here = 0
         try:
             while st["epoch"] < self.epochs and not st["stopped_early"]:
@@ -277,12 +326,16 @@ class Trainer:
         cfg, st = self.cfg, self.state
         ep = st["epoch"]
         nb = max(st["batch_in_epoch"], 1)
-        row: dict[str, Any] = dict(epoch=ep + 1, step=st["global_step"], loss=st["loss_sum"] / nb,
+        # Logged over all ranks: mean loss, pairs of all ranks per second of rank time.
+        loss = sdist.all_reduce_mean(st["loss_sum"] / nb, self.dist)
+        pairs = sdist.all_reduce_mean(float(st["epoch_pairs"]), self.dist) * self.dist.world_size
+        row: dict[str, Any] = dict(epoch=ep + 1, step=st["global_step"], loss=loss,
                                    epoch_seconds=st["epoch_time"],
-                                   pairs_per_s=st["epoch_pairs"] / max(st["epoch_time"], 1e-9))
+                                   pairs_per_s=pairs / max(st["epoch_time"], 1e-9))
         last = ep + 1 >= self.epochs
         if (ep + 1) % cfg.eval_every == 0 or last:
-            auc, ap = self.evaluate(self.split.val_pos, self.split.val_neg)
+            # Same weights on every rank; rank 0's numbers decide (early stopping stays in step).
+            auc, ap = self._broadcast(self.evaluate(self.split.val_pos, self.split.val_neg))
             row.update(val_auc=auc, val_ap=ap)
             if auc > st["best_val_auc"]:
                 st.update(best_val_auc=auc, best_val_ap=ap, best_epoch=ep + 1, bad_evals=0)
@@ -293,6 +346,20 @@ class Trainer:
                     st["stopped_early"] = True
         self._log(row)
         st.update(epoch=ep + 1, batch_in_epoch=0, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0)
+
+
+class _LossModule(torch.nn.Module):
+    """The trainer's loss as a module whose forward DDP can wrap (the model is its only child)."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.model = trainer.model
+        self._trainer = [trainer]  # a list: not registered as a submodule
+
+    def forward(self, batch: Any) -> Tensor:
+        trainer = self._trainer[0]
+        loss, trainer._last_pairs = trainer._loss(batch)
+        return loss
 
 
 def _progress(enabled: bool, total: int, initial: int) -> Any:
