@@ -75,7 +75,9 @@ def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> di
                       device=str(device), amp="off", progress=False)
     trainer = Trainer(cfg, data.x, split)
     trainer.evaluate = lambda *a, **k: (float("nan"), float("nan"))  # val at epoch end: not timed here
+    t0 = time.perf_counter()
     res = trainer.fit()
+    train_s = time.perf_counter() - t0  # wall clock: batch preparation, waits and steps
     t1 = time.perf_counter()
     z = trainer.embed()
     _sync(device)
@@ -86,11 +88,11 @@ def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> di
     n_batches = len(trainer.loader)
     train_edges = split.train_pos.size(1)
     pairs = _scored_pairs(res.steps, args.batch_size, train_edges)
-    out = dict(system="scalevgae", steps=res.steps, train_s=res.train_seconds,
-               steps_per_s=res.steps / res.train_seconds, pairs_per_s=pairs / res.train_seconds,
+    out = dict(system="scalevgae", steps=res.steps, train_s=train_s,
+               steps_per_s=res.steps / train_s, pairs_per_s=pairs / train_s,
                train_pairs=pairs, inference_s=infer_s, test_auc=auc, test_ap=ap)
     if args.full_epoch:
-        out.update(epoch_s=res.train_seconds, epoch_measured=True)
+        out.update(epoch_s=train_s, epoch_measured=True)
     else:
         out.update(epoch_s=n_batches / out["steps_per_s"], epoch_measured=False)
     return out
