@@ -18,7 +18,7 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
     from torch_geometric.loader import LinkNeighborLoader
     from torch_geometric.nn import VGAE, GCNConv
 
-    from scalevgae.metrics import auc_ap
+    from scalevgae.metrics import link_scores
 
     class Encoder(nn.Module):
         def __init__(self, cin: int):
@@ -67,7 +67,7 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
     with torch.no_grad():
         pos = (z[split.test_pos[0]] * z[split.test_pos[1]]).sum(-1)
         neg = (z[split.test_neg[0]] * z[split.test_neg[1]]).sum(-1)
-    auc, ap = auc_ap(pos, neg)
+    auc, ap = link_scores(pos, neg)
     return dict(system="pyg", steps=steps, train_s=train_s, steps_per_s=steps / train_s,
                 pairs_per_s=pairs / train_s, train_pairs=pairs, inference_s=infer_s,
                 test_auc=auc, test_ap=ap)

@@ -151,7 +151,9 @@ def _make_blocks(graph: Graph, n_id: Tensor, hop_ptr: list[int], rowptrs: list[T
                  cols: list[Tensor]) -> list[Block]:
     # One gather of the global normalization and degree for every touched node.
     c = graph.gcn_norm(torch.float64)[n_id]
-    deg = (graph.rowptr[n_id + 1] - graph.rowptr[n_id]).double()
+    # Degrees only of the nodes that are some block's destination (the outer hop is ~3x larger).
+    dst_id = n_id[: hop_ptr[-2]] if len(hop_ptr) > 1 else n_id[:0]
+    deg = (graph.rowptr[dst_id + 1] - graph.rowptr[dst_id]).double()
     blocks = []
     for h in reversed(range(len(rowptrs))):
         n_dst, n_src = hop_ptr[h], hop_ptr[h + 1]

@@ -287,8 +287,8 @@ class Trainer:
             while st["epoch"] < self.epochs and not st["stopped_early"]:
                 if st["batch_in_epoch"] < self.steps_per_epoch and st["global_step"] < self.total_steps:
                     self.model.train()
+                    t0 = time.perf_counter()  # step time includes waiting for the batch
                     for batch in self._batches():
-                        t0 = time.perf_counter()
                         loss, pairs = self._step(batch)
                         if self.device.type == "cuda":
                             torch.cuda.synchronize(self.device)
@@ -310,6 +310,7 @@ class Trainer:
                             return None
                         if st["global_step"] >= self.total_steps:
                             break
+                        t0 = time.perf_counter()
                 self._end_epoch()
         finally:
             if bar is not None:

@@ -1,0 +1,198 @@
+"""End-to-end minibatch VGAE training: scalevgae vs the PyG recipe, identical settings, same run.
+
+Built-in graph ``planted_partition(N, avg_degree=16, feature_dim=64)``, ``split_edges`` (85/5/10),
+batches of 4096 positive training pairs + 1 uniform negative each, fanouts [10, 5], a two-layer
+GCN encoder (hidden 32, latent 16), Adam. Both systems run the same number of steps (so the
+same number of training pairs) and are scored on the same test pairs with
+``scalevgae.metrics``. Each system runs in its own subprocess so its peak RSS (VmHWM) is its
+own; the peak is reset after the graph is built and split, so it covers training + inference.
+
+Reported per system: steps/s, training pairs/s (positives + negatives), peak RSS, peak GPU
+memory (CUDA), test AUC/AP, full-graph inference time of all N embeddings; for scalevgae also
+one full epoch over all training edges (extrapolated from the measured steps unless
+``--full-epoch``, which measures it).
+
+    python benchmarks/bench_train.py --quick          # 1e4 nodes, seconds
+    python benchmarks/bench_train.py                  # 1e6 nodes (the README table)
+    python benchmarks/bench_train.py --device cuda --full-epoch
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+from common import write_results  # noqa: E402
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _data(args: argparse.Namespace):
+    from scalevgae.data.split import split_edges
+    from scalevgae.data.synthetic import planted_partition
+
+    t0 = time.perf_counter()
+    data = planted_partition(args.nodes, avg_degree=16, feature_dim=64, seed=args.seed)
+    split = split_edges(data.graph, 0.05, 0.10, seed=args.seed)
+    return data, split, time.perf_counter() - t0
+
+
+def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> dict:
+    from scalevgae.metrics import link_scores
+    from scalevgae.ops.decode import edge_logits
+    from scalevgae.train import TrainConfig, Trainer
+
+    steps = args.steps
+    if args.full_epoch:
+        steps = -(-split.train_pos.size(1) // args.batch_size)
+    cfg = TrainConfig(mode="minibatch", hidden=32, latent=16, epochs=1, steps=steps, lr=args.lr, neg_ratio=1,
+                      batch_size=args.batch_size, fanouts=(10, 5), patience=None, seed=args.seed,
+                      device=str(device), amp="off", progress=False)
+    trainer = Trainer(cfg, data.x, split)
+    trainer.evaluate = lambda *a, **k: (float("nan"), float("nan"))  # val at epoch end: not timed here
+    t0 = time.perf_counter()
+    res = trainer.fit()
+    train_s = time.perf_counter() - t0  # wall clock: batch preparation, waits and steps
+    t1 = time.perf_counter()
+    z = trainer.embed()
+    _sync(device)
+    infer_s = time.perf_counter() - t1
+    tp, tn = split.test_pos.to(z.device), split.test_neg.to(z.device)
+    auc, ap = link_scores(edge_logits(z, tp[0], tp[1]), edge_logits(z, tn[0], tn[1]))
+    # The trainer also counts the self-loop term's seeds; report scored pairs like PyG (pos + neg).
+    n_batches = len(trainer.loader)
+    train_edges = split.train_pos.size(1)
+    pairs = _scored_pairs(res.steps, args.batch_size, train_edges)
+    out = dict(system="scalevgae", steps=res.steps, train_s=train_s,
+               steps_per_s=res.steps / train_s, pairs_per_s=pairs / train_s,
+               train_pairs=pairs, inference_s=infer_s, test_auc=auc, test_ap=ap)
+    if args.full_epoch:
+        out.update(epoch_s=train_s, epoch_measured=True)
+    else:
+        out.update(epoch_s=n_batches / out["steps_per_s"], epoch_measured=False)
+    return out
+
+
+def _scored_pairs(steps: int, batch_size: int, train_edges: int) -> int:
+    """Positive + negative pairs of the first ``steps`` batches (1 negative per positive)."""
+    full, last = divmod(train_edges, batch_size)
+    sizes = [batch_size] * full + ([last] if last else [])
+    return 2 * sum(sizes[i % len(sizes)] for i in range(steps))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def worker(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    data, split, data_s = _data(args)
+    reset = _reset_peak_rss()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    if args.worker == "ours":
+        out = _run_ours(data, split, args, device)
+    else:
+        from train_pyg import run
+
+        out = run(data, split, steps=args.steps, batch_size=args.batch_size, fanouts=[10, 5], hidden=32, latent=16,
+                  lr=args.lr, seed=args.seed, device=device)
+    out.update(data_s=data_s, peak_rss_gb=_status_kb("VmHWM") / 2**20, peak_rss_reset=reset,
+               peak_gpu_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+               num_nodes=data.num_nodes, num_edges=data.graph.num_edges, train_edges=split.train_pos.size(1))
+    print("RESULT " + json.dumps(out))
+
+
+def _worker_env() -> dict:
+    """Both systems get the same environment. OpenMP threads that spin while idle (libgomp's
+    default) steal the cores from the other thread team (loader vs trainer) and from other jobs
+    on a small shared CPU; passive waiting was 20x faster per step at 1e4 nodes on 2 loaded cores."""
+    return dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+
+
+def _spawn(args: argparse.Namespace, which: str) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", which, "--nodes", str(args.nodes), "--steps",
+           str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed),
+           "--device", args.device] + (["--full-epoch"] if args.full_epoch and which == "ours" else [])
+    print(f"[{which}] {' '.join(cmd[2:])}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env())
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise RuntimeError(f"{which} worker failed with exit code {proc.returncode}")
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    out = json.loads(line[len("RESULT "):])
+    out["wall_s"] = time.perf_counter() - t0
+    print(f"[{which}] {out}", flush=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="1e4 nodes, 10 steps, batch 512")
+    p.add_argument("--nodes", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="training steps of each system (default 30)")
+    p.add_argument("--batch-size", type=int, default=None, help="positive pairs per batch (default 4096)")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--full-epoch", action="store_true", help="scalevgae: train one real full epoch")
+    p.add_argument("--skip-pyg", action="store_true")
+    p.add_argument("--worker", choices=["ours", "pyg"], default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    args.nodes = args.nodes or (10_000 if args.quick else 1_000_000)
+    args.steps = args.steps or (10 if args.quick else 30)
+    args.batch_size = args.batch_size or (512 if args.quick else 4096)
+    if args.worker:
+        worker(args)
+        return
+    load = os.getloadavg()
+    rows = [_spawn(args, "ours")]
+    if not args.skip_pyg:
+        rows.append(_spawn(args, "pyg"))
+        ours, pyg = rows
+        ours["speedup_pairs_s"] = ours["pairs_per_s"] / pyg["pairs_per_s"]
+    for r in rows:
+        if r.get("epoch_s") is not None and not r.get("epoch_measured", True):
+            r["epoch"] = f"{r['epoch_s']:.4g} s (extrapolated)"
+        elif r.get("epoch_s") is not None:
+            r["epoch"] = f"{r['epoch_s']:.4g} s (measured)"
+    cmd = "python benchmarks/bench_train.py " + " ".join(a for a in sys.argv[1:])
+    meta = dict(command=cmd.strip(), nodes=args.nodes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                fanouts=[10, 5], neg_ratio=1, hidden=32, latent=16, loadavg_start=load, loadavg_end=os.getloadavg(),
+                omp_wait_policy=_worker_env()["OMP_WAIT_POLICY"])
+    name = "train-quick" if args.quick else "train"
+    cols = ["system", "steps", "steps_per_s", "pairs_per_s", "speedup_pairs_s", "peak_rss_gb", "peak_gpu_gb",
+            "test_auc", "test_ap", "epoch", "inference_s"]
+    write_results(name, torch.device(args.device), rows, cols, meta)
+    print(f"load average at start {load}, at end {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
