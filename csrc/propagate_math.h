@@ -14,11 +14,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define SVG_HD __host__ __device__
-#else
-#define SVG_HD
-#endif
+#include "hd.h"
 
 #if defined(__CUDACC__)
 #define SVG_UNROLL _Pragma("unroll")

@@ -15,11 +15,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define SVG_HD __host__ __device__
-#else
-#define SVG_HD
-#endif
+#include "hd.h"
 
 namespace scalevgae {
 namespace sample {

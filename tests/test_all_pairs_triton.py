@@ -6,25 +6,13 @@ fused pass. Runs on a GPU, or on the CPU with TRITON_INTERPRET=1 (set before tri
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 
 import pytest
 import torch
+from triton_support import DEV, TRITON_MARKS
 
-_HAS_TRITON = importlib.util.find_spec("triton") is not None
-_CUDA = torch.cuda.is_available()
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-pytestmark = [
-    pytest.mark.triton,
-    pytest.mark.skipif(not _HAS_TRITON, reason="triton is not installed"),
-    pytest.mark.skipif(not (_CUDA or _INTERPRET),
-                       reason="no CUDA device and TRITON_INTERPRET=1 not set (set it before triton is imported)"),
-]
-
-DEV = torch.device("cuda" if _CUDA else "cpu")
+pytestmark = TRITON_MARKS
 # relative tolerances; products are exact in every dtype (fp16 * fp16 fits fp32), errors come from
 # the accumulation dtype (fp32 for fp16 inputs too)
 TOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 2e-5, torch.bfloat16: 2e-5}

@@ -7,27 +7,15 @@ the interpreter executes every program in Python.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
 import torch
+from triton_support import CUDA as _CUDA
+from triton_support import DEV, TRITON_MARKS
 
 from scalevgae.csr import coo_to_csr, csr_transpose, gcn_norm
 from scalevgae.ops import gcn_propagate, reference
 
-_HAS_TRITON = importlib.util.find_spec("triton") is not None
-_CUDA = torch.cuda.is_available()
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-pytestmark = [
-    pytest.mark.triton,
-    pytest.mark.skipif(not _HAS_TRITON, reason="triton is not installed"),
-    pytest.mark.skipif(not (_CUDA or _INTERPRET),
-                       reason="no CUDA device and TRITON_INTERPRET=1 not set (set it before triton is imported)"),
-]
-
-DEV = torch.device("cuda" if _CUDA else "cpu")
+pytestmark = TRITON_MARKS
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 
 
