@@ -27,9 +27,11 @@ import torch
 
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.features import default_features
+from scalevgae.data.io import write_topk_csv
 from scalevgae.data.split import split_edges
 from scalevgae.distributed import barrier, init_distributed
 from scalevgae.models import build_model
+from scalevgae.ops.topk import topk_links
 from scalevgae.train import TrainConfig, Trainer, resolve_device
 
 PLANETOID = ("cora", "citeseer", "pubmed")
@@ -195,13 +197,18 @@ def cmd_eval(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def cmd_embed(a: argparse.Namespace) -> dict[str, Any]:
+def _embed_checkpoint(a: argparse.Namespace) -> tuple[GraphData, torch.Tensor]:
+    """The dataset a model was trained on and its full-graph latent means [N, latent]."""
     device = resolve_device(a.device)
     model, cfg, data_args = _load_model(a.checkpoint or os.path.join(a.out, MODEL_FILE), device)
     data = load_dataset(data_args["dataset"], root=data_args["root"], nodes=data_args["nodes"],
                         avg_degree=data_args["avg_degree"], graph_seed=data_args["graph_seed"])
     x = features_of(data, data_args["feature_dim"], data_args["graph_seed"])
-    mu = model.embed(data.graph, x, batch_size=a.embed_batch_size, device=device)
+    return data, model.embed(data.graph, x, batch_size=a.embed_batch_size, device=device)
+
+
+def cmd_embed(a: argparse.Namespace) -> dict[str, Any]:
+    data, mu = _embed_checkpoint(a)
     path = a.output or os.path.join(a.out, "embeddings.npy")
     np.save(path, mu.cpu().numpy())
     if a.plot:
@@ -209,7 +216,30 @@ def cmd_embed(a: argparse.Namespace) -> dict[str, Any]:
     return {"embeddings": path, "shape": list(mu.shape)}
 
 
+def cmd_predict(a: argparse.Namespace) -> dict[str, Any]:
+    """The --top-k most likely new partners of each query node, as CSV (node, candidate, score)."""
+    if a.top_k <= 0:
+        raise ValueError(f"--top-k must be positive, got {a.top_k}")
+    data, mu = _embed_checkpoint(a)
+    n = mu.size(0)
+    query = torch.arange(n) if a.query is None else torch.tensor(a.query, dtype=torch.long)
+    if query.numel() and (int(query.min()) < 0 or int(query.max()) >= n):
+        raise ValueError(f"--query nodes must lie in [0, {n})")
+    exclude = None if a.include_known else data.graph
+    idx, scores = topk_links(mu, a.top_k, query=query.to(mu.device), exclude=exclude)
+    path = a.output or os.path.join(a.out, "topk.csv")
+    rows = write_topk_csv(path, query, idx, scores, data.node_ids, sigmoid=True)
+    return {"predictions": path, "rows": rows, "top_k": a.top_k, "queries": int(query.numel())}
+
+
 # ---- parser ----
+def _node_list(s: str) -> list[int]:
+    try:
+        return [int(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--query must be comma-separated node indices, got {s!r}") from None
+
+
 def _fanouts(s: str) -> list[int]:
     try:
         return [int(v) for v in s.split(",") if v.strip()]
@@ -269,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--embed-batch-size", type=int, default=65536, help="rows per propagation chunk")
     m.add_argument("--plot", action="store_true", help="write DIR/latent.png")
     m.set_defaults(func=cmd_embed)
+    q = sub.add_parser("predict", parents=[common], help="top-k most likely new links of DIR/model.pt as CSV")
+    q.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
+    q.add_argument("--top-k", type=int, default=10, help="candidates per query node")
+    q.add_argument("--query", type=_node_list, default=None, help="comma-separated node indices (default: all nodes)")
+    q.add_argument("--include-known", action="store_true", help="also rank pairs that are already edges")
+    q.add_argument("--output", default=None, help="CSV path (default DIR/topk.csv)")
+    q.add_argument("--embed-batch-size", type=int, default=65536, help="rows per propagation chunk")
+    q.set_defaults(func=cmd_predict)
     return p
 
 

@@ -35,6 +35,23 @@ def test_train_eval_embed(tmp_path, capsys):
     assert ev["test_auc"] == pytest.approx(m["test_auc"]) and ev["val_ap"] == pytest.approx(m["val_ap"])
     assert main(["embed", "--out", out, "--output", str(tmp_path / "e.npy"), "--embed-batch-size", "7"]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), emb, rtol=1e-5, atol=1e-6)
+    # predict: top-3 new partners of nodes 0 and 5, against a dense ranking of the saved embeddings
+    csv = tmp_path / "top.csv"
+    assert main(["predict", "--out", out, "--top-k", "3", "--query", "0,5", "--output", str(csv)]) == 0
+    rows = [ln.split(",") for ln in open(csv).read().splitlines()[1:]]
+    assert len(rows) == 6
+    data = sdata.planted_partition(150, avg_degree=6, feature_dim=64)
+    z = torch.from_numpy(emb).double()
+    for q in (0, 5):
+        s = z @ z[q]
+        s[q] = -float("inf")
+        s[data.graph.col[data.graph.rowptr[q]:data.graph.rowptr[q + 1]]] = -float("inf")
+        want = s.topk(3).indices.tolist()
+        got = [int(r[1]) for r in rows if int(r[0]) == q]
+        assert got == want
+        assert all(0.0 <= float(r[2]) <= 1.0 for r in rows)
+    assert main(["predict", "--out", out, "--top-k", "0"]) == 2
+    assert main(["predict", "--out", out, "--query", "150"]) == 2
 
 
 def test_resume_and_featureless(tmp_path, monkeypatch):
