@@ -51,4 +51,52 @@ inline void check_opt_vector(const c10::optional<at::Tensor>& t, int64_t n, at::
   check_same_device(*t, name, like, "x");
 }
 
+// ---- per-op argument checks, shared by the CPU and CUDA kernels ----
+
+// gcn_spmm: rowptr [R+1] / col [nnz] of one int dtype, x [C, F] floating, optional row_scale [R],
+// col_scale [C], bias [F] in the accumulation dtype, all on x's device.
+inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x,
+                                const c10::optional<at::Tensor>& row_scale,
+                                const c10::optional<at::Tensor>& col_scale,
+                                const c10::optional<at::Tensor>& bias) {
+  check_index_1d(rowptr, "rowptr");
+  check_index_1d(col, "col");
+  check_same_dtype(rowptr, "rowptr", col, "col");
+  check_floating(x, "x");
+  TORCH_CHECK_VALUE(x.dim() == 2, "x must be 2-D, got shape ", x.sizes());
+  TORCH_CHECK_VALUE(rowptr.numel() >= 1, "rowptr must have at least one entry");
+  check_same_device(rowptr, "rowptr", x, "x");
+  check_same_device(col, "col", x, "x");
+  const at::ScalarType acc = acc_dtype(x.scalar_type());
+  check_opt_vector(row_scale, rowptr.numel() - 1, acc, x, "row_scale", "rowptr.numel() - 1");
+  check_opt_vector(col_scale, x.size(0), acc, x, "col_scale", "x.size(0)");
+  check_opt_vector(bias, x.size(1), acc, x, "bias", "x.size(1)");
+}
+
+// Edge ops: z [n, F] floating, src/dst [E] of one int dtype, all on z's device.
+inline void check_edge_args(const at::Tensor& z, const at::Tensor& src, const at::Tensor& dst) {
+  check_floating(z, "z");
+  TORCH_CHECK_VALUE(z.dim() == 2, "z must be 2-D [n, F], got shape ", z.sizes());
+  check_index_1d(src, "src");
+  check_index_1d(dst, "dst");
+  check_same_dtype(src, "src", dst, "dst");
+  check_length(dst, src.size(0), "dst", "src.size(0)");
+  check_same_device(z, "z", src, "src");
+  check_same_device(z, "z", dst, "dst");
+}
+
+// A per-edge vector (label, coef) of an edge op: [E] in z's accumulation dtype, on z's device.
+inline void check_edge_vector(const at::Tensor& t, const at::Tensor& z, const at::Tensor& src,
+                              const char* name) {
+  const at::ScalarType acc = acc_dtype(z.scalar_type());
+  check_length(t, src.size(0), name, "src.size(0)");
+  TORCH_CHECK_TYPE(t.scalar_type() == acc, name, " must be ", acc, ", got ", t.scalar_type());
+  check_same_device(z, "z", t, name);
+}
+
+inline void check_reduction(int64_t reduction) {
+  TORCH_CHECK_VALUE(reduction >= 0 && reduction <= 2,
+                    "reduction must be 0 (none), 1 (mean) or 2 (sum), got ", reduction);
+}
+
 }  // namespace scalevgae

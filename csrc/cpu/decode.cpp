@@ -55,17 +55,6 @@ inline void dot_range(const scalar_t* z, const index_t* src, const index_t* dst,
   }
 }
 
-void check_edge_args(const at::Tensor& z, const at::Tensor& src, const at::Tensor& dst) {
-  check_floating(z, "z");
-  TORCH_CHECK_VALUE(z.dim() == 2, "z must be 2-D [n, F], got shape ", z.sizes());
-  check_index_1d(src, "src");
-  check_index_1d(dst, "dst");
-  check_same_dtype(src, "src", dst, "dst");
-  check_length(dst, src.size(0), "dst", "src.size(0)");
-  check_same_device(z, "z", src, "src");
-  check_same_device(z, "z", dst, "dst");
-}
-
 at::Tensor edge_dot_cpu(const at::Tensor& z_, const at::Tensor& src_, const at::Tensor& dst_) {
   check_edge_args(z_, src_, dst_);
   auto z = z_.contiguous();
@@ -93,12 +82,9 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::
                                                 const at::Tensor& dst_, const at::Tensor& label_,
                                                 double pos_weight, int64_t reduction) {
   check_edge_args(z_, src_, dst_);
-  TORCH_CHECK_VALUE(reduction >= 0 && reduction <= 2, "reduction must be 0 (none), 1 (mean) or 2 (sum), got ",
-                    reduction);
+  check_reduction(reduction);
   const auto acc = acc_dtype(z_.scalar_type());
-  check_length(label_, src_.size(0), "label", "src.size(0)");
-  TORCH_CHECK_TYPE(label_.scalar_type() == acc, "label must be ", acc, ", got ", label_.scalar_type());
-  check_same_device(z_, "z", label_, "label");
+  check_edge_vector(label_, z_, src_, "label");
   auto z = z_.contiguous();
   auto src = src_.contiguous();
   auto dst = dst_.contiguous();
@@ -239,10 +225,7 @@ at::Tensor edge_grad_cpu(const at::Tensor& coef_, const at::Tensor& z_, const at
                          const at::Tensor& dst_, bool deterministic) {
   (void)deterministic;  // the CPU scatter is always deterministic
   check_edge_args(z_, src_, dst_);
-  const auto acc = acc_dtype(z_.scalar_type());
-  check_length(coef_, src_.size(0), "coef", "src.size(0)");
-  TORCH_CHECK_TYPE(coef_.scalar_type() == acc, "coef must be ", acc, ", got ", coef_.scalar_type());
-  check_same_device(z_, "z", coef_, "coef");
+  check_edge_vector(coef_, z_, src_, "coef");
   auto z = z_.contiguous();
   auto src = src_.contiguous();
   auto dst = dst_.contiguous();

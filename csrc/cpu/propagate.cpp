@@ -251,19 +251,8 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
                         const c10::optional<at::Tensor>& bias, bool relu,
                         const c10::optional<at::Tensor>& /*t_rowptr*/,
                         const c10::optional<at::Tensor>& /*t_col*/) {
-  check_index_1d(rowptr, "rowptr");
-  check_index_1d(col, "col");
-  check_same_dtype(rowptr, "rowptr", col, "col");
-  check_floating(x_in, "x");
-  TORCH_CHECK_VALUE(x_in.dim() == 2, "x must be 2-D, got shape ", x_in.sizes());
-  TORCH_CHECK_VALUE(rowptr.numel() >= 1, "rowptr must have at least one entry");
-  check_same_device(rowptr, "rowptr", x_in, "x");
-  check_same_device(col, "col", x_in, "x");
+  check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias);
   const int64_t n_rows = rowptr.numel() - 1;
-  const at::ScalarType acc = acc_dtype(x_in.scalar_type());
-  check_opt_vector(row_scale, n_rows, acc, x_in, "row_scale", "rowptr.numel() - 1");
-  check_opt_vector(col_scale, x_in.size(0), acc, x_in, "col_scale", "x.size(0)");
-  check_opt_vector(bias, x_in.size(1), acc, x_in, "bias", "x.size(1)");
 
   const at::Tensor x = x_in.contiguous();
   const at::Tensor rp = rowptr.contiguous();

@@ -181,17 +181,6 @@ void with_vec_group(const at::Tensor& z, int64_t F, Fn&& fn) {
   TORCH_CHECK(false, "edge decoding: no kernel for group size ", G);
 }
 
-void check_edge_args(const at::Tensor& z, const at::Tensor& src, const at::Tensor& dst) {
-  check_floating(z, "z");
-  TORCH_CHECK_VALUE(z.dim() == 2, "z must be 2-D [n, F], got shape ", z.sizes());
-  check_index_1d(src, "src");
-  check_index_1d(dst, "dst");
-  check_same_dtype(src, "src", dst, "dst");
-  check_length(dst, src.size(0), "dst", "src.size(0)");
-  check_same_device(z, "z", src, "src");
-  check_same_device(z, "z", dst, "dst");
-}
-
 // Shared launcher of edge_dot / edge_bce.
 void launch_edge_dot(const at::Tensor& z, const at::Tensor& src, const at::Tensor& dst, at::Tensor* logits,
                      const at::Tensor* label, double pos_weight, double scale, at::Tensor* loss,
@@ -231,12 +220,9 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cuda(const at::Tensor& z_, const at:
                                                  const at::Tensor& dst_, const at::Tensor& label_,
                                                  double pos_weight, int64_t reduction) {
   check_edge_args(z_, src_, dst_);
-  TORCH_CHECK_VALUE(reduction >= 0 && reduction <= 2, "reduction must be 0 (none), 1 (mean) or 2 (sum), got ",
-                    reduction);
+  check_reduction(reduction);
   const auto acc = acc_dtype(z_.scalar_type());
-  check_length(label_, src_.size(0), "label", "src.size(0)");
-  TORCH_CHECK_TYPE(label_.scalar_type() == acc, "label must be ", acc, ", got ", label_.scalar_type());
-  check_same_device(z_, "z", label_, "label");
+  check_edge_vector(label_, z_, src_, "label");
   const c10::cuda::CUDAGuard guard(z_.device());
   auto z = z_.contiguous();
   auto src = src_.contiguous();
@@ -258,10 +244,8 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cuda(const at::Tensor& z_, const at:
 at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const at::Tensor& src_,
                           const at::Tensor& dst_, bool deterministic) {
   check_edge_args(z_, src_, dst_);
+  check_edge_vector(coef_, z_, src_, "coef");
   const auto acc = acc_dtype(z_.scalar_type());
-  check_length(coef_, src_.size(0), "coef", "src.size(0)");
-  TORCH_CHECK_TYPE(coef_.scalar_type() == acc, "coef must be ", acc, ", got ", coef_.scalar_type());
-  check_same_device(z_, "z", coef_, "coef");
   const c10::cuda::CUDAGuard guard(z_.device());
   auto z = z_.contiguous();
   auto src = src_.contiguous();
