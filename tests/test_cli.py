@@ -93,3 +93,13 @@ def test_python_dash_m():
     r = subprocess.run([sys.executable, "-m", "scalevgae", "train", "--help"], capture_output=True, text=True,
                        env=env, cwd=REPO, timeout=120)
     assert r.returncode == 0 and "--fanouts" in r.stdout and "--neg-ratio" in r.stdout
+
+
+def test_eval_every_and_heldout_flag(tmp_path):
+    out = str(tmp_path / "r")
+    assert main(["train", "--nodes", "120", "--epochs", "6", "--eval-every", "3", "--no-exclude-heldout",
+                 "--hidden", "8", "--latent", "4", "--out", out, "--no-progress", "--checkpoint-every", "0"]) == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["config"]["eval_every"] == 3 and m["config"]["exclude_heldout"] is False
+    rows = [json.loads(ln) for ln in open(os.path.join(out, "metrics.jsonl")).read().splitlines()]
+    assert [("val_auc" in r) for r in rows] == [False, False, True, False, False, True]

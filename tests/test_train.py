@@ -164,3 +164,72 @@ def test_cora_quality_minibatch_one_seed():
     tr.fit()
     auc, ap = tr.evaluate(sp.test_pos, sp.test_neg)
     assert auc >= 0.914 - 0.015 and ap >= 0.926 - 0.015, (auc, ap)
+
+
+def test_all_pairs_loss_drops_heldout_terms(data):
+    # The held-out correction equals the dense loss with the held-out pairs' terms removed.
+    d, sp = data
+    g = sp.train_graph
+    n, e = g.num_nodes, g.num_edges
+    z = torch.randn(n, 4, dtype=torch.float64)
+    held = torch.cat([sp.val_pos, sp.test_pos], 1)
+    held = torch.cat([held, held.flip(0)], 1)
+    a = torch.eye(n, dtype=torch.float64)
+    ei = g.edge_index()
+    a[ei[0], ei[1]] = 1
+    pw, norm = kipf_weights(n, e)
+    terms = torch.nn.functional.binary_cross_entropy_with_logits(z @ z.t(), a, pos_weight=torch.tensor(pw),
+                                                                 reduction="none")
+    terms[held[0], held[1]] = 0
+    ref = norm * terms.sum() / (n * n)
+    got = all_pairs_loss(z, g, held)
+    torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got, all_pairs_loss(z, g))  # the correction is not a no-op
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_minibatch_negatives_never_heldout(exclude):
+    # A dense small graph: held-out edges are a large share of the non-edges of the training
+    # graph, so without the exclusion some negatives would hit them.
+    from scalevgae.data import planted_partition as pp
+
+    d = pp(40, avg_degree=20, feature_dim=4, seed=0)
+    sp = split_edges(d.graph, 0.15, 0.15, seed=0)
+    cfg = TrainConfig(mode="minibatch", batch_size=64, neg_ratio=5, epochs=1, progress=False,
+                      exclude_heldout=exclude)
+    tr = Trainer(cfg, d.x, sp)
+    held = torch.cat([sp.val_pos, sp.test_pos], 1)
+    held_keys = set((held[0] * 40 + held[1]).tolist()) | set((held[1] * 40 + held[0]).tolist())
+    hits = 0
+    for _ in range(3):
+        for b in tr.loader:
+            nid = b.n_id
+            neg = b.label == 0
+            s, t = nid[b.src[neg]], nid[b.dst[neg]]
+            hits += sum(k in held_keys for k in (s * 40 + t).tolist())
+    assert (hits == 0) if exclude else (hits > 0)
+
+
+def test_full_sampled_negatives_never_heldout(monkeypatch):
+    from scalevgae.data import planted_partition as pp
+    from scalevgae.sampling.membership import has_pairs
+    from scalevgae.train import trainer as trainer_mod
+
+    d = pp(40, avg_degree=20, feature_dim=4, seed=0)
+    sp = split_edges(d.graph, 0.15, 0.15, seed=0)
+    drawn = []
+
+    def spy(*a, **k):
+        out = trainer_mod_negative_pairs(*a, **k)
+        drawn.append(out)
+        return out
+
+    trainer_mod_negative_pairs = trainer_mod.negative_pairs
+    monkeypatch.setattr(trainer_mod, "negative_pairs", spy)
+    tr = Trainer(TrainConfig(mode="full", full_max_nodes=10, neg_ratio=50, epochs=3, progress=False), d.x, sp)
+    assert not tr.all_pairs
+    tr.fit()
+    assert drawn and tr.heldout_graph is not None
+    neg = torch.cat(drawn, 1)
+    assert neg.size(1) >= 3 * 50 * sp.train_pos.size(1)
+    assert not bool(has_pairs(tr.heldout_graph, neg[0], neg[1]).any())

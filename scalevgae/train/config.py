@@ -32,6 +32,12 @@ class TrainConfig:
     (full, Kipf's), 100 epochs and lr 0.001 (minibatch: many steps per epoch need a lower
     rate); ``neg_ratio`` 5.
 
+    Held-out edges (``exclude_heldout``, default True): the validation and test positives are
+    never trained as non-edges. Sampled negatives reject them (besides the training edges), and
+    the all-pairs loss drops their (negative) terms, an exact O(E_heldout) correction; with
+    ``exclude_heldout=False`` the all-pairs loss is the paper's, in which held-out edges are
+    zeros of the training adjacency like any other non-edge.
+
     Early stopping: validation AUC every ``eval_every`` epochs; stop after ``patience`` epochs
     without improvement (None: never) and always restore the best-validation weights. The
     patience is long (100) because small validation sets are noisy (Cora: 263 edges) and a
@@ -53,6 +59,7 @@ class TrainConfig:
     self_loop_weight: Optional[float] = None
     kl_weight: Optional[float] = None
     full_max_nodes: int = 20000
+    exclude_heldout: bool = True
     batch_size: int = 512
     fanouts: tuple = (10, 5)
     patience: Optional[int] = 100

@@ -12,6 +12,8 @@ every mode:
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -26,10 +28,21 @@ def kipf_weights(num_nodes: int, num_edges: int) -> tuple[float, float]:
     return (n2 - e) / e, n2 / (2.0 * (n2 - e))
 
 
-def all_pairs_loss(z: Tensor, graph: Graph) -> Tensor:
-    """The paper's reconstruction loss over all N² pairs of ``A + I`` (z ``[N, d]``)."""
+def all_pairs_loss(z: Tensor, graph: Graph, heldout: Optional[Tensor] = None) -> Tensor:
+    """The paper's reconstruction loss over all N² pairs of ``A + I`` (z ``[N, d]``).
+
+    heldout: ``[2, H]`` pairs (each ordered pair once; pass both directions of an undirected
+    edge) that are not edges of ``graph`` and must not count as non-edges: their negative terms
+    are subtracted exactly, so they take no part in the loss (the mean stays over N²).
+    """
+    z = z.float()
     pos_weight, norm = kipf_weights(graph.num_nodes, graph.num_edges)
-    return norm * all_pairs_bce_loss(z.float(), graph.rowptr, graph.col, pos_weight=pos_weight)
+    loss = all_pairs_bce_loss(z, graph.rowptr, graph.col, pos_weight=pos_weight)
+    if heldout is not None and heldout.size(1) > 0:
+        zeros = torch.zeros(heldout.size(1), dtype=z.dtype, device=z.device)
+        drop = edge_bce_loss(z, heldout[0], heldout[1], zeros, reduction="sum")
+        loss = loss - drop / float(graph.num_nodes) ** 2
+    return norm * loss
 
 
 def self_loop_weight(graph: Graph) -> float:

@@ -108,6 +108,15 @@ class Trainer:
         self.kl_weight = cfg.kl_weight if cfg.kl_weight is not None else 1.0 / n
         self.self_weight = cfg.self_loop_weight if cfg.self_loop_weight is not None else self_loop_weight(self.graph)
         self.all_pairs = self.full and n <= cfg.full_max_nodes
+        # Held-out positives (validation + test, both directions) are never trained as non-edges.
+        held = torch.cat([split.val_pos, split.test_pos], 1) if cfg.exclude_heldout else None
+        self.heldout_graph: Optional[Graph] = None
+        self.heldout_pairs: Optional[Tensor] = None
+        if held is not None and held.size(1) > 0:
+            self.heldout_graph = Graph.from_edge_index(held, n, undirected=True)
+            g = self.heldout_graph
+            rows = torch.repeat_interleave(torch.arange(n), g.rowptr.diff(), output_size=g.num_edges)
+            self.heldout_pairs = torch.stack([rows, g.col]).to(self.device)
         self.loader = None
         if not self.full:
             # The loader samples from the graph where the split put it (CPU usually) and moves
@@ -115,7 +124,8 @@ class Trainer:
             self.loader = minibatch.make_loader(
                 loader_factory, split.train_graph, self.x, split.train_pos, batch_size=cfg.batch_size,
                 fanouts=cfg.fanouts, neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2,
-                shard=(self.dist.rank, self.dist.world_size))
+                shard=(self.dist.rank, self.dist.world_size),
+                exclude=None if self.heldout_graph is None else [self.heldout_graph.to(split.train_graph.device)])
         self.steps_per_epoch = 1 if self.full else max(len(self.loader), 1)
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
@@ -152,10 +162,11 @@ class Trainer:
             z = self.model.encode(self.graph, self.x)
         n = self.graph.num_nodes
         if self.all_pairs:
-            loss, pairs = all_pairs_loss(z, self.graph), n * n
+            loss, pairs = all_pairs_loss(z, self.graph, self.heldout_pairs), n * n
         else:
             pos = self.train_pos
-            neg = negative_pairs(self.graph, self.cfg.neg_ratio * pos.size(1), generator=self.neg_gen)
+            held = None if self.heldout_graph is None else [self.heldout_graph.to(self.device)]
+            neg = negative_pairs(self.graph, self.cfg.neg_ratio * pos.size(1), exclude=held, generator=self.neg_gen)
             src, dst = torch.cat([pos[0], neg[0]]), torch.cat([pos[1], neg[1]])
             label = torch.cat([torch.ones(pos.size(1), device=z.device), torch.zeros(neg.size(1), device=z.device)])
             loss, pairs = sampled_loss(z, src, dst, label, self.self_weight), src.numel() + n
