@@ -233,3 +233,57 @@ def test_full_sampled_negatives_never_heldout(monkeypatch):
     neg = torch.cat(drawn, 1)
     assert neg.size(1) >= 3 * 50 * sp.train_pos.size(1)
     assert not bool(has_pairs(tr.heldout_graph, neg[0], neg[1]).any())
+
+
+def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout):
+    """tkipf/gae's VGAE written densely (N x N), the ground truth for full mode on tiny graphs."""
+    f = torch.nn.functional
+    g = sp.train_graph
+    n = g.num_nodes
+    ei = g.edge_index()
+    a = torch.zeros(n, n)
+    a[ei[0], ei[1]] = 1
+    at = a + torch.eye(n)
+    d = at.sum(1).pow(-0.5)
+    an = d[:, None] * at * d[None]
+    torch.manual_seed(seed)
+
+    def glorot(i, o):
+        r = (6 / (i + o)) ** 0.5
+        return torch.nn.Parameter(torch.rand(i, o) * 2 * r - r)
+
+    w0, wm, ws = glorot(x.size(1), 32), glorot(32, 16), glorot(32, 16)
+    opt = torch.optim.Adam([w0, wm, ws], lr=0.01)
+    e = a.sum()
+    pw, norm = (n * n - e) / e, n * n / (2 * (n * n - e))
+    keep = torch.ones(n, n)
+    if exclude_heldout:
+        held = torch.cat([sp.val_pos, sp.test_pos], 1)
+        keep[held[0], held[1]] = keep[held[1], held[0]] = 0
+    for _ in range(epochs):
+        h = f.relu(an @ (x @ w0))
+        mu, ls = an @ (h @ wm), an @ (h @ ws)
+        z = mu + torch.randn_like(mu) * ls.exp()
+        terms = f.binary_cross_entropy_with_logits(z @ z.t(), at, pos_weight=pw, reduction="none")
+        rec = norm * (terms * keep).sum() / (n * n)
+        kl = -(0.5 / n) * (1 + 2 * ls - mu**2 - ls.exp() ** 2).sum(1).mean()
+        opt.zero_grad()
+        (rec + kl).backward()
+        opt.step()
+    with torch.no_grad():
+        return an @ (f.relu(an @ (x @ w0)) @ wm)
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_full_mode_is_tkipf_vgae(exclude):
+    # Same seed, same RNG draws: the trainer's full mode follows the dense reference recipe.
+    d = planted_partition(60, avg_degree=6, feature_dim=12, seed=5)
+    sp = split_edges(d.graph, 0.1, 0.1, seed=0)
+    x = torch.as_tensor(d.x).float()
+    tr = Trainer(TrainConfig(model="vgae", mode="full", seed=3, epochs=8, patience=None, progress=False,
+                             exclude_heldout=exclude), x, sp)
+    res = tr.fit()  # restores the best-validation epoch's weights: compare with that epoch
+    ref = _dense_kipf_vgae(x, sp, 3, res.best_epoch, exclude)
+    torch.testing.assert_close(tr.embed(), ref, rtol=1e-4, atol=1e-5)
+    other = _dense_kipf_vgae(x, sp, 3, res.best_epoch, not exclude)
+    assert not torch.allclose(tr.embed(), other, rtol=1e-4, atol=1e-5)  # the held-out terms matter
