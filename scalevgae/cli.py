@@ -138,7 +138,7 @@ def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
                       epochs=a.epochs, steps=a.steps, lr=a.lr, optimizer=a.optimizer, neg_ratio=a.neg_ratio,
                       batch_size=a.batch_size, fanouts=tuple(a.fanouts), patience=a.patience or None,
                       seed=a.seed, device=a.device, amp=a.amp, checkpoint_every=a.checkpoint_every,
-                      eval_every=a.eval_every, exclude_heldout=not a.no_exclude_heldout,
+                      eval_every=a.eval_every, ema_decay=a.ema_decay, exclude_heldout=not a.no_exclude_heldout,
                       progress=not a.no_progress)
     cfg.resolved()  # fail fast on bad options
     # Under torchrun: join the process group (NCCL on GPUs, gloo on CPU); a no-op otherwise.
@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="default 0.01 (full) / 0.001 (minibatch)")
     t.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     t.add_argument("--patience", type=int, default=100, help="early-stopping patience in epochs (0: off)")
+    t.add_argument("--ema-decay", type=float, default=None,
+                   help="evaluate/keep an exponential moving average of the weights (default 0.95 full, off minibatch; 0: off)")
     t.add_argument("--eval-every", type=int, default=1, help="epochs between validation evaluations")
     t.add_argument("--no-exclude-heldout", action="store_true",
                    help="train validation/test edges as non-edges like the paper's loss (default: never)")

@@ -235,7 +235,7 @@ def test_full_sampled_negatives_never_heldout(monkeypatch):
     assert not bool(has_pairs(tr.heldout_graph, neg[0], neg[1]).any())
 
 
-def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout):
+def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout, ema=0.0):
     """tkipf/gae's VGAE written densely (N x N), the ground truth for full mode on tiny graphs."""
     f = torch.nn.functional
     g = sp.train_graph
@@ -253,6 +253,7 @@ def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout):
         return torch.nn.Parameter(torch.rand(i, o) * 2 * r - r)
 
     w0, wm, ws = glorot(x.size(1), 32), glorot(32, 16), glorot(32, 16)
+    avg = [w.detach().clone() for w in (w0, wm, ws)]
     opt = torch.optim.Adam([w0, wm, ws], lr=0.01)
     e = a.sum()
     pw, norm = (n * n - e) / e, n * n / (2 * (n * n - e))
@@ -270,20 +271,31 @@ def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout):
         opt.zero_grad()
         (rec + kl).backward()
         opt.step()
+        with torch.no_grad():
+            for a_, w in zip(avg, (w0, wm, ws)):
+                a_.mul_(ema).add_(w, alpha=1 - ema)
+    w0, wm = avg[0], avg[1]
     with torch.no_grad():
         return an @ (f.relu(an @ (x @ w0)) @ wm)
 
 
-@pytest.mark.parametrize("exclude", [False, True])
-def test_full_mode_is_tkipf_vgae(exclude):
+@pytest.mark.parametrize("exclude,ema", [(False, 0.0), (True, 0.0), (True, 0.8)])
+def test_full_mode_is_tkipf_vgae(exclude, ema):
     # Same seed, same RNG draws: the trainer's full mode follows the dense reference recipe.
     d = planted_partition(60, avg_degree=6, feature_dim=12, seed=5)
     sp = split_edges(d.graph, 0.1, 0.1, seed=0)
     x = torch.as_tensor(d.x).float()
     tr = Trainer(TrainConfig(model="vgae", mode="full", seed=3, epochs=8, patience=None, progress=False,
-                             exclude_heldout=exclude), x, sp)
-    res = tr.fit()  # restores the best-validation epoch's weights: compare with that epoch
-    ref = _dense_kipf_vgae(x, sp, 3, res.best_epoch, exclude)
+                             exclude_heldout=exclude, ema_decay=ema), x, sp)
+    res = tr.fit()  # restores the best-validation epoch's (averaged) weights: compare with that epoch
+    ref = _dense_kipf_vgae(x, sp, 3, res.best_epoch, exclude, ema)
     torch.testing.assert_close(tr.embed(), ref, rtol=1e-4, atol=1e-5)
-    other = _dense_kipf_vgae(x, sp, 3, res.best_epoch, not exclude)
+    other = _dense_kipf_vgae(x, sp, 3, res.best_epoch, not exclude, ema)
     assert not torch.allclose(tr.embed(), other, rtol=1e-4, atol=1e-5)  # the held-out terms matter
+
+
+def test_ema_defaults_and_checks():
+    assert TrainConfig(mode="full").resolved().ema_decay == 0.95
+    assert TrainConfig(mode="minibatch").resolved().ema_decay is None
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0).resolved()

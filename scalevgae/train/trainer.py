@@ -137,6 +137,10 @@ class Trainer:
             bad_evals=0, stopped_early=False, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0, train_time=0.0,
             total_pairs=0)
         self.best_state: Optional[dict[str, Tensor]] = None
+        # Averaged weights (cfg.ema_decay): what validation sees and what the run returns.
+        self.ema_state: Optional[dict[str, Tensor]] = None
+        if cfg.ema_decay:
+            self.ema_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.history: list[dict[str, Any]] = []
         self.ddp: Optional[torch.nn.Module] = None
         if self.dist.enabled:
@@ -194,6 +198,14 @@ class Trainer:
             loss, pairs = self._loss(batch)
         loss.backward()
         self.optimizer.step()
+        if self.ema_state is not None:
+            with torch.no_grad():
+                d = self.cfg.ema_decay
+                for k, v in self.model.state_dict().items():
+                    if v.is_floating_point():
+                        self.ema_state[k].mul_(d).add_(v, alpha=1 - d)
+                    else:
+                        self.ema_state[k].copy_(v)
         if self.scheduler is not None:
             self.scheduler.step()
         return float(loss.detach()), pairs
@@ -224,6 +236,7 @@ class Trainer:
             "loader": None if self.loader is None else self.loader.state_dict(),
             "trainer": dict(self.state),
             "best_state": self.best_state,
+            "ema_state": self.ema_state,
             "history": self.history,
             "config": self.cfg.to_dict(),
             "world_size": self.dist.world_size,
@@ -239,6 +252,8 @@ class Trainer:
             self.loader.load_state_dict(ckpt["loader"])
         self.state.update(ckpt["trainer"])
         self.best_state = ckpt.get("best_state")
+        if self.ema_state is not None:
+            self.ema_state = ckpt["ema_state"]
         self.history = list(ckpt.get("history") or [])
         if int(ckpt.get("world_size", 1)) != self.dist.world_size and self.loader is not None:
             # Another number of ranks: same epoch and pair position, this world's step numbering.
@@ -328,6 +343,8 @@ class Trainer:
                 bar.close()
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
+        elif self.ema_state is not None:
+            self.model.load_state_dict(self.ema_state)
         return TrainResult(
             best_epoch=st["best_epoch"], best_val_auc=st["best_val_auc"], best_val_ap=st["best_val_ap"],
             epochs_run=st["epoch"], steps=st["global_step"], train_seconds=st["train_time"],
@@ -347,17 +364,33 @@ class Trainer:
         last = ep + 1 >= self.epochs
         if (ep + 1) % cfg.eval_every == 0 or last:
             # Same weights on every rank; rank 0's numbers decide (early stopping stays in step).
-            auc, ap = self._broadcast(self.evaluate(self.split.val_pos, self.split.val_neg))
+            weights = self.ema_state if self.ema_state is not None else self.model.state_dict()
+            with _swapped(self.model, self.ema_state):
+                auc, ap = self._broadcast(self.evaluate(self.split.val_pos, self.split.val_neg))
             row.update(val_auc=auc, val_ap=ap)
             if auc > st["best_val_auc"]:
                 st.update(best_val_auc=auc, best_val_ap=ap, best_epoch=ep + 1, bad_evals=0)
-                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                self.best_state = {k: v.detach().clone() for k, v in weights.items()}
             else:
                 st["bad_evals"] += 1
                 if cfg.patience is not None and st["bad_evals"] * cfg.eval_every >= cfg.patience:
                     st["stopped_early"] = True
         self._log(row)
         st.update(epoch=ep + 1, batch_in_epoch=0, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0)
+
+
+@contextlib.contextmanager
+def _swapped(model: torch.nn.Module, weights: Optional[dict[str, Tensor]]) -> Any:
+    """Run the block with ``weights`` loaded into ``model`` (no-op for None), then restore."""
+    if weights is None:
+        yield
+        return
+    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(weights)
+    try:
+        yield
+    finally:
+        model.load_state_dict(current)
 
 
 class _LossModule(torch.nn.Module):
