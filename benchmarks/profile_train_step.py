@@ -36,7 +36,7 @@ def main() -> None:
     from scalevgae.data.loader import _gather_rows
     from scalevgae.data.split import split_edges
     from scalevgae.data.synthetic import planted_partition
-    from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features
+    from scalevgae.sampling.aggregated import sample_aggregated
     from scalevgae.sampling.negative import negative_pairs
     from scalevgae.sampling.neighbor import sample_neighbors
     from scalevgae.train import TrainConfig, Trainer, minibatch
@@ -67,16 +67,15 @@ def main() -> None:
         pairs = torch.cat([pos, neg], 1)
         seeds, inv = torch.unique(pairs.reshape(-1), return_inverse=True)
         t = tick("unique seeds", t)
-        sub = sample_neighbors(loader.graph, seeds, loader.fanouts, generator=gen)
-        t = tick("sample + blocks", t)
-        blocks = sub.blocks
-        if loader.aggregate_input:
-            x = aggregate_features(blocks[0], sub.n_id, loader.x, loader.graph)
-            blocks = [AggregatedBlock(blocks[0].num_dst)] + blocks[1:]
-            t = tick("aggregate x", t)
+        if loader.aggregate_input:  # sampling with the input layer's aggregation (no gather)
+            sub, x = sample_aggregated(loader.graph, seeds, loader.fanouts, loader.x, generator=gen)
+            t = tick("sample + aggregate", t)
         else:
+            sub = sample_neighbors(loader.graph, seeds, loader.fanouts, generator=gen)
+            t = tick("sample + blocks", t)
             x = _gather_rows(loader.x, sub.n_id)
             t = tick("gather x", t)
+        blocks = sub.blocks
         m = pairs.size(1)
         label = torch.zeros(m)
         label[: pos.size(1)] = 1
@@ -97,7 +96,7 @@ def main() -> None:
             for v in times.values():
                 v.clear()
     print(f"nodes {args.nodes}, batch {args.batch_size}, sampled nodes {sub.n_id.numel()}, "
-          f"edges {[bl.num_edges for bl in sub.blocks]}, threads {torch.get_num_threads()}, "
+          f"blocks {sub.blocks}, threads {torch.get_num_threads()}, "
           f"load {os.getloadavg()}")
     for name, v in times.items():
         print(f"{name:16s} median {1e3 * statistics.median(v):8.2f} ms   min {1e3 * min(v):8.2f} ms")

@@ -11,7 +11,7 @@ from scalevgae.data import planted_partition, split_edges
 from scalevgae.data.loader import LinkLoader
 from scalevgae.models import build_model
 from scalevgae.sampling import sample_neighbors
-from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features
+from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features, sample_aggregated
 from scalevgae.train import TrainConfig, Trainer
 
 
@@ -47,19 +47,25 @@ def test_aggregate_features_matches_block_propagate(data, fanouts, dtype):
     torch.testing.assert_close(got, want, atol=tol, rtol=tol)
 
 
-@pytest.mark.parametrize("exclude_batch_edges", [False, True])
+@pytest.mark.parametrize("exclude_batch_edges", [False, True])  # sample_aggregated / aggregate_features
 @pytest.mark.parametrize("model", ["vgae", "gae"])
-def test_loader_batches_give_same_outputs_and_grads(data, exclude_batch_edges, model):
+@pytest.mark.parametrize("fanouts", [[4, 3], [3, -1]])
+def test_loader_batches_give_same_outputs_and_grads(data, exclude_batch_edges, model, fanouts):
     d, _ = data
-    plain, agg = pair(data, exclude_batch_edges=exclude_batch_edges)
+    plain, agg = pair(data, exclude_batch_edges=exclude_batch_edges, fanouts=fanouts)
     torch.manual_seed(0)
     net = build_model(model, d.x.shape[1], 8, 4, 0.0).double()
     for a, b in zip(plain, agg):
-        assert isinstance(b.blocks[0], AggregatedBlock) and b.blocks[0].num_dst == a.blocks[0].num_dst
-        assert b.x.shape == (a.blocks[0].num_dst, d.x.shape[1])
-        for name in ("n_id", "src", "dst", "label"):
+        n_in = a.blocks[0].num_dst
+        assert isinstance(b.blocks[0], AggregatedBlock) and b.blocks[0].num_dst == n_in
+        assert b.x.shape == (n_in, d.x.shape[1])
+        assert torch.equal(b.n_id, a.n_id[:n_in])  # the model's input nodes
+        for name in ("src", "dst", "label"):
             assert torch.equal(getattr(a, name), getattr(b, name))
-        assert torch.equal(a.blocks[1].col, b.blocks[1].col)
+        for p, q in zip(a.blocks[1:], b.blocks[1:]):
+            assert torch.equal(p.rowptr, q.rowptr) and torch.equal(p.col, q.col)
+            assert torch.equal(p.dst_scale, q.dst_scale) and torch.equal(p.src_scale, q.src_scale)
+        torch.testing.assert_close(b.x, a.blocks[0].propagate(a.x), atol=1e-5, rtol=1e-5)
         outs, grads = [], []
         for batch in (a, b):
             net.zero_grad()
@@ -103,3 +109,25 @@ def test_trainer_aggregates_only_without_input_dropout(data, dropout, expect):
     assert tr.loader.aggregate_input is expect
     res = tr.fit()
     assert res.steps == 2 and np.isfinite(res.history[-1]["loss"])
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("fanouts", [[5], [4, 3], [2, 3, 2], [-1, 3]])
+@pytest.mark.parametrize("replace", [False, True])
+def test_sample_aggregated_is_the_same_sample(data, backend, fanouts, replace):
+    _, sp = data
+    g = sp.train_graph
+    x = torch.randn(g.num_nodes, 4, dtype=torch.float64)
+    seeds = torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(5))[:40]
+    full = sample_neighbors(g, seeds, fanouts, replace=replace, generator=torch.Generator().manual_seed(9),
+                            backend=backend)
+    sub, y = sample_aggregated(g, seeds, fanouts, x, replace=replace, generator=torch.Generator().manual_seed(9),
+                               backend=backend)
+    n_in = full.blocks[0].num_dst
+    assert torch.equal(sub.n_id, full.n_id[:n_in]) and isinstance(sub.blocks[0], AggregatedBlock)
+    assert sub.blocks[0].num_dst == n_in and len(sub.blocks) == len(fanouts)
+    for p, q in zip(full.blocks[1:], sub.blocks[1:]):
+        assert torch.equal(p.rowptr, q.rowptr) and torch.equal(p.col, q.col)
+    torch.testing.assert_close(y, full.blocks[0].propagate(x[full.n_id]), atol=1e-12, rtol=1e-12)
+    with pytest.raises(ValueError, match="at least one fanout"):
+        sample_aggregated(g, seeds, [], x)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from scalevgae.graph import Graph
 from scalevgae.ops.validate import check_index_range, check_index_tensor
-from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features
+from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features, sample_aggregated
 from scalevgae.sampling.block import Block
 from scalevgae.sampling.negative import negative_pairs
 from scalevgae.sampling.neighbor import sample_neighbors
@@ -41,7 +41,8 @@ class LinkBatch:
 
     Attributes:
         n_id: ``[M]`` int64 global ids of the input nodes; the first ``num_seeds`` are the
-            distinct endpoints of the batch's pairs (the seeds).
+            distinct endpoints of the batch's pairs (the seeds). With ``aggregate_input`` the
+            input nodes are the first block's destinations (``M = blocks[0].num_dst``).
         blocks: one :class:`~scalevgae.sampling.Block` per layer, input layer first (with
             ``aggregate_input``, ``blocks[0]`` is an
             :class:`~scalevgae.sampling.aggregated.AggregatedBlock`).
@@ -356,20 +357,26 @@ class LinkLoader:
             pairs = pos
         seeds, inv = torch.unique(pairs.reshape(-1), return_inverse=True)
         m = pairs.size(1)
+        label = torch.zeros(m, dtype=torch.float32, device=pairs.device)
+        label[:num_pos] = 1
+        if self.aggregate_input and self.fanouts and not self.exclude_batch_edges:
+            # The outer hop is only read through x: its nodes are never numbered or gathered.
+            sub, x = sample_aggregated(self.graph, seeds, self.fanouts, self.x, replace=self.replace,
+                                       generator=gen, backend=self.backend)
+            return LinkBatch(sub.n_id, sub.blocks, x, inv[:m], inv[m:], label, num_pos)
         sub = sample_neighbors(self.graph, seeds, self.fanouts, replace=self.replace, generator=gen,
                                backend=self.backend)
-        blocks = sub.blocks
+        blocks, n_id = sub.blocks, sub.n_id
         if self.exclude_batch_edges:
             s_loc, d_loc = inv[:num_pos], inv[m : m + num_pos]
             blocks = [_drop_pairs(bl, s_loc, d_loc, seeds.numel()) for bl in blocks]
-        label = torch.zeros(m, dtype=torch.float32, device=pairs.device)
-        label[:num_pos] = 1
         if self.aggregate_input and blocks:
-            x = aggregate_features(blocks[0], sub.n_id, self.x, self.graph)
+            x = aggregate_features(blocks[0], n_id, self.x, self.graph)
             blocks = [AggregatedBlock(blocks[0].num_dst)] + blocks[1:]
+            n_id = n_id[: blocks[0].num_dst]  # the model's input nodes
         else:
-            x = _gather_rows(self.x, sub.n_id)
-        return LinkBatch(sub.n_id, blocks, x, inv[:m], inv[m:], label, num_pos)
+            x = _gather_rows(self.x, n_id)
+        return LinkBatch(n_id, blocks, x, inv[:m], inv[m:], label, num_pos)
 
     def _produce(self, epoch: int, b: int, order: Tensor) -> tuple[LinkBatch, Any]:
         if self._stream is None:

@@ -10,7 +10,7 @@ replaced by an :class:`AggregatedBlock` that only adds the bias and the activati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -18,7 +18,8 @@ from torch import Tensor
 from scalevgae.graph import Graph
 from scalevgae.ops.propagate import gcn_propagate
 from scalevgae.ops.reference import acc_dtype
-from scalevgae.sampling.block import Block
+from scalevgae.sampling.block import Block, SampledSubgraph
+from scalevgae.sampling.neighbor import _adj, _make_blocks, _prepare, _sample_hops
 
 
 @dataclass(repr=False)
@@ -75,3 +76,34 @@ def aggregate_features(block: Block, n_id: Tensor, x: Tensor, graph: Graph) -> T
                       dst_scale=block.dst_scale.to(acc), add_self_loops=False, validate=False)
     y = y.to(acc).addcmul_(block.self_scale.to(acc)[:, None], x.index_select(0, dst).to(acc))
     return y.to(x.dtype)
+
+
+def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Tensor, *, replace: bool = False,
+                      generator: Optional[torch.Generator] = None,
+                      backend: Optional[str] = None) -> tuple[SampledSubgraph, Tensor]:
+    """``sample_neighbors`` followed by :func:`aggregate_features` on its first block, without
+    ever numbering the outermost hop's new nodes.
+
+    The same sample as ``sample_neighbors(graph, seeds, fanouts, ...)`` with the same generator
+    (every row's neighbors depend only on (seed, hop, node)), but the input layer's sampled
+    edges keep their global ids: they only read rows of ``x``. Returns the subgraph, whose
+    ``n_id`` ends at the input layer's destinations and whose ``blocks[0]`` is an
+    :class:`AggregatedBlock`, and the aggregated features ``[blocks[0].num_dst, F]``.
+    """
+    graph, seeds, fanouts, seed, name = _prepare(graph, seeds, fanouts, generator, backend)
+    if not fanouts:
+        raise ValueError("sample_aggregated needs at least one fanout")
+    n_id, hop_ptr, rowptrs, cols = _sample_hops(graph, seeds, fanouts[:-1], replace, seed, name)
+    last = len(fanouts) - 1
+    rowptr, gcol = _adj(name)(graph.rowptr, graph.col, n_id, fanouts[-1], replace, seed, last)
+    # Scales of the input layer's rows as _make_blocks gives them (c_i d_i / k_i and c_i^2).
+    c = graph.gcn_norm(torch.float64)[n_id]
+    deg = (graph.rowptr[n_id + 1] - graph.rowptr[n_id]).double()
+    k = rowptr.diff().double()
+    dst_scale = c * torch.where(k > 0, deg / k.clamp(min=1), 1.0)
+    acc = acc_dtype(x.dtype)
+    y = gcn_propagate(rowptr, gcol, x, src_scale=graph.gcn_norm(acc), dst_scale=dst_scale.to(acc),
+                      add_self_loops=False, validate=False)
+    y = y.to(acc).addcmul_((c * c).to(acc)[:, None], x.index_select(0, n_id).to(acc)).to(x.dtype)
+    blocks = [AggregatedBlock(n_id.numel())] + _make_blocks(graph, n_id, hop_ptr, rowptrs, cols)
+    return SampledSubgraph(n_id, blocks), y
