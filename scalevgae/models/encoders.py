@@ -99,15 +99,19 @@ class VGAEEncoder(nn.Module):
         g1, g2 = _layer_graphs(graph_or_blocks, 2)
         h = self.conv1(g1, F.dropout(x, self.dropout, self.training), activation="relu")
         h = F.dropout(h, self.dropout, self.training)
-        if self.conv_mu.transform_first:
-            # One propagation for both heads: Ã (h [W_mu | W_logstd]).
-            w = torch.cat([self.conv_mu.weight, self.conv_logstd.weight], 1)
-            b = None
-            if self.conv_mu.bias is not None:
-                b = torch.cat([self.conv_mu.bias, self.conv_logstd.bias])
+        w = torch.cat([self.conv_mu.weight, self.conv_logstd.weight], 1)
+        b = None
+        if self.conv_mu.bias is not None:
+            b = torch.cat([self.conv_mu.bias, self.conv_logstd.bias])
+        if w.size(1) < w.size(0):
+            # One propagation for both heads of the narrower Ã (h [W_mu | W_logstd]).
             out = g2.propagate(h @ w, bias=b)
-            return out[:, : w.size(1) // 2], out[:, w.size(1) // 2 :]
-        return self.conv_mu(g2, h), self.conv_logstd(g2, h)
+        else:
+            # As wide either way: propagate h once, then multiply only the destinations (on a
+            # sampled block far fewer rows than its sources).
+            out = g2.propagate(h) @ w
+            out = out if b is None else out + b
+        return out[:, : w.size(1) // 2], out[:, w.size(1) // 2 :]
 
     @torch.no_grad()
     def inference(self, graph: Graph, x: Any, *, batch_size: int = 65536,
