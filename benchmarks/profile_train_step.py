@@ -1,7 +1,9 @@
 """Per-phase time of one minibatch training step (the bench_train.py settings), serially.
 
 Runs the loader's batch preparation phase by phase in the calling thread (no prefetch), then
-the training step phase by phase, and prints median times over ``--repeat`` batches:
+the training step phase by phase, and prints median wall times and median process CPU times
+(user + system over all threads: the work a phase costs on a shared machine, less sensitive to
+other jobs than wall time) over ``--repeat`` batches:
 
     python benchmarks/profile_train_step.py --nodes 1000000 --repeat 10
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -51,14 +54,23 @@ def main() -> None:
     loader.aggregate_input = loader.aggregate_input and not args.no_aggregate
     order = loader._order(0)
     times: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    last_cpu = [0.0]
+
+    def cpu_s() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
 
     def tick(name: str, t0: float) -> float:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_s()
         times[name].append(t - t0)
+        cpu[name].append(c - last_cpu[0])
+        last_cpu[0] = c
         return t
 
     for b in range(args.repeat + 1):
         t = t_start = time.perf_counter()
+        last_cpu[0] = c_start = cpu_s()
         idx = loader._batch_index(order, b)
         pos = loader.pos_pairs[:, idx]
         gen = loader._batch_generator(0, b)
@@ -80,7 +92,9 @@ def main() -> None:
         label = torch.zeros(m)
         label[: pos.size(1)] = 1
         batch = type("B", (), dict(blocks=blocks, x=x, src=inv[:m], dst=inv[m:], label=label))
-        t_step = t = time.perf_counter()
+        t_step, c_step = time.perf_counter(), cpu_s()
+        cpu["batch total"].append(c_step - c_start)
+        t = t_step
         trainer.optimizer.zero_grad(set_to_none=True)
         loss, _ = minibatch.batch_loss(trainer.model, batch, self_weight=trainer.self_weight,
                                        kl_weight=trainer.kl_weight, is_vgae=trainer.is_vgae,
@@ -91,15 +105,18 @@ def main() -> None:
         trainer.optimizer.step()
         t = tick("optimizer", t)
         times["step total"].append(t - t_step)
+        cpu["step total"].append(cpu_s() - c_step)
         times["batch total"].append(t_step - t_start)
         if b == 0:  # warm-up batch
-            for v in times.values():
+            for v in list(times.values()) + list(cpu.values()):
                 v.clear()
     print(f"nodes {args.nodes}, batch {args.batch_size}, sampled nodes {sub.n_id.numel()}, "
           f"blocks {sub.blocks}, threads {torch.get_num_threads()}, "
           f"load {os.getloadavg()}")
+    print(f"{'phase':20s} {'wall median':>12s} {'wall min':>10s} {'cpu median':>11s}   (ms)")
     for name, v in times.items():
-        print(f"{name:16s} median {1e3 * statistics.median(v):8.2f} ms   min {1e3 * min(v):8.2f} ms")
+        print(f"{name:20s} {1e3 * statistics.median(v):12.2f} {1e3 * min(v):10.2f} "
+              f"{1e3 * statistics.median(cpu[name]):11.2f}")
 
 
 if __name__ == "__main__":
