@@ -39,7 +39,6 @@ def main() -> None:
     from scalevgae.data.loader import _gather_rows
     from scalevgae.data.split import split_edges
     from scalevgae.data.synthetic import planted_partition
-    from scalevgae.sampling.aggregated import sample_aggregated
     from scalevgae.sampling.negative import negative_pairs
     from scalevgae.sampling.neighbor import sample_neighbors
     from scalevgae.train import TrainConfig, Trainer, minibatch
@@ -51,7 +50,9 @@ def main() -> None:
                       amp="off", progress=False)
     trainer = Trainer(cfg, data.x, split)
     loader = trainer.loader
-    loader.aggregate_input = loader.aggregate_input and not args.no_aggregate
+    aggregate = getattr(loader, "aggregate_input", False) and not args.no_aggregate
+    if aggregate:
+        from scalevgae.sampling.aggregated import sample_aggregated
     order = loader._order(0)
     times: dict[str, list[float]] = defaultdict(list)
     cpu: dict[str, list[float]] = defaultdict(list)
@@ -79,7 +80,7 @@ def main() -> None:
         pairs = torch.cat([pos, neg], 1)
         seeds, inv = torch.unique(pairs.reshape(-1), return_inverse=True)
         t = tick("unique seeds", t)
-        if loader.aggregate_input:  # sampling with the input layer's aggregation (no gather)
+        if aggregate:  # sampling with the input layer's aggregation (no gather)
             sub, x = sample_aggregated(loader.graph, seeds, loader.fanouts, loader.x, generator=gen)
             t = tick("sample + aggregate", t)
         else:

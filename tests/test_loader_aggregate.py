@@ -107,8 +107,10 @@ def test_trainer_aggregates_only_without_input_dropout(data, dropout, expect):
                       progress=False, patience=None)
     tr = Trainer(cfg, d.x, sp)
     assert tr.loader.aggregate_input is expect
-    res = tr.fit()
+    calls: list = []
+    res = tr.fit(on_step=calls.append)
     assert res.steps == 2 and np.isfinite(res.history[-1]["loss"])
+    assert calls == [1, 2]  # the hook sees every optimizer step
 
 
 @pytest.mark.parametrize("backend", ["cpu", "reference"])
