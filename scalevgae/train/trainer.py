@@ -67,7 +67,9 @@ class Trainer:
             minibatch mode hands it to the loader as is).
         split: the link split (train graph and edges, validation and test pairs).
         out_dir: where ``metrics.jsonl`` and ``checkpoint.pt`` go (None: nowhere).
-        loader_factory: the LinkLoader class for minibatch mode (default: the package's).
+        loader_factory: the LinkLoader class for minibatch mode (default: the package's, which
+            then also applies the first GCN layer's parameter-free aggregation of the features
+            in its background thread, ``aggregate_input=True``, unless ``dropout > 0``).
 
     Under ``torchrun`` (a process group initialised, e.g. by
     :func:`scalevgae.distributed.init_distributed`, before the Trainer is built) the model is
