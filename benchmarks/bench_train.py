@@ -15,6 +15,7 @@ one full epoch over all training edges (extrapolated from the measured steps unl
     python benchmarks/bench_train.py --quick          # 1e4 nodes, seconds
     python benchmarks/bench_train.py                  # 1e6 nodes (the README table)
     python benchmarks/bench_train.py --device cuda --full-epoch
+    python benchmarks/bench_train.py --nodes 100000 --eval-at 30,100,300   # AUC along the way
 """
 
 from __future__ import annotations
@@ -63,39 +64,59 @@ def _data(args: argparse.Namespace):
 
 
 def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> dict:
-    from scalevgae.metrics import link_scores
-    from scalevgae.ops.decode import edge_logits
     from scalevgae.train import TrainConfig, Trainer
 
     steps = args.steps
     if args.full_epoch:
         steps = -(-split.train_pos.size(1) // args.batch_size)
-    cfg = TrainConfig(mode="minibatch", hidden=32, latent=16, epochs=1, steps=steps, lr=args.lr, neg_ratio=1,
+    cfg = TrainConfig(mode="minibatch", hidden=32, latent=16, epochs=10**6, steps=steps, lr=args.lr, neg_ratio=1,
                       batch_size=args.batch_size, fanouts=(10, 5), patience=None, seed=args.seed,
                       device=str(device), amp="off", progress=False)
     trainer = Trainer(cfg, data.x, split)
     trainer.evaluate = lambda *a, **k: (float("nan"), float("nan"))  # val at epoch end: not timed here
+    train_edges = split.train_pos.size(1)
+    curve: list = []
+    paused = [0.0]
+
+    def on_step(step: int) -> None:  # test scores along the way, off the clock
+        if step in args.eval_at:
+            t = time.perf_counter()
+            curve.append(_curve_point(step, _scored_pairs(step, args.batch_size, train_edges),
+                                      *_test_scores(trainer.embed(), split)))
+            paused[0] += time.perf_counter() - t
+
     t0 = time.perf_counter()
-    res = trainer.fit()
-    train_s = time.perf_counter() - t0  # wall clock: batch preparation, waits and steps
+    res = trainer.fit(on_step=on_step)
+    train_s = time.perf_counter() - t0 - paused[0]  # wall clock: batch preparation, waits and steps
     t1 = time.perf_counter()
     z = trainer.embed()
     _sync(device)
     infer_s = time.perf_counter() - t1
-    tp, tn = split.test_pos.to(z.device), split.test_neg.to(z.device)
-    auc, ap = link_scores(edge_logits(z, tp[0], tp[1]), edge_logits(z, tn[0], tn[1]))
+    auc, ap = _test_scores(z, split)
     # The trainer also counts the self-loop term's seeds; report scored pairs like PyG (pos + neg).
     n_batches = len(trainer.loader)
-    train_edges = split.train_pos.size(1)
     pairs = _scored_pairs(res.steps, args.batch_size, train_edges)
     out = dict(system="scalevgae", steps=res.steps, train_s=train_s,
                steps_per_s=res.steps / train_s, pairs_per_s=pairs / train_s,
-               train_pairs=pairs, inference_s=infer_s, test_auc=auc, test_ap=ap)
+               train_pairs=pairs, inference_s=infer_s, test_auc=auc, test_ap=ap, curve=curve)
     if args.full_epoch:
         out.update(epoch_s=train_s, epoch_measured=True)
     else:
         out.update(epoch_s=n_batches / out["steps_per_s"], epoch_measured=False)
     return out
+
+
+def _test_scores(z: torch.Tensor, split) -> tuple[float, float]:
+    """(AUC, AP) of the test positives vs the test negatives, scored on the embeddings z."""
+    from scalevgae.metrics import link_scores
+    from scalevgae.ops.decode import edge_logits
+
+    tp, tn = split.test_pos.to(z.device), split.test_neg.to(z.device)
+    return link_scores(edge_logits(z, tp[0], tp[1]), edge_logits(z, tn[0], tn[1]))
+
+
+def _curve_point(steps: int, pairs: int, auc: float, ap: float) -> dict:
+    return dict(steps=steps, train_pairs=pairs, test_auc=auc, test_ap=ap)
 
 
 def _scored_pairs(steps: int, batch_size: int, train_edges: int) -> int:
@@ -122,7 +143,7 @@ def worker(args: argparse.Namespace) -> None:
         from train_pyg import run
 
         out = run(data, split, steps=args.steps, batch_size=args.batch_size, fanouts=[10, 5], hidden=32, latent=16,
-                  lr=args.lr, seed=args.seed, device=device)
+                  lr=args.lr, seed=args.seed, device=device, eval_at=args.eval_at)
     out.update(data_s=data_s, peak_rss_gb=_status_kb("VmHWM") / 2**20, peak_rss_reset=reset,
                peak_gpu_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
                num_nodes=data.num_nodes, num_edges=data.graph.num_edges, train_edges=split.train_pos.size(1))
@@ -140,6 +161,8 @@ def _spawn(args: argparse.Namespace, which: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", which, "--nodes", str(args.nodes), "--steps",
            str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed),
            "--device", args.device] + (["--full-epoch"] if args.full_epoch and which == "ours" else [])
+    if args.eval_at:
+        cmd += ["--eval-at", ",".join(str(k) for k in sorted(args.eval_at))]
     print(f"[{which}] {' '.join(cmd[2:])}", flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env())
@@ -153,6 +176,16 @@ def _spawn(args: argparse.Namespace, which: str) -> dict:
     return out
 
 
+def _steps_list(text: str) -> tuple:
+    try:
+        steps = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated step counts, got {text!r}") from None
+    if any(k <= 0 for k in steps):
+        raise argparse.ArgumentTypeError(f"step counts must be positive, got {text!r}")
+    return steps
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1e4 nodes, 10 steps, batch 512")
@@ -164,10 +197,14 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--full-epoch", action="store_true", help="scalevgae: train one real full epoch")
     p.add_argument("--skip-pyg", action="store_true")
+    p.add_argument("--eval-at", type=_steps_list, default=(),
+                   help="also score test AUC/AP after these step counts, e.g. 30,100,300 (off the clock; "
+                        "--steps defaults to the largest)")
     p.add_argument("--worker", choices=["ours", "pyg"], default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.nodes = args.nodes or (10_000 if args.quick else 1_000_000)
-    args.steps = args.steps or (10 if args.quick else 30)
+    args.eval_at = set(args.eval_at)
+    args.steps = args.steps or max(args.eval_at, default=10 if args.quick else 30)
     args.batch_size = args.batch_size or (512 if args.quick else 4096)
     if args.worker:
         worker(args)
@@ -184,12 +221,19 @@ def main() -> None:
         elif r.get("epoch_s") is not None:
             r["epoch"] = f"{r['epoch_s']:.4g} s (measured)"
     cmd = "python benchmarks/bench_train.py " + " ".join(a for a in sys.argv[1:])
-    meta = dict(command=cmd.strip(), nodes=args.nodes, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+    meta = dict(command=cmd.strip(), nodes=args.nodes, steps=args.steps, eval_at=sorted(args.eval_at), batch_size=args.batch_size, lr=args.lr,
                 fanouts=[10, 5], neg_ratio=1, hidden=32, latent=16, loadavg_start=load, loadavg_end=os.getloadavg(),
                 omp_wait_policy=_worker_env()["OMP_WAIT_POLICY"])
-    name = "train-quick" if args.quick else "train"
+    name = "train-quick" if args.quick else "train" if args.nodes == 1_000_000 else f"train-{args.nodes}"
+    if args.eval_at:
+        name += "-curve"
     cols = ["system", "steps", "steps_per_s", "pairs_per_s", "speedup_pairs_s", "peak_rss_gb", "peak_gpu_gb",
             "test_auc", "test_ap", "epoch", "inference_s"]
+    for k in sorted(args.eval_at):  # one column per scoring point: "AUC / AP"
+        cols.append(f"auc/ap@{k}")
+        for r in rows:
+            pt = next((c for c in r.get("curve", []) if c["steps"] == k), None)
+            r[f"auc/ap@{k}"] = None if pt is None else f"{pt['test_auc']:.4f} / {pt['test_ap']:.4f}"
     write_results(name, torch.device(args.device), rows, cols, meta)
     print(f"load average at start {load}, at end {os.getloadavg()}")
 

@@ -7,13 +7,16 @@ Adam, KL scaled by 1/N per step. Run as a subprocess by bench_train.py so that p
 from __future__ import annotations
 
 import time
+from typing import Collection
 
 import torch
 from torch import nn
 
 
 def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden: int, latent: int,
-        lr: float, seed: int, device: torch.device) -> dict:
+        lr: float, seed: int, device: torch.device, eval_at: Collection[int] = ()) -> dict:
+    """Train ``steps`` steps and score the test pairs; ``eval_at``: also score after these step
+    counts (off the clock), returned as ``curve``."""
     from torch_geometric.data import Data
     from torch_geometric.loader import LinkNeighborLoader
     from torch_geometric.nn import VGAE, GCNConv
@@ -39,11 +42,26 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
                                 batch_size=batch_size, neg_sampling_ratio=1.0, shuffle=True)
     model = VGAE(Encoder(data.x.size(1))).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def embed() -> torch.Tensor:  # full-graph mu on the training graph
+        model.eval()
+        with torch.no_grad():
+            z = model.encode(data.x.to(device), train_ei.to(device))
+        model.train()
+        return z
+
+    def scores(z: torch.Tensor) -> tuple[float, float]:
+        with torch.no_grad():
+            pos = (z[split.test_pos[0]] * z[split.test_pos[1]]).sum(-1)
+            neg = (z[split.test_neg[0]] * z[split.test_neg[1]]).sum(-1)
+        return link_scores(pos, neg)
+
     model.train()
     pairs = 0
+    curve, paused = [], 0.0
     it = iter(loader)
     t0 = time.perf_counter()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         try:
             batch = next(it)
         except StopIteration:
@@ -58,16 +76,15 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
         loss.backward()
         opt.step()
         pairs += batch.edge_label.numel()
-    train_s = time.perf_counter() - t0
-    model.eval()
+        if step in eval_at:
+            t = time.perf_counter()
+            curve.append(dict(steps=step, train_pairs=pairs, **dict(zip(("test_auc", "test_ap"), scores(embed())))))
+            paused += time.perf_counter() - t
+    train_s = time.perf_counter() - t0 - paused
     t1 = time.perf_counter()
-    with torch.no_grad():
-        z = model.encode(data.x.to(device), train_ei.to(device))
+    z = embed()
     infer_s = time.perf_counter() - t1
-    with torch.no_grad():
-        pos = (z[split.test_pos[0]] * z[split.test_pos[1]]).sum(-1)
-        neg = (z[split.test_neg[0]] * z[split.test_neg[1]]).sum(-1)
-    auc, ap = link_scores(pos, neg)
+    auc, ap = scores(z)
     return dict(system="pyg", steps=steps, train_s=train_s, steps_per_s=steps / train_s,
                 pairs_per_s=pairs / train_s, train_pairs=pairs, inference_s=infer_s,
-                test_auc=auc, test_ap=ap)
+                test_auc=auc, test_ap=ap, curve=curve)

@@ -168,3 +168,19 @@ def test_same_device():
 
     assert same_device(torch.device("cpu"), "cpu")
     assert not same_device("cpu", "meta")
+
+
+def test_vgae_logstd_head_starts_at_zero():
+    torch.manual_seed(0)
+    enc = VGAEEncoder(12, 8, 4)
+    assert bool((enc.conv_logstd.weight == 0).all()) and bool((enc.conv_mu.weight != 0).any())
+    enc.conv_logstd.weight.data.fill_(1.0)
+    enc.reset_parameters()
+    assert bool((enc.conv_logstd.weight == 0).all())
+    g, x = small()
+    mu, logstd = enc.float()(g, x.float())
+    assert bool((logstd == 0).all()) and mu.abs().sum() > 0  # posterior N(mu, I) at init
+    glorot = VGAEEncoder(6, 8, 4, logstd_init="glorot")
+    assert bool((glorot.conv_logstd.weight != 0).any())
+    with pytest.raises(ValueError, match="logstd_init"):
+        VGAEEncoder(6, 8, 4, logstd_init="ones")

@@ -236,7 +236,8 @@ def test_full_sampled_negatives_never_heldout(monkeypatch):
 
 
 def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout, ema=0.0):
-    """tkipf/gae's VGAE written densely (N x N), the ground truth for full mode on tiny graphs."""
+    """tkipf/gae's VGAE written densely (N x N), the ground truth for full mode on tiny graphs
+    (with the log-std head starting at zero, our default)."""
     f = torch.nn.functional
     g = sp.train_graph
     n = g.num_nodes
@@ -253,6 +254,8 @@ def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout, ema=0.0):
         return torch.nn.Parameter(torch.rand(i, o) * 2 * r - r)
 
     w0, wm, ws = glorot(x.size(1), 32), glorot(32, 16), glorot(32, 16)
+    with torch.no_grad():
+        ws.zero_()  # our default log-std head init (VGAEEncoder logstd_init="zeros"); draws unchanged
     avg = [w.detach().clone() for w in (w0, wm, ws)]
     opt = torch.optim.Adam([w0, wm, ws], lr=0.01)
     e = a.sum()

@@ -103,6 +103,11 @@ class DenseMap {
 // a graph fit int32); hash maps above.
 constexpr int64_t kDenseMaxNodes = int64_t(1) << 25;
 
+// Rows ahead whose CSR entries are prefetched: the rows of a hop are scattered over the graph, so
+// every row costs a cache (and TLB) miss on rowptr and another on col; issuing them early lets
+// the misses of several rows overlap.
+constexpr int64_t kRowPrefetch = 16;
+
 // Samples the rows of `nodes` (global ids); returns the CSR of the sample with global columns.
 template <typename idx_t>
 std::pair<std::vector<int64_t>, std::vector<int64_t>> sample_rows(const idx_t* rp, const idx_t* cl,
@@ -112,6 +117,7 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> sample_rows(const idx_t* r
   std::vector<int64_t> out_rp(n + 1, 0);
   at::parallel_for(0, n, kGrain * 8, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
+      if (i + kRowPrefetch < e) __builtin_prefetch(rp + nodes[i + kRowPrefetch], 0, 3);
       int64_t v = nodes[i];
       out_rp[i + 1] = sample::row_count(static_cast<int64_t>(rp[v + 1] - rp[v]), fanout, replace);
     }
@@ -120,6 +126,11 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> sample_rows(const idx_t* r
   std::vector<int64_t> out(out_rp[n]);
   at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
+      if (i + kRowPrefetch < e) {
+        // rowptr of this row was read by the counting pass (likely still cached); its first
+        // sampled column is somewhere in [rp[v], rp[v+1]): fetch the row's start.
+        __builtin_prefetch(cl + rp[nodes[i + kRowPrefetch]], 0, 3);
+      }
       int64_t v = nodes[i];
       int64_t base = static_cast<int64_t>(rp[v]);
       int64_t d = static_cast<int64_t>(rp[v + 1]) - base;

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from scalevgae.graph import Graph
 from scalevgae.ops.validate import check_index_range, check_index_tensor
+from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features, sample_aggregated
 from scalevgae.sampling.block import Block
 from scalevgae.sampling.negative import negative_pairs
 from scalevgae.sampling.neighbor import sample_neighbors
@@ -40,9 +41,14 @@ class LinkBatch:
 
     Attributes:
         n_id: ``[M]`` int64 global ids of the input nodes; the first ``num_seeds`` are the
-            distinct endpoints of the batch's pairs (the seeds).
-        blocks: one :class:`~scalevgae.sampling.Block` per layer, input layer first.
-        x: ``[M, F]`` features of ``n_id`` (None if the loader has no features).
+            distinct endpoints of the batch's pairs (the seeds). With ``aggregate_input`` the
+            input nodes are the first block's destinations (``M = blocks[0].num_dst``).
+        blocks: one :class:`~scalevgae.sampling.Block` per layer, input layer first (with
+            ``aggregate_input``, ``blocks[0]`` is an
+            :class:`~scalevgae.sampling.aggregated.AggregatedBlock`).
+        x: ``[M, F]`` features of ``n_id`` (None if the loader has no features); with
+            ``aggregate_input``, ``[blocks[0].num_dst, F]``: the first block's GCN aggregation
+            of the features.
         src, dst: ``[P]`` int64 local indices into the seeds (``< num_seeds``) of the scored pairs.
         label: ``[P]`` float32, 1 for the ``num_pos`` positives (first), 0 for the negatives.
         num_pos: number of positive pairs.
@@ -156,6 +162,13 @@ class LinkLoader:
             used (0: prepare in the calling thread). At most ``prefetch`` batches wait.
         worker_threads: intra-op (OpenMP) threads of each background thread (None: torch's
             default). 1 keeps a sampling thread from fighting the training thread for cores.
+        aggregate_input: apply the first block's GCN aggregation to the features here, from the
+            full ``x`` (a torch tensor on the graph's device; otherwise this option does
+            nothing): ``batch.x`` becomes ``[blocks[0].num_dst, F]`` and ``blocks[0]`` an
+            :class:`~scalevgae.sampling.aggregated.AggregatedBlock`. Right for models whose first
+            layer aggregates the raw features linearly (a GCN layer without input dropout): it
+            skips the gather of the outer hop's features and moves the aggregation into the
+            loader's thread.
         shard: ``(rank, world)`` for data-parallel training. Every rank must use the same seed:
             all ranks draw the same epoch order, cut it into global batches of
             ``batch_size * world`` pairs, and this rank takes the ``rank``-th (near-equal) slice
@@ -200,6 +213,7 @@ class LinkLoader:
         worker_threads: Optional[int] = 1,
         backend: Optional[str] = None,
         shard: tuple[int, int] = (0, 1),
+        aggregate_input: bool = False,
     ):
         if not isinstance(graph, Graph):
             raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
@@ -237,6 +251,9 @@ class LinkLoader:
         self.prefetch = prefetch
         self.worker_threads = worker_threads
         self.backend = backend
+        # The aggregation reads x by global id: a tensor where the sampling runs.
+        self.aggregate_input = (aggregate_input and isinstance(x, Tensor) and x.device == graph.device
+                                and x.is_floating_point())
         self.rank, self.world = rank, world
         self._offset = 0  # pairs of the current epoch already consumed before a cross-world resume
         dev = generator.device if generator is not None else torch.device("cpu")
@@ -340,15 +357,26 @@ class LinkLoader:
             pairs = pos
         seeds, inv = torch.unique(pairs.reshape(-1), return_inverse=True)
         m = pairs.size(1)
+        label = torch.zeros(m, dtype=torch.float32, device=pairs.device)
+        label[:num_pos] = 1
+        if self.aggregate_input and self.fanouts and not self.exclude_batch_edges:
+            # The outer hop is only read through x: its nodes are never numbered or gathered.
+            sub, x = sample_aggregated(self.graph, seeds, self.fanouts, self.x, replace=self.replace,
+                                       generator=gen, backend=self.backend)
+            return LinkBatch(sub.n_id, sub.blocks, x, inv[:m], inv[m:], label, num_pos)
         sub = sample_neighbors(self.graph, seeds, self.fanouts, replace=self.replace, generator=gen,
                                backend=self.backend)
-        blocks = sub.blocks
+        blocks, n_id = sub.blocks, sub.n_id
         if self.exclude_batch_edges:
             s_loc, d_loc = inv[:num_pos], inv[m : m + num_pos]
             blocks = [_drop_pairs(bl, s_loc, d_loc, seeds.numel()) for bl in blocks]
-        label = torch.zeros(m, dtype=torch.float32, device=pairs.device)
-        label[:num_pos] = 1
-        return LinkBatch(sub.n_id, blocks, _gather_rows(self.x, sub.n_id), inv[:m], inv[m:], label, num_pos)
+        if self.aggregate_input and blocks:
+            x = aggregate_features(blocks[0], n_id, self.x, self.graph)
+            blocks = [AggregatedBlock(blocks[0].num_dst)] + blocks[1:]
+            n_id = n_id[: blocks[0].num_dst]  # the model's input nodes
+        else:
+            x = _gather_rows(self.x, n_id)
+        return LinkBatch(n_id, blocks, x, inv[:m], inv[m:], label, num_pos)
 
     def _produce(self, epoch: int, b: int, order: Tensor) -> tuple[LinkBatch, Any]:
         if self._stream is None:

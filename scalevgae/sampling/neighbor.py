@@ -128,6 +128,14 @@ def sample_neighbors(
     Returns:
         :class:`SampledSubgraph` with ``n_id`` (seeds first) and the blocks, input layer first.
     """
+    graph, seeds, fanouts, seed, name = _prepare(graph, seeds, fanouts, generator, backend)
+    n_id, hop_ptr, rowptrs, cols = _sample_hops(graph, seeds, fanouts, replace, seed, name)
+    return SampledSubgraph(n_id, _make_blocks(graph, n_id, hop_ptr, rowptrs, cols))
+
+
+def _prepare(graph: Graph, seeds: Tensor, fanouts: Sequence[int], generator: Optional[torch.Generator],
+             backend: Optional[str]) -> tuple[Graph, Tensor, list[int], int, str]:
+    """Checked arguments, the sample seed drawn from ``generator`` and the backend's name."""
     if not isinstance(graph, Graph):
         raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
     fanouts = _check_fanouts(fanouts)
@@ -137,14 +145,24 @@ def sample_neighbors(
     if name in ("cpu", "cuda") and not _has_op("neighbor_sample"):
         raise RuntimeError("the compiled extension predates the sampling ops; rebuild it "
                            "(python setup.py build_ext --inplace)")
+    return graph, seeds, fanouts, seed, name
+
+
+def _sample_hops(graph: Graph, seeds: Tensor, fanouts: list[int], replace: bool, seed: int,
+                 name: str) -> tuple[Tensor, list[int], list[Tensor], list[Tensor]]:
+    """(n_id, hop_ptr, rowptrs, cols) of the hops ``fanouts`` (local columns) on backend ``name``."""
+    if not fanouts:
+        return seeds, [seeds.numel()], [], []
     if name == "cpu":
         n_id, hop_t, rowptrs, cols = torch.ops.scalevgae.neighbor_sample(
             graph.rowptr, graph.col, seeds, fanouts, replace, seed)
-        hop_ptr = hop_t.tolist()
-    else:
-        adj = torch.ops.scalevgae.sample_adj if name == "cuda" else reference.sample_adj
-        n_id, hop_ptr, rowptrs, cols = _relabel_hops(graph.rowptr, graph.col, seeds, fanouts, replace, seed, adj)
-    return SampledSubgraph(n_id, _make_blocks(graph, n_id, hop_ptr, rowptrs, cols))
+        return n_id, hop_t.tolist(), list(rowptrs), list(cols)
+    return _relabel_hops(graph.rowptr, graph.col, seeds, fanouts, replace, seed, _adj(name))
+
+
+def _adj(name: str) -> Callable[..., tuple[Tensor, Tensor]]:
+    """One hop of per-row sampling (global columns) on backend ``name``."""
+    return reference.sample_adj if name == "reference" else torch.ops.scalevgae.sample_adj
 
 
 def _make_blocks(graph: Graph, n_id: Tensor, hop_ptr: list[int], rowptrs: list[Tensor],

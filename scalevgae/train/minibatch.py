@@ -36,16 +36,21 @@ def default_loader_factory() -> LoaderFactory:
 
 def make_loader(factory: Optional[LoaderFactory], graph: Graph, x: Any, pos_pairs: Tensor, *, batch_size: int,
                 fanouts: tuple, neg_ratio: int, device: torch.device, seed: int,
-                shard: tuple[int, int] = (0, 1), exclude: Optional[list[Graph]] = None) -> Any:
+                shard: tuple[int, int] = (0, 1), exclude: Optional[list[Graph]] = None,
+                aggregate_input: bool = False) -> Any:
     """A shuffling LinkLoader over the training positives with its own seeded generator.
 
     shard: ``(rank, world)`` under data parallelism (the seed must be the same on all ranks).
-    exclude: graphs whose edges are never drawn as negatives (the held-out positives)."""
+    exclude: graphs whose edges are never drawn as negatives (the held-out positives).
+    aggregate_input: the loader applies the first GCN layer's aggregation to the features (see
+    ``LinkLoader``); only for models whose first layer aggregates the raw features."""
     factory = factory or default_loader_factory()
     gen = torch.Generator().manual_seed(seed)
-    extra = {} if shard[1] == 1 else {"shard": tuple(shard)}  # custom factories need it only under DDP
+    extra: dict = {} if shard[1] == 1 else {"shard": tuple(shard)}  # custom factories need it only under DDP
     if exclude:
         extra["exclude"] = exclude
+    if aggregate_input:
+        extra["aggregate_input"] = True
     return factory(graph, x, pos_pairs, batch_size=batch_size, fanouts=list(fanouts), neg_ratio=neg_ratio,
                    shuffle=True, device=device, generator=gen, **extra)
 

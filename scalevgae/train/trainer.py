@@ -67,7 +67,9 @@ class Trainer:
             minibatch mode hands it to the loader as is).
         split: the link split (train graph and edges, validation and test pairs).
         out_dir: where ``metrics.jsonl`` and ``checkpoint.pt`` go (None: nowhere).
-        loader_factory: the LinkLoader class for minibatch mode (default: the package's).
+        loader_factory: the LinkLoader class for minibatch mode (default: the package's, which
+            then also applies the first GCN layer's parameter-free aggregation of the features
+            in its background thread, ``aggregate_input=True``, unless ``dropout > 0``).
 
     Under ``torchrun`` (a process group initialised, e.g. by
     :func:`scalevgae.distributed.init_distributed`, before the Trainer is built) the model is
@@ -125,7 +127,10 @@ class Trainer:
                 loader_factory, split.train_graph, self.x, split.train_pos, batch_size=cfg.batch_size,
                 fanouts=cfg.fanouts, neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2,
                 shard=(self.dist.rank, self.dist.world_size),
-                exclude=None if self.heldout_graph is None else [self.heldout_graph.to(split.train_graph.device)])
+                exclude=None if self.heldout_graph is None else [self.heldout_graph.to(split.train_graph.device)],
+                # Our encoders' first layer is a GCN on the raw features; dropout on them would
+                # have to come before the aggregation, so then the trainer aggregates.
+                aggregate_input=loader_factory is None and cfg.dropout == 0)
         self.steps_per_epoch = 1 if self.full else max(len(self.loader), 1)
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
@@ -293,12 +298,15 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
 
     # ---- loop ----
-    def fit(self, *, resume: bool = False, max_steps_this_call: Optional[int] = None) -> Optional[TrainResult]:
+    def fit(self, *, resume: bool = False, max_steps_this_call: Optional[int] = None,
+            on_step: Optional[Callable[[int], None]] = None) -> Optional[TrainResult]:
         """Train to the configured epochs/steps or until early stopping; restore the best weights.
 
         resume: continue from ``out_dir/checkpoint.pt`` (same config and seed) and end with the
         same weights as an uninterrupted run. max_steps_this_call: return None after this many
         optimizer steps, as if the process were killed (for tests and time-boxed jobs).
+        on_step: called with the global step after every optimizer step (e.g. to score the
+        model along the way); its time is not counted as step time.
         """
         cfg, st = self.cfg, self.state
         if resume:
@@ -332,6 +340,8 @@ class Trainer:
                             bar.set_postfix(loss=f"{loss:.4f}", pairs_s=f"{pairs / max(dt, 1e-9):.3g}")
                         if cfg.checkpoint_every and st["global_step"] % cfg.checkpoint_every == 0:
                             self.save()
+                        if on_step is not None:
+                            on_step(st["global_step"])
                         if max_steps_this_call is not None and steps_here >= max_steps_this_call:
                             return None
                         if st["global_step"] >= self.total_steps:

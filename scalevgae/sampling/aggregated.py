@@ -1,0 +1,109 @@
+"""The first layer's feature aggregation, done where the batch is made.
+
+A GCN's first layer is ``Â_0 X W_0``: the aggregation ``Â_0 X`` of the (gradient-free) input
+features has no parameters, so the loader can compute it while the trainer is busy with the
+previous batch, straight from the full feature matrix: the ``[num_src, F]`` gather of the
+outer hop's features (the largest array of a batch) is never made, and the first block is
+replaced by an :class:`AggregatedBlock` that only adds the bias and the activation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from scalevgae.graph import Graph
+from scalevgae.ops.propagate import gcn_propagate
+from scalevgae.ops.reference import acc_dtype
+from scalevgae.sampling.block import Block, SampledSubgraph
+from scalevgae.sampling.neighbor import _adj, _make_blocks, _prepare, _sample_hops
+
+
+@dataclass(repr=False)
+class AggregatedBlock:
+    """Stands in for a block whose aggregation was already applied to its input.
+
+    ``propagate(h)`` with h ``[>= num_dst, F]`` (the aggregated rows) returns
+    ``act(h[:num_dst] + bias)``. Because the aggregation is linear, ``propagate(h @ W)`` is
+    ``(Â h_raw) W`` too, so :class:`~scalevgae.models.GraphConv` gives the same result whichever
+    side of the aggregation it puts the weight on.
+    """
+
+    num_dst: int
+
+    @property
+    def num_src(self) -> int:
+        return self.num_dst
+
+    @property
+    def num_edges(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"AggregatedBlock(num_dst={self.num_dst})"
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> AggregatedBlock:
+        return self
+
+    def propagate(self, x: Tensor, *, bias: Optional[Tensor] = None, activation: Optional[str] = None,
+                  backend: Optional[str] = None) -> Tensor:
+        if x.dim() != 2 or x.size(0) < self.num_dst:
+            raise ValueError(f"x must have shape [>= {self.num_dst}, F] (num_dst rows), got {tuple(x.shape)}")
+        y = x[: self.num_dst]
+        if bias is not None:
+            y = y + bias.to(y.dtype)
+        if activation == "relu":
+            y = torch.relu(y)
+        elif activation is not None:
+            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+        return y
+
+
+def aggregate_features(block: Block, n_id: Tensor, x: Tensor, graph: Graph) -> Tensor:
+    """``block.propagate(x[n_id])`` ``[block.num_dst, F]`` without gathering ``x[n_id]``.
+
+    x ``[num_nodes, F]`` float features of the whole graph (on the graph's device); n_id ``[M]``
+    the sample's global ids (``block``'s local ids index it); ``graph`` the sampled graph, whose
+    normalization ``c = (deg + 1)^-1/2`` the block uses. The sampled edges read the rows of x
+    directly by global id: ``y_i = c_i^2 x_i + dst_scale_i sum_{j in S_i} c_j x_j``.
+    """
+    acc = acc_dtype(x.dtype)
+    dst = n_id[: block.num_dst]
+    y = gcn_propagate(block.rowptr, n_id[block.col], x, src_scale=graph.gcn_norm(acc),
+                      dst_scale=block.dst_scale.to(acc), add_self_loops=False, validate=False)
+    y = y.to(acc).addcmul_(block.self_scale.to(acc)[:, None], x.index_select(0, dst).to(acc))
+    return y.to(x.dtype)
+
+
+def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Tensor, *, replace: bool = False,
+                      generator: Optional[torch.Generator] = None,
+                      backend: Optional[str] = None) -> tuple[SampledSubgraph, Tensor]:
+    """``sample_neighbors`` followed by :func:`aggregate_features` on its first block, without
+    ever numbering the outermost hop's new nodes.
+
+    The same sample as ``sample_neighbors(graph, seeds, fanouts, ...)`` with the same generator
+    (every row's neighbors depend only on (seed, hop, node)), but the input layer's sampled
+    edges keep their global ids: they only read rows of ``x``. Returns the subgraph, whose
+    ``n_id`` ends at the input layer's destinations and whose ``blocks[0]`` is an
+    :class:`AggregatedBlock`, and the aggregated features ``[blocks[0].num_dst, F]``.
+    """
+    graph, seeds, fanouts, seed, name = _prepare(graph, seeds, fanouts, generator, backend)
+    if not fanouts:
+        raise ValueError("sample_aggregated needs at least one fanout")
+    n_id, hop_ptr, rowptrs, cols = _sample_hops(graph, seeds, fanouts[:-1], replace, seed, name)
+    last = len(fanouts) - 1
+    rowptr, gcol = _adj(name)(graph.rowptr, graph.col, n_id, fanouts[-1], replace, seed, last)
+    # Scales of the input layer's rows as _make_blocks gives them (c_i d_i / k_i and c_i^2).
+    c = graph.gcn_norm(torch.float64)[n_id]
+    deg = (graph.rowptr[n_id + 1] - graph.rowptr[n_id]).double()
+    k = rowptr.diff().double()
+    dst_scale = c * torch.where(k > 0, deg / k.clamp(min=1), 1.0)
+    acc = acc_dtype(x.dtype)
+    y = gcn_propagate(rowptr, gcol, x, src_scale=graph.gcn_norm(acc), dst_scale=dst_scale.to(acc),
+                      add_self_loops=False, validate=False)
+    y = y.to(acc).addcmul_((c * c).to(acc)[:, None], x.index_select(0, n_id).to(acc)).to(x.dtype)
+    blocks = [AggregatedBlock(n_id.numel())] + _make_blocks(graph, n_id, hop_ptr, rowptrs, cols)
+    return SampledSubgraph(n_id, blocks), y
