@@ -33,6 +33,7 @@ struct Problem {
   const acc_t* row_scale;
   const acc_t* col_scale;
   const acc_t* bias;
+  const acc_t* self_scale;  // [min(n_rows, n_src)] or null (propagate_math.h)
   scalar_t* y;
   int64_t n_rows, n_src, nnz, F;
   bool self_loops, relu;
@@ -93,6 +94,15 @@ inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_
 template <typename scalar_t, typename acc_t, typename index_t>
 inline void write_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t i, const acc_t* acc) {
   scalar_t* yr = p.y + i * p.F;
+  if (prop::self_after_scale(p.self_loops, p.self_scale, i, p.n_src)) {
+    const acc_t w = p.self_scale[i];
+    const scalar_t* xr = p.x + i * p.F;
+    for (int64_t f = 0; f < p.F; ++f) {
+      yr[f] = static_cast<scalar_t>(prop::finish_self(acc[f], p.row_scale, i, w,
+                                                      prop::to_acc<acc_t>(xr[f]), p.bias, f, p.relu));
+    }
+    return;
+  }
   for (int64_t f = 0; f < p.F; ++f) {
     yr[f] = static_cast<scalar_t>(prop::finish(acc[f], p.row_scale, i, p.bias, f, p.relu));
   }
@@ -115,7 +125,7 @@ inline void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials
       row_sum<FB>(part.head_buf + k * p.F, p, a, b, c.edge_end, -1);
       continue;
     }
-    const int64_t self_row = prop::has_self_loop(p.self_loops, i, p.n_src) ? i : -1;
+    const int64_t self_row = prop::self_in_sum(p.self_loops, p.self_scale, i, p.n_src) ? i : -1;
     row_sum<FB>(acc, p, a, b, c.edge_end, self_row);
     write_row(p, i, acc);
   }
@@ -162,7 +172,7 @@ bool cpu_has_avx2() {
 }
 
 // Finishes the row r cut by chunk boundaries that ends in chunk k: tails in chunk order, then
-// the head, then the self loop.
+// the head, then the self loop (or, with a self_scale, the epilogue adds it).
 template <typename scalar_t, typename acc_t, typename index_t>
 void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_t>& part,
                  int64_t k, int64_t r, acc_t* acc) {
@@ -172,7 +182,7 @@ void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_
     for (int64_t f = 0; f < F; ++f) acc[f] += part.tail_buf[j * F + f];
   }
   for (int64_t f = 0; f < F; ++f) acc[f] += part.head_buf[k * F + f];
-  if (prop::has_self_loop(p.self_loops, r, p.n_src)) {
+  if (prop::self_in_sum(p.self_loops, p.self_scale, r, p.n_src)) {
     const acc_t w = prop::src_weight(p.col_scale, r);
     for (int64_t f = 0; f < F; ++f) acc[f] += w * prop::to_acc<acc_t>(p.x[r * F + f]);
   }
@@ -250,8 +260,9 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
                         const c10::optional<at::Tensor>& col_scale, bool self_loops,
                         const c10::optional<at::Tensor>& bias, bool relu,
                         const c10::optional<at::Tensor>& /*t_rowptr*/,
-                        const c10::optional<at::Tensor>& /*t_col*/) {
-  check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias);
+                        const c10::optional<at::Tensor>& /*t_col*/,
+                        const c10::optional<at::Tensor>& self_scale) {
+  check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias, self_loops, self_scale);
   const int64_t n_rows = rowptr.numel() - 1;
 
   const at::Tensor x = x_in.contiguous();
@@ -264,6 +275,7 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
   const at::Tensor rs = row_scale.has_value() ? row_scale->contiguous() : at::Tensor();
   const at::Tensor cs = col_scale.has_value() ? col_scale->contiguous() : at::Tensor();
   const at::Tensor bs = bias.has_value() ? bias->contiguous() : at::Tensor();
+  const at::Tensor ss = self_scale.has_value() ? self_scale->contiguous() : at::Tensor();
 
   const auto dtype = x.scalar_type();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gcn_spmm_cpu", [&] {
@@ -276,6 +288,7 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
       p.row_scale = rs.defined() ? rs.data_ptr<acc_t>() : nullptr;
       p.col_scale = cs.defined() ? cs.data_ptr<acc_t>() : nullptr;
       p.bias = bs.defined() ? bs.data_ptr<acc_t>() : nullptr;
+      p.self_scale = ss.defined() ? ss.data_ptr<acc_t>() : nullptr;
       p.y = y.data_ptr<scalar_t>();
       p.n_rows = n_rows;
       p.n_src = x.size(0);
