@@ -349,10 +349,12 @@ def test_kernel_checks_its_arguments():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-@pytest.mark.parametrize("F", [16, 64, 37])
+@pytest.mark.parametrize("F", [16, 64, 37, 128, 256, 100])
 def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
     """The cpu kernel is compiled for the baseline ISA and for AVX2 (picked at run time); both agree
-    with the reference (SCALEVGAE_CPU_NO_AVX2=1 forces the baseline)."""
+    with the reference (SCALEVGAE_CPU_NO_AVX2=1 forces the baseline). F=256 and 100 take the path
+    that sums rows in 64-feature register blocks (100: a 64 block and a 36-wide remainder), with a
+    hub row cut into several chunks."""
     if not _STATUS["cpu"].usable:
         pytest.skip(_STATUS["cpu"].reason)
     rowptr, col = random_csr(700, 700, 5000, gen, hub=2, hub_deg=6000)
@@ -506,3 +508,25 @@ def test_kernel_checks_self_scale():
         op(rowptr, col, x, None, None, True, None, False, None, None, torch.ones(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="self_loops"):
         op(rowptr, col, x, None, None, False, None, False, None, None, torch.ones(2))
+
+
+@pytest.mark.parametrize("F", [256, 100])
+def test_cpu_blocked_rows_self_scale_and_backward(F, gen):
+    """The feature-blocked path (F > 64, not 128) with a self_scale, bias and relu, forward and
+    backward (the backward runs the same kernel on the transposed CSR), on a bipartite block."""
+    if not _STATUS["cpu"].usable:
+        pytest.skip(_STATUS["cpu"].reason)
+    n_dst, n_src = 300, 500
+    rowptr, col = random_csr(n_dst, n_src, 3000, gen, torch.int32, hub=1, hub_deg=5000)
+    kw = dict(src_scale=torch.rand(n_src, generator=gen) + 0.5, dst_scale=torch.rand(n_dst, generator=gen) + 0.5,
+              self_scale=torch.rand(n_dst, generator=gen))
+    x0, b0 = torch.randn(n_src, F, generator=gen), torch.randn(F, generator=gen)
+    g = torch.randn(n_dst, F, generator=gen)
+    out = []
+    for be, dt in (("cpu", torch.float32), ("reference", torch.float64)):
+        x, b = x0.to(dt).clone().requires_grad_(), b0.to(dt).clone().requires_grad_()
+        y = gcn_propagate(rowptr, col, x, bias=b, activation="relu", backend=be, **{k: v.to(dt) for k, v in kw.items()})
+        y.backward(g.to(dt))
+        out.append((y.detach().double(), x.grad.double(), b.grad.double()))
+    for a, r in zip(*out):
+        assert_close(a, r, torch.float32, gen, f"F={F}")
