@@ -42,12 +42,21 @@ struct Problem {
   scalar_t* y;
   int64_t n_rows, n_src, nnz, F;
   bool self_loops, relu;
+  bool lines_aligned;  // x and its rows start on 64-byte lines (so do the 64-feature blocks)
 };
 
 // Edges ahead whose feature rows are prefetched (1e6 nodes, F=64: prefetching is ~35% faster
 // than none; into L2 (prefetcht1) ~10-15% faster than into L1, whose 16 fill buffers cap the
-// rows in flight; 32 edges ahead ~5% faster than 16 with the L2 hint; 8..64 are close).
-constexpr int64_t kPrefetchDistance = 32;
+// rows in flight; 32 edges ahead ~5% faster than 16 with the L2 hint; 8..64 are close). Rows of
+// one cache line (F=16 float) keep the former L1 prefetch 16 edges ahead (~5% faster there).
+template <int FB, typename scalar_t>
+constexpr bool one_line_rows() {
+  return FB > 0 && FB * sizeof(scalar_t) <= 64;
+}
+template <int FB, typename scalar_t>
+constexpr int64_t prefetch_distance() {
+  return one_line_rows<FB, scalar_t>() ? 16 : 32;
+}
 
 // Partial sums of the rows cut by chunk boundaries (propagate_math.h), per chunk.
 template <typename acc_t>
@@ -67,29 +76,53 @@ struct FBlock {
   int64_t fw;
 };
 
-// Prefetches the block of x's row c (and col_scale[c], a random access too).
-template <int FB, typename scalar_t, typename acc_t, typename index_t>
-inline void prefetch_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t c, FBlock blk) {
-  const int64_t bytes = (FB > 0 ? FB : blk.fw) * static_cast<int64_t>(sizeof(scalar_t));
-  const char* lo = reinterpret_cast<const char*>(p.x + c * p.F + blk.f0);
-  for (int64_t off = 0; off < bytes; off += 64) {
-    __builtin_prefetch(lo + off, 0, 2);
+// Software prefetch into L1 (kL1) or L2. __builtin_prefetch has no side effects, so GCC deletes
+// a loop of unknown trip count made only of prefetches (C++ loops are assumed finite), and GCC
+// 12 was seen to drop every prefetch of a function when one was conditional (`if (..) pf(..)`).
+// kAsm: inline asm, which is kept (used for the runtime-width loop); it is not the default as
+// it kept GCC from vectorizing the 16-wide accumulation around it (F=16: ~25% slower).
+template <bool kL1, bool kAsm>
+inline void prefetch(const void* addr) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if constexpr (kAsm) {
+    if constexpr (kL1) {
+      asm volatile("prefetcht0 (%0)" : : "r"(addr));
+    } else {
+      asm volatile("prefetcht1 (%0)" : : "r"(addr));
+    }
+    return;
   }
-  __builtin_prefetch(lo + bytes - 1, 0, 2);  // the last line when the block is not line-aligned
-  if (p.col_scale != nullptr) __builtin_prefetch(p.col_scale + c, 0, 3);
+#endif
+  __builtin_prefetch(addr, 0, kL1 ? 3 : 2);
+}
+
+// Prefetches the block of x's row c (and col_scale[c], a random access too): into L1 for
+// one-line rows, L2 otherwise (see prefetch_distance).
+template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
+inline void prefetch_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t c, FBlock blk) {
+  constexpr bool kOneLine = one_line_rows<FB, scalar_t>();
+  const int64_t bytes = (FB > 0 ? FB : blk.fw) * static_cast<int64_t>(sizeof(scalar_t));
+  const int64_t F = S > 0 ? S : p.F;
+  const char* lo = reinterpret_cast<const char*>(p.x + c * F + blk.f0);
+  // One more line when the block does not start on a line.
+  const int64_t span = p.lines_aligned ? bytes : bytes + 63;
+  // Fixed widths: at most bytes / 64 + 1 trips, unrolled, so the builtin stays.
+  for (int64_t off = 0; off < span; off += 64) prefetch<kOneLine, FB == 0>(lo + off);
+  if (p.col_scale != nullptr) prefetch<true, FB == 0>(p.col_scale + c);
 }
 
 // Sums the block of the rows of x of edges [a, b) (and of the self loop of row `self_row` if
 // >= 0), each scaled by col_scale, into acc[0..fw), prefetching the rows of the edges
-// kPrefetchDistance ahead (up to prefetch_end). FB > 0: fw == FB known at compile time.
-template <int FB, typename scalar_t, typename acc_t, typename index_t>
+// prefetch_distance ahead (up to prefetch_end). FB > 0: fw == FB known at compile time; S > 0:
+// the row stride F == S is too (whole rows: one block).
+template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_t>& p, int64_t a,
                     int64_t b, int64_t prefetch_end, int64_t self_row, FBlock blk) {
   const int64_t W = FB > 0 ? FB : blk.fw;
-  const int64_t F = p.F;
+  const int64_t F = S > 0 ? S : p.F;
   const scalar_t* __restrict x = p.x + blk.f0;
   const index_t* __restrict col = p.col;
-  constexpr int64_t dist = kPrefetchDistance;
+  constexpr int64_t dist = prefetch_distance<FB, scalar_t>();
   for (int64_t f = 0; f < W; ++f) acc[f] = acc_t(0);
   if (self_row >= 0) {
     const acc_t w = prop::src_weight(p.col_scale, self_row);
@@ -101,7 +134,7 @@ inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_
     }
   }
   for (int64_t e = a; e < b; ++e) {
-    if (e + dist < prefetch_end) prefetch_row<FB>(p, static_cast<int64_t>(col[e + dist]), blk);
+    if (e + dist < prefetch_end) prefetch_row<FB, S>(p, static_cast<int64_t>(col[e + dist]), blk);
     const int64_t c = col[e];
     const acc_t w = prop::src_weight(p.col_scale, c);
     const scalar_t* __restrict xr = x + c * F;
@@ -135,49 +168,52 @@ inline void write_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t i, con
 
 // One pass over chunk k for one feature block: finishes the block of its whole rows, leaves
 // the partial sums of cut rows in head/tail.
-template <int FB, typename scalar_t, typename acc_t, typename index_t>
+template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 inline void run_block(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_t>& part,
                       int64_t k, const ChunkInfo& c, FBlock blk, acc_t* acc) {
   // Prologue: the rows of the first edges, which no earlier edge of this pass prefetched.
-  const int64_t pro_end = std::min(c.edge_begin + kPrefetchDistance, c.edge_end);
+  const int64_t pro_end = std::min(c.edge_begin + prefetch_distance<FB, scalar_t>(), c.edge_end);
   for (int64_t e = c.edge_begin; e < pro_end; ++e) {
-    prefetch_row<FB>(p, static_cast<int64_t>(p.col[e]), blk);
+    prefetch_row<FB, S>(p, static_cast<int64_t>(p.col[e]), blk);
   }
   for (int64_t i = c.row_begin; i < c.row_end; ++i) {
     const int64_t a = prop::row_first_edge(p.rowptr, i, c.edge_begin);
     const int64_t b = p.rowptr[i + 1];
     if (i == c.head_row) {
-      row_sum<FB>(part.head_buf + k * p.F + blk.f0, p, a, b, c.edge_end, -1, blk);
+      row_sum<FB, S>(part.head_buf + k * p.F + blk.f0, p, a, b, c.edge_end, -1, blk);
       continue;
     }
     const int64_t self_row = prop::self_in_sum(p.self_loops, p.self_scale, i, p.n_src) ? i : -1;
-    row_sum<FB>(acc, p, a, b, c.edge_end, self_row, blk);
+    row_sum<FB, S>(acc, p, a, b, c.edge_end, self_row, blk);
     write_row(p, i, acc, blk);
   }
   if (c.tail_row >= 0) {
     const int64_t a = prop::row_first_edge(p.rowptr, c.tail_row, c.edge_begin);
-    row_sum<FB>(part.tail_buf + k * p.F + blk.f0, p, a, c.edge_end, c.edge_end, -1, blk);
+    row_sum<FB, S>(part.tail_buf + k * p.F + blk.f0, p, a, c.edge_end, c.edge_end, -1, blk);
   }
 }
 
 // One merge-path chunk, block by block of FB features (the last, narrower block and FB == 0
-// use the runtime-width loop on `scratch` [F]).
-template <int FB, typename scalar_t, typename acc_t, typename index_t>
+// use the runtime-width loop on `scratch` [F]). S > 0: rows of exactly S == FB features.
+template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 inline void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_t>& part,
                       int64_t k, acc_t* scratch) {
   const ChunkInfo c = prop::chunk_info(k, part.chunk_work, p.rowptr, p.n_rows, p.nnz);
   part.head_rows[k] = c.head_row;
   part.tail_rows[k] = c.tail_row;
   if constexpr (FB == 0) {
-    run_block<0>(p, part, k, c, FBlock{0, p.F}, scratch);
+    run_block<0, 0>(p, part, k, c, FBlock{0, p.F}, scratch);
+  } else if constexpr (S > 0) {  // whole rows of FB == S == F features
+    acc_t regs[FB];
+    run_block<FB, S>(p, part, k, c, FBlock{0, FB}, regs);
   } else {
     acc_t regs[FB];  // registers: the block's accumulators
     for (int64_t f0 = 0; f0 < p.F; f0 += FB) {
       const int64_t fw = std::min<int64_t>(FB, p.F - f0);
       if (fw == FB) {
-        run_block<FB>(p, part, k, c, FBlock{f0, FB}, regs);
+        run_block<FB, S>(p, part, k, c, FBlock{f0, FB}, regs);
       } else {
-        run_block<0>(p, part, k, c, FBlock{f0, fw}, scratch);
+        run_block<0, 0>(p, part, k, c, FBlock{f0, fw}, scratch);
       }
     }
   }
@@ -196,18 +232,18 @@ inline void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials
 #define SVG_ATTR_BASE
 #endif
 
-template <int FB, typename scalar_t, typename acc_t, typename index_t>
+template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 SVG_ATTR_AVX2 void run_chunks_avx2(const Problem<scalar_t, acc_t, index_t>& p,
                                    const Partials<acc_t>& part, int64_t k0, int64_t k1,
                                    acc_t* scratch) {
-  for (int64_t k = k0; k < k1; ++k) run_chunk<FB>(p, part, k, scratch);
+  for (int64_t k = k0; k < k1; ++k) run_chunk<FB, S>(p, part, k, scratch);
 }
 
-template <int FB, typename scalar_t, typename acc_t, typename index_t>
+template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 SVG_ATTR_BASE void run_chunks_base(const Problem<scalar_t, acc_t, index_t>& p,
                                    const Partials<acc_t>& part, int64_t k0, int64_t k1,
                                    acc_t* scratch) {
-  for (int64_t k = k0; k < k1; ++k) run_chunk<FB>(p, part, k, scratch);
+  for (int64_t k = k0; k < k1; ++k) run_chunk<FB, S>(p, part, k, scratch);
 }
 
 bool cpu_has_avx2() {
@@ -245,7 +281,7 @@ int64_t chunk_work_for(int64_t F, int64_t elem) {
   return std::max<int64_t>(64, (int64_t(1) << 18) / per_unit);
 }
 
-template <int FB, typename scalar_t, typename acc_t, typename index_t>
+template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   const int64_t work = p.n_rows + p.nnz;
   const int64_t chunk_work = chunk_work_for(p.F, sizeof(scalar_t));
@@ -273,9 +309,9 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
            k0 = next_chunk.fetch_add(kGrab)) {
         const int64_t k1 = std::min(k0 + kGrab, n_chunks);
         if (use_avx2) {
-          run_chunks_avx2<FB>(p, part, k0, k1, scratch.data());
+          run_chunks_avx2<FB, S>(p, part, k0, k1, scratch.data());
         } else {
-          run_chunks_base<FB>(p, part, k0, k1, scratch.data());
+          run_chunks_base<FB, S>(p, part, k0, k1, scratch.data());
         }
       }
     }
@@ -297,14 +333,14 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
 template <typename scalar_t, typename acc_t, typename index_t>
 void dispatch_width(const Problem<scalar_t, acc_t, index_t>& p) {
   switch (p.F) {
-    case 16: return launch<16>(p);
-    case 32: return launch<32>(p);
-    case 64: return launch<64>(p);
-    case 128: return launch<128>(p);  // 2 x 64 blocks measured ~10% slower
+    case 16: return launch<16, 16>(p);
+    case 32: return launch<32, 32>(p);
+    case 64: return launch<64, 64>(p);
+    case 128: return launch<128, 128>(p);  // 2 x 64 blocks measured ~10% slower
     default:
       // Wider rows in register blocks of kBlockF features (F=256 at 1e6 nodes: ~1.6x faster
       // than the runtime-width loop, whose accumulators live in memory).
-      return p.F > kBlockF ? launch<kBlockF>(p) : launch<0>(p);
+      return p.F > kBlockF ? launch<kBlockF, 0>(p) : launch<0, 0>(p);
   }
 }
 
@@ -347,6 +383,8 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
       p.n_src = x.size(0);
       p.nnz = cl.numel();
       p.F = x.size(1);
+      p.lines_aligned = reinterpret_cast<uintptr_t>(p.x) % 64 == 0 &&
+                        (p.F * static_cast<int64_t>(sizeof(scalar_t))) % 64 == 0;
       p.self_loops = self_loops;
       p.relu = relu;
       dispatch_width(p);
