@@ -13,6 +13,8 @@ peak extra memory of ours.
     python benchmarks/bench_propagate.py --quick          # small graph, seconds
     python benchmarks/bench_propagate.py                  # 1e5 and 1e6 nodes, F in 16/64/256, Cora
     python benchmarks/bench_propagate.py --device cuda
+    python benchmarks/bench_propagate.py --no-cora --sizes 1000000 --features 64 --passes fwd \
+        --peers chain spmm_bare --name propagate-focus      # one focused configuration
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--passes", nargs="*", default=["fwd", "fwd+bwd"], choices=["fwd", "fwd+bwd"])
     ap.add_argument("--peers", nargs="*", default=["chain", "spmm_bare", "torch_sparse", "pyg"])
     ap.add_argument("--cora-dir", default=None, help="directory with Planetoid's ind.cora.* files")
+    ap.add_argument("--no-cora", action="store_true", help="synthetic graphs only (a focused run)")
     ap.add_argument("--name", default="propagate", help="results file stem")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -178,7 +181,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                              os.path.join(ROOT, "data", "planetoid"),
                              os.path.join(ROOT, "..", "shared", "datasets", "planetoid"),
                              os.path.join(ROOT, "..", "..", "shared", "datasets", "planetoid")) if d]
-    if not args.quick:
+    if not args.quick and not args.no_cora:
         cora = cora_graph(cora_dirs)
         if cora is not None:
             graphs.append(("cora", cora))

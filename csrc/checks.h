@@ -6,6 +6,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+
 namespace scalevgae {
 
 inline void check_index_1d(const at::Tensor& t, const char* name) {
@@ -54,11 +56,13 @@ inline void check_opt_vector(const c10::optional<at::Tensor>& t, int64_t n, at::
 // ---- per-op argument checks, shared by the CPU and CUDA kernels ----
 
 // gcn_spmm: rowptr [R+1] / col [nnz] of one int dtype, x [C, F] floating, optional row_scale [R],
-// col_scale [C], bias [F] in the accumulation dtype, all on x's device.
+// col_scale [C], bias [F], self_scale [min(R, C)] (only with self_loops) in the accumulation
+// dtype, all on x's device.
 inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x,
                                 const c10::optional<at::Tensor>& row_scale,
                                 const c10::optional<at::Tensor>& col_scale,
-                                const c10::optional<at::Tensor>& bias) {
+                                const c10::optional<at::Tensor>& bias, bool self_loops,
+                                const c10::optional<at::Tensor>& self_scale) {
   check_index_1d(rowptr, "rowptr");
   check_index_1d(col, "col");
   check_same_dtype(rowptr, "rowptr", col, "col");
@@ -71,6 +75,9 @@ inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col,
   check_opt_vector(row_scale, rowptr.numel() - 1, acc, x, "row_scale", "rowptr.numel() - 1");
   check_opt_vector(col_scale, x.size(0), acc, x, "col_scale", "x.size(0)");
   check_opt_vector(bias, x.size(1), acc, x, "bias", "x.size(1)");
+  TORCH_CHECK_VALUE(self_loops || !self_scale.has_value(), "self_scale needs self_loops=True");
+  check_opt_vector(self_scale, std::min<int64_t>(rowptr.numel() - 1, x.size(0)), acc, x,
+                   "self_scale", "min(rowptr.numel() - 1, x.size(0))");
 }
 
 // Edge ops: z [n, F] floating, src/dst [E] of one int dtype, all on z's device.

@@ -11,9 +11,14 @@ TORCH_LIBRARY(scalevgae, m) {
   // in the accumulation dtype (float32, or float64 for float64 x); act = relu if `relu`.
   // t_rowptr/t_col: the transposed CSR ([C+1], [nnz]) if the caller has it; only the backward
   // reads them (None: the backward builds it).
+  // self_scale [min(R, C)] (acc dtype; needs self_loops): the self loop of row i becomes
+  // self_scale[i] * x[i], added AFTER the row scale instead of inside the sum:
+  //   y[i] = act(row_scale[i] * sum_e col_scale[col[e]] * x[col[e]] + self_scale[i] * x[i] + bias)
+  // (sampled blocks, whose self weight c_i^2 differs from row_scale[i] * col_scale[i]).
   m.def(
       "gcn_spmm(Tensor rowptr, Tensor col, Tensor x, Tensor? row_scale, Tensor? col_scale, "
-      "bool self_loops, Tensor? bias, bool relu, Tensor? t_rowptr, Tensor? t_col) -> Tensor");
+      "bool self_loops, Tensor? bias, bool relu, Tensor? t_rowptr, Tensor? t_col, "
+      "Tensor? self_scale=None) -> Tensor");
   // ---- edge decoding (scalevgae/ops/decode.py) ----
   // z [n, F] (float16/bfloat16/float32/float64), src/dst [E] int32 or int64 (same dtype), each in
   // [0, n). acc = float32, or float64 for float64 z.

@@ -3,6 +3,9 @@
 //
 //   y[i] = act(row_scale[i] * (sum_{e in row i} col_scale[col[e]] * x[col[e]]
 //                              + [self_loops and i < n_src] col_scale[i] * x[i]) + bias)
+// or, with a per-row self weight self_scale (sampled blocks),
+//   y[i] = act(row_scale[i] * sum_{e in row i} col_scale[col[e]] * x[col[e]]
+//              + [self_loops and i < n_src] self_scale[i] * x[i] + bias)
 //
 // Work is split nnz-balanced along the merge path of (row ends, edges) (Merrill & Garland,
 // "Merge-based parallel sparse matrix-vector multiplication", SC'16): chunk k covers the path
@@ -90,14 +93,45 @@ SVG_HD inline bool has_self_loop(bool self_loops, int64_t i, int64_t n_src) {
   return self_loops && i < n_src;
 }
 
+// Row i's self loop goes into the sum (weight col_scale[i], scaled by row_scale[i] with the
+// rest: Kipf's D^-1/2 (A + I) D^-1/2) unless a self_scale is given.
+template <typename acc_t>
+SVG_HD inline bool self_in_sum(bool self_loops, const acc_t* self_scale, int64_t i, int64_t n_src) {
+  return self_scale == nullptr && has_self_loop(self_loops, i, n_src);
+}
+
+// With a self_scale (sampled blocks) row i's self loop self_scale[i] * x[i] is added after the
+// row scale, as its weight c_i^2 is not row_scale[i] * col_scale[i] there.
+template <typename acc_t>
+SVG_HD inline bool self_after_scale(bool self_loops, const acc_t* self_scale, int64_t i,
+                                    int64_t n_src) {
+  return self_scale != nullptr && has_self_loop(self_loops, i, n_src);
+}
+
+// Bias and activation of one output value.
+template <typename acc_t>
+SVG_HD inline acc_t bias_act(acc_t v, const acc_t* bias, int64_t f, bool relu) {
+  if (bias != nullptr) v += bias[f];
+  if (relu && v < acc_t(0)) v = acc_t(0);  // NaN stays NaN, as torch.relu
+  return v;
+}
+
 // Epilogue of feature f of row i: dst scale, bias, activation.
 template <typename acc_t>
 SVG_HD inline acc_t finish(acc_t v, const acc_t* row_scale, int64_t i, const acc_t* bias, int64_t f,
                            bool relu) {
   if (row_scale != nullptr) v *= row_scale[i];
-  if (bias != nullptr) v += bias[f];
-  if (relu && v < acc_t(0)) v = acc_t(0);  // NaN stays NaN, as torch.relu
-  return v;
+  return bias_act(v, bias, f, relu);
+}
+
+// Epilogue with the self term after the row scale: v * row_scale[i] + w_self * x_self, bias,
+// activation (w_self = self_scale[i], x_self = x[i][f]).
+template <typename acc_t>
+SVG_HD inline acc_t finish_self(acc_t v, const acc_t* row_scale, int64_t i, acc_t w_self,
+                                acc_t x_self, const acc_t* bias, int64_t f, bool relu) {
+  if (row_scale != nullptr) v *= row_scale[i];
+  v += w_self * x_self;
+  return bias_act(v, bias, f, relu);
 }
 
 // Chunk k of the merge path and its cut rows.

@@ -349,10 +349,12 @@ def test_kernel_checks_its_arguments():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-@pytest.mark.parametrize("F", [16, 64, 37])
+@pytest.mark.parametrize("F", [16, 64, 37, 128, 256, 100])
 def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
     """The cpu kernel is compiled for the baseline ISA and for AVX2 (picked at run time); both agree
-    with the reference (SCALEVGAE_CPU_NO_AVX2=1 forces the baseline)."""
+    with the reference (SCALEVGAE_CPU_NO_AVX2=1 forces the baseline). F=256 and 100 take the path
+    that sums rows in 64-feature register blocks (100: a 64 block and a 36-wide remainder), with a
+    hub row cut into several chunks."""
     if not _STATUS["cpu"].usable:
         pytest.skip(_STATUS["cpu"].reason)
     rowptr, col = random_csr(700, 700, 5000, gen, hub=2, hub_deg=6000)
@@ -366,3 +368,165 @@ def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
         else:
             monkeypatch.delenv("SCALEVGAE_CPU_NO_AVX2", raising=False)
         assert_close(run("cpu", rowptr, col, x, bias=bias, activation="relu"), want, dtype, gen, f"no_avx2={no_avx2}")
+
+
+# ---------------------------------------------------------------- per-row self-loop weight
+def truth_self(rowptr, col, x, rs, cs, ss, bias, relu):
+    """float64 reference with a self_scale: act(rs * A (cs * x) + ss * x + bias)."""
+    d = lambda t: None if t is None else t.detach().double().cpu()
+    return reference.gcn_spmm(rowptr.cpu(), col.cpu(), d(x), d(rs), d(cs), True, d(bias), relu, d(ss))
+
+
+def test_reference_self_scale_is_the_formula(gen):
+    """The reference's self_scale path against the formula written out with a dense matrix."""
+    n_dst, n_src, F = 15, 22, 4
+    rowptr, col = random_csr(n_dst, n_src, 60, gen, dup=5)
+    A = torch.zeros(n_dst, n_src, dtype=torch.float64)
+    A.index_put_((reference.csr_rows(rowptr), col), torch.ones(col.numel(), dtype=torch.float64), accumulate=True)
+    x = torch.randn(n_src, F, generator=gen, dtype=torch.float64)
+    rs, cs = torch.rand(n_dst, generator=gen, dtype=torch.float64), torch.rand(n_src, generator=gen, dtype=torch.float64)
+    ss, bias = torch.randn(n_dst, generator=gen, dtype=torch.float64), torch.randn(F, generator=gen, dtype=torch.float64)
+    want = torch.relu(rs[:, None] * (A @ (cs[:, None] * x)) + ss[:, None] * x[:n_dst] + bias)
+    torch.testing.assert_close(truth_self(rowptr, col, x, rs, cs, ss, bias, True), want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["small", "hub", "bipartite", "empty_rows_isolated", "wide"])
+@pytest.mark.parametrize("idx", [torch.int32, torch.int64], ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_self_scale_matches_reference(backend, case, idx, dtype, gen):
+    """self_scale (sampled blocks): the self loop weighs self_scale[i], added after dst_scale."""
+    n_dst, n_src, nnz, F, kw = CASES[case]
+    rowptr, col = random_csr(n_dst, n_src, nnz, gen, idx, **kw)
+    x = torch.randn(n_src, F, generator=gen, dtype=torch.float64).to(dtype)
+    src = torch.rand(n_src, generator=gen, dtype=torch.float64) + 0.5
+    dst = torch.rand(n_dst, generator=gen, dtype=torch.float64) + 0.5
+    ss = torch.randn(n_dst, generator=gen, dtype=torch.float64)  # any sign: not a product of the others
+    bias = torch.randn(F, generator=gen, dtype=torch.float64)
+    for relu, b in ((False, None), (True, bias)):
+        y = run(backend, rowptr, col, x, src_scale=src, dst_scale=dst, self_scale=ss.to(_device(backend)), bias=b,
+                activation="relu" if relu else None)
+        assert y.dtype == dtype
+        assert_close(y, truth_self(rowptr, col, x, dst, src, ss, b, relu), dtype, gen, f"{case} relu={relu}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
+@pytest.mark.parametrize("layout", ["square", "bipartite"])
+def test_self_scale_gradcheck(backend, relu, layout, gen):
+    """Backward with a self_scale: dx = D_src A^T D_dst g + self_scale * g on the first n_dst rows."""
+    dev = _device(backend)
+    n_dst, n_src, F = (12, 12, 5) if layout == "square" else (9, 16, 5)
+    rowptr, col = random_csr(n_dst, n_src, 40, gen, dup=3, empty_frac=0.2)
+    mk = lambda n: (torch.rand(n, generator=gen, dtype=torch.float64) + 0.5).to(dev)
+    kw = dict(src_scale=mk(n_src), dst_scale=mk(n_dst), self_scale=mk(n_dst) - 0.9)
+    x = torch.randn(n_src, F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
+    bias = torch.randn(F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
+    rp, cl = rowptr.to(dev), col.to(dev)
+    fn = lambda x, b: gcn_propagate(rp, cl, x, bias=b, activation="relu" if relu else None, backend=backend, **kw)
+    assert torch.autograd.gradcheck(fn, (x, bias), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_self_scale_backward_matches_reference(backend, gen):
+    """float32 bipartite input with a hub (cut into several chunks): grads vs the reference's autograd."""
+    dev = _device(backend)
+    n_dst, n_src, F = 300, 700, 24
+    rowptr, col = random_csr(n_dst, n_src, 3000, gen, hub=5, hub_deg=20000)
+    x = torch.randn(n_src, F, generator=gen)
+    b = torch.randn(F, generator=gen)
+    g = torch.randn(n_dst, F, generator=gen)
+    scales = dict(src_scale=torch.rand(n_src, generator=gen) + 0.5, dst_scale=torch.rand(n_dst, generator=gen) + 0.5,
+                  self_scale=torch.rand(n_dst, generator=gen))
+    grads = []
+    for be in (backend, "reference"):
+        xx = x.clone().to(dev).requires_grad_()
+        bb = b.clone().to(dev).requires_grad_()
+        kw = {k: v.to(dev) for k, v in scales.items()}
+        y = gcn_propagate(rowptr.to(dev), col.to(dev), xx, bias=bb, activation="relu", backend=be, **kw)
+        y.backward(g.to(dev))
+        grads.append((xx.grad.double().cpu(), bb.grad.double().cpu()))
+    for a, r in zip(grads[0], grads[1]):
+        assert_close(a, r, torch.float32, gen)
+
+
+@pytest.mark.parametrize("backend", KERNEL_BACKENDS)
+def test_self_scale_opcheck(backend):
+    dev = _device(backend)
+    for args in _opcheck_samples(dev):
+        rowptr, col, x, rs, cs, loops, bias, relu, t_rp, t_col = args
+        if not loops:
+            continue
+        ss = torch.rand(rowptr.numel() - 1, dtype=rs.dtype, device=dev)
+        torch.library.opcheck(torch.ops.scalevgae.gcn_spmm.default, (*args, ss))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_self_scale_torch_compile_fullgraph(backend, gen):
+    dev = _device(backend)
+    rowptr, col = random_csr(30, 50, 200, gen)
+    rowptr, col = rowptr.to(dev), col.to(dev)
+    src, dst, ss = (torch.rand(n, generator=gen).to(dev) for n in (50, 30, 30))
+    x = torch.randn(50, 8, generator=gen).to(dev).requires_grad_()
+
+    def layer(x):
+        return gcn_propagate(rowptr, col, x, src_scale=src, dst_scale=dst, self_scale=ss, activation="relu",
+                             backend=backend).sum(1)
+
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    y = compiled(x)
+    torch.testing.assert_close(y, layer(x), rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_self_scale_bad_input(backend, gen):
+    rowptr, col, x = _good(gen)
+    call = lambda **kw: gcn_propagate(rowptr, col, x, backend=backend, **kw)
+    with pytest.raises(ValueError, match="self_scale"):
+        call(self_scale=torch.ones(9))
+    with pytest.raises(ValueError, match="self_scale"):
+        call(self_scale=torch.ones(10, 1))
+    with pytest.raises(TypeError, match="self_scale"):
+        call(self_scale=torch.ones(10, dtype=torch.long))
+    with pytest.raises(ValueError, match="add_self_loops"):
+        call(self_scale=torch.ones(10), add_self_loops=False)
+    with pytest.raises(ValueError, match="is on"):
+        call(self_scale=torch.ones(10, device="meta"))
+
+
+def test_kernel_checks_self_scale():
+    if not _STATUS["cpu"].usable:
+        pytest.skip(_STATUS["cpu"].reason)
+    op = torch.ops.scalevgae.gcn_spmm
+    rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
+    x = torch.randn(3, 3)
+    with pytest.raises(ValueError, match="self_scale"):
+        op(rowptr, col, x, None, None, True, None, False, None, None, torch.ones(3))  # min(R, C) = 2
+    with pytest.raises(TypeError, match="self_scale"):
+        op(rowptr, col, x, None, None, True, None, False, None, None, torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="self_loops"):
+        op(rowptr, col, x, None, None, False, None, False, None, None, torch.ones(2))
+
+
+@pytest.mark.parametrize("F", [256, 100])
+def test_cpu_blocked_rows_self_scale_and_backward(F, gen):
+    """The feature-blocked path (F > 64, not 128) with a self_scale, bias and relu, forward and
+    backward (the backward runs the same kernel on the transposed CSR), on a bipartite block."""
+    if not _STATUS["cpu"].usable:
+        pytest.skip(_STATUS["cpu"].reason)
+    n_dst, n_src = 300, 500
+    rowptr, col = random_csr(n_dst, n_src, 3000, gen, torch.int32, hub=1, hub_deg=5000)
+    kw = dict(src_scale=torch.rand(n_src, generator=gen) + 0.5, dst_scale=torch.rand(n_dst, generator=gen) + 0.5,
+              self_scale=torch.rand(n_dst, generator=gen))
+    x0, b0 = torch.randn(n_src, F, generator=gen), torch.randn(F, generator=gen)
+    g = torch.randn(n_dst, F, generator=gen)
+    out = []
+    for be, dt in (("cpu", torch.float32), ("reference", torch.float64)):
+        x, b = x0.to(dt).clone().requires_grad_(), b0.to(dt).clone().requires_grad_()
+        y = gcn_propagate(rowptr, col, x, bias=b, activation="relu", backend=be, **{k: v.to(dt) for k, v in kw.items()})
+        y.backward(g.to(dt))
+        out.append((y.detach().double(), x.grad.double(), b.grad.double()))
+    for a, r in zip(*out):
+        assert_close(a, r, torch.float32, gen, f"F={F}")

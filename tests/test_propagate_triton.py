@@ -270,3 +270,66 @@ def test_public_function_backward(mode):
     (gcn_propagate(rowptr, col, x, activation="relu", backend="triton", **kw) * gy).sum().backward()
     (gcn_propagate(rowptr, col, xr, activation="relu", backend="reference") * gy.double()).sum().backward()
     check(x.grad, xr.grad, torch.float32)
+
+
+# ---------------------------------------------------------------- per-row self-loop weight
+def truth_self(rowptr, col, x, rs, cs, ss, bias, relu):
+    d = lambda t: None if t is None else t.double()
+    return reference.gcn_spmm(rowptr, col, x.double(), d(rs), d(cs), True, d(bias), relu, d(ss))
+
+
+@pytest.mark.parametrize("idx", [torch.int32, torch.int64])
+@pytest.mark.parametrize("split", [False, True], ids=["rows", "split"])
+def test_self_scale(tp, idx, split):
+    """self_scale: row i's self loop is self_scale[i] * x[i], added after row_scale; both the short-row
+    and the split (long-row) epilogues; bipartite, as a sampled block."""
+    gen = torch.Generator().manual_seed(14 + split + 2 * (idx == torch.int32))
+    n_dst, n_src, F = 20, 45, 7
+    rowptr, col = random_csr(n_dst, n_src, 90, gen, idx, hub=3, hub_deg=40)
+    x = torch.randn(n_src, F, generator=gen).to(DEV)
+    rs, cs = scales(n_dst, gen, torch.float32), scales(n_src, gen, torch.float32)
+    ss = (torch.randn(n_dst, generator=gen)).to(DEV)
+    bias = torch.randn(F, generator=gen).to(DEV)
+    tun = dict(chunk=4, long_row_threshold=6) if split else {}
+    for relu, b in ((False, None), (True, bias)):
+        y = tp.gcn_spmm_launch(rowptr, col, x, rs, cs, True, b, relu, self_scale=ss, **tun)
+        check(y, truth_self(rowptr, col, x, rs, cs, ss, b, relu), torch.float32)
+    # the backward's shape: more rows than x, self_scale over x's rows
+    t_rowptr, t_col = csr_transpose(rowptr, col, n_src)
+    g = torch.randn(n_dst, F, generator=gen).to(DEV)
+    y = tp.gcn_spmm_launch(t_rowptr, t_col, g, cs, rs, True, None, False, self_scale=ss, **tun)
+    check(y, truth_self(t_rowptr, t_col, g, cs, rs, ss, None, False), torch.float32)
+
+
+def test_self_scale_gradcheck_and_opcheck(tp):
+    gen = torch.Generator().manual_seed(16)
+    rowptr, col, rs, cs = _grad_case(gen, n_dst=5, n_src=7)
+    ss = scales(5, gen, torch.float64) - 0.9
+    x = torch.randn(7, 2, generator=gen, dtype=torch.float64).to(DEV).requires_grad_()
+    bias = torch.randn(2, generator=gen, dtype=torch.float64).to(DEV).requires_grad_()
+    fn = lambda x, b: tp.gcn_spmm(rowptr, col, x, rs, cs, True, b, True, None, None, ss)
+    assert torch.autograd.gradcheck(fn, (x, bias), eps=1e-6, atol=1e-6)
+    torch.library.opcheck(torch.ops.scalevgae_triton.gcn_spmm.default,
+                          (rowptr, col, x.float().detach().requires_grad_(), rs.float(), cs.float(), True,
+                           bias.float().detach().requires_grad_(), True, None, None, ss.float()))
+    with pytest.raises(ValueError, match="self_scale"):
+        tp.gcn_spmm(rowptr, col, x, rs, cs, True, None, False, None, None, ss[:-1])
+    with pytest.raises(ValueError, match="self_loops"):
+        tp.gcn_spmm(rowptr, col, x, rs, cs, False, None, False, None, None, ss)
+
+
+def test_self_scale_public_function():
+    gen = torch.Generator().manual_seed(17)
+    n_dst, n_src, F = 14, 30, 5
+    rowptr, col = random_csr(n_dst, n_src, 50, gen, torch.int32)
+    kw = dict(src_scale=scales(n_src, gen, torch.float32), dst_scale=scales(n_dst, gen, torch.float32),
+              self_scale=scales(n_dst, gen, torch.float32))
+    x0 = torch.randn(n_src, F, generator=gen).to(DEV)
+    gy = torch.randn(n_dst, F, generator=gen).to(DEV)
+    x, xr = x0.clone().requires_grad_(), x0.double().requires_grad_()
+    y = gcn_propagate(rowptr, col, x, activation="relu", backend="triton", **kw)
+    yr = gcn_propagate(rowptr, col, xr, activation="relu", backend="reference", **{k: v.double() for k, v in kw.items()})
+    check(y, yr.detach(), torch.float32)
+    (y * gy).sum().backward()
+    (yr * gy.double()).sum().backward()
+    check(x.grad, xr.grad, torch.float32)

@@ -37,6 +37,7 @@ struct Problem {
   const acc_t* row_scale;
   const acc_t* col_scale;
   const acc_t* bias;
+  const acc_t* self_scale;  // [min(n_rows, n_src)] or null (propagate_math.h)
   scalar_t* y;
   acc_t* head_buf;    // [n_chunks, F]
   acc_t* tail_buf;    // [n_chunks, F]
@@ -115,15 +116,27 @@ __device__ __forceinline__ void process_row(const Problem<scalar_t, acc_t, index
   const int group = lane / S;
   const int gl = lane % S;
   const int64_t tile = static_cast<int64_t>(S) * V;
-  const bool self = dest == Dest::kOutput && prop::has_self_loop(p.self_loops, i, p.n_src);
+  const bool self = dest == Dest::kOutput && prop::self_in_sum(p.self_loops, p.self_scale, i, p.n_src);
   const int64_t self_row = self ? i : -1;
+  const bool post_self =
+      dest == Dest::kOutput && prop::self_after_scale(p.self_loops, p.self_scale, i, p.n_src);
+  const acc_t w_self = post_self ? p.self_scale[i] : acc_t(0);
   for (int64_t t0 = 0; t0 < p.F; t0 += tile) {
     const int64_t f0 = t0 + static_cast<int64_t>(gl) * V;
     const bool active = f0 < p.F;
     acc_t acc[V];
     tile_sum<V>(acc, p, a, b, f0, active, group, n_groups, self_row);
     if (group != 0 || !active) continue;
-    if (dest == Dest::kOutput) {
+    if (dest == Dest::kOutput && post_self) {
+      scalar_t* yr = p.y + i * p.F;
+      acc_t xi[V];
+      load_vec<V>(xi, p.x + i * p.F + f0);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const acc_t v = prop::finish_self(acc[j], p.row_scale, i, w_self, xi[j], p.bias, f0 + j, p.relu);
+        yr[f0 + j] = static_cast<scalar_t>(v);
+      }
+    } else if (dest == Dest::kOutput) {
       scalar_t* yr = p.y + i * p.F;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
@@ -185,14 +198,20 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
   const int64_t r = p.head_rows[k];
   if (r < 0) return;
   const int64_t j0 = prop::first_tail_chunk(k, r, p.tail_rows);
-  const bool self = prop::has_self_loop(p.self_loops, r, p.n_src);
+  const bool self = prop::self_in_sum(p.self_loops, p.self_scale, r, p.n_src);
+  const bool post_self = prop::self_after_scale(p.self_loops, p.self_scale, r, p.n_src);
   const acc_t w_self = prop::src_weight(p.col_scale, r);
+  const acc_t w_post = post_self ? p.self_scale[r] : acc_t(0);
   for (int64_t f = lane; f < p.F; f += kWarp) {
     acc_t v = acc_t(0);
     for (int64_t j = j0; j < k; ++j) v += p.tail_buf[j * p.F + f];
     v += p.head_buf[k * p.F + f];
     if (self) v += w_self * prop::to_acc<acc_t>(p.x[r * p.F + f]);
-    p.y[r * p.F + f] = static_cast<scalar_t>(prop::finish(v, p.row_scale, r, p.bias, f, p.relu));
+    const acc_t out =
+        post_self ? prop::finish_self(v, p.row_scale, r, w_post,
+                                      prop::to_acc<acc_t>(p.x[r * p.F + f]), p.bias, f, p.relu)
+                  : prop::finish(v, p.row_scale, r, p.bias, f, p.relu);
+    p.y[r * p.F + f] = static_cast<scalar_t>(out);
   }
 }
 
@@ -231,8 +250,9 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
                          const c10::optional<at::Tensor>& col_scale,
                          bool self_loops, const c10::optional<at::Tensor>& bias, bool relu,
                          const c10::optional<at::Tensor>& /*t_rowptr*/,
-                         const c10::optional<at::Tensor>& /*t_col*/) {
-  check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias);
+                         const c10::optional<at::Tensor>& /*t_col*/,
+                         const c10::optional<at::Tensor>& self_scale) {
+  check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias, self_loops, self_scale);
   const int64_t n_rows = rowptr.numel() - 1;
   const at::ScalarType acc = acc_dtype(x_in.scalar_type());
 
@@ -246,6 +266,7 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
   const at::Tensor rs = row_scale.has_value() ? row_scale->contiguous() : at::Tensor();
   const at::Tensor cs = col_scale.has_value() ? col_scale->contiguous() : at::Tensor();
   const at::Tensor bs = bias.has_value() ? bias->contiguous() : at::Tensor();
+  const at::Tensor ss = self_scale.has_value() ? self_scale->contiguous() : at::Tensor();
   const int64_t nnz = cl.numel();
   const int64_t work = n_rows + nnz;
   const int64_t acc_bytes = acc == at::kDouble ? 8 : 4;
@@ -266,6 +287,7 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
       p.row_scale = rs.defined() ? rs.data_ptr<acc_t>() : nullptr;
       p.col_scale = cs.defined() ? cs.data_ptr<acc_t>() : nullptr;
       p.bias = bs.defined() ? bs.data_ptr<acc_t>() : nullptr;
+      p.self_scale = ss.defined() ? ss.data_ptr<acc_t>() : nullptr;
       p.y = y.data_ptr<scalar_t>();
       p.head_buf = bufs[0].data_ptr<acc_t>();
       p.tail_buf = bufs[1].data_ptr<acc_t>();

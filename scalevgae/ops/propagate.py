@@ -25,8 +25,9 @@ from scalevgae.ops.validate import (
 _ACTIVATIONS = (None, "relu")
 
 
-def _fake_gcn_spmm(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col):
+def _fake_gcn_spmm(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col, self_scale=None):
     torch._check(x.dim() == 2, lambda: "x must be 2-D")
+    torch._check(self_scale is None or self_loops, lambda: "self_scale needs self_loops=True")
     return x.new_empty(rowptr.size(0) - 1, x.size(1))
 
 
@@ -34,28 +35,36 @@ def register_gcn_spmm(op_name: str) -> None:
     """Register the fake kernel and the autograd formula of a gcn_spmm-schema op.
 
     Backward (the graph and the scales are constants):
-      g = grad * (y > 0) if relu;  dbias = sum_i g[i];
-      dx = D_src (A + I)^T D_dst g  -- the same op on the transposed CSR with the scales swapped.
+      g = grad * (y > 0) if relu (one fused pass, no mask tensor);  dbias = sum_i g[i];
+      dx = D_src (A + I)^T D_dst g  -- the same op on the transposed CSR with the scales swapped;
+      with a self_scale S: dx = D_src A^T D_dst g + S g, i.e. the same self_scale on the transpose
+      (whose rows are the sources; source j < n_dst gets S[j] g[j]).
     """
     op = getattr(getattr(torch.ops, op_name.split("::")[0]), op_name.split("::")[1])
     torch.library.register_fake(op_name)(_fake_gcn_spmm)
 
     def setup_context(ctx, inputs, output):
-        rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col = inputs
-        ctx.save_for_backward(rowptr, col, row_scale, col_scale, t_rowptr, t_col, output if relu else None)
+        rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col, self_scale = inputs
+        # relu: the output itself is the mask (y > 0); a GCN keeps it alive for the next layer anyway.
+        ctx.save_for_backward(rowptr, col, row_scale, col_scale, t_rowptr, t_col, self_scale,
+                              output if relu else None)
         ctx.self_loops, ctx.relu, ctx.n_src = self_loops, relu, x.size(0)
 
     def backward(ctx, grad):
-        rowptr, col, row_scale, col_scale, t_rowptr, t_col, out = ctx.saved_tensors
-        g = grad * (out > 0) if ctx.relu else grad
+        rowptr, col, row_scale, col_scale, t_rowptr, t_col, self_scale, out = ctx.saved_tensors
+        # relu'(y) applied in one pass without a bool mask tensor (what torch.relu's backward runs).
+        g = torch.ops.aten.threshold_backward(grad, out, 0) if ctx.relu else grad
         dx = dbias = None
         if ctx.needs_input_grad[2]:
             if t_rowptr is None or t_col is None:
                 t_rowptr, t_col = csr_transpose(rowptr, col, ctx.n_src)
-            dx = op(t_rowptr, t_col, g.contiguous(), col_scale, row_scale, ctx.self_loops, None, False, rowptr, col)
+            dx = op(t_rowptr, t_col, g.contiguous(), col_scale, row_scale, ctx.self_loops, None, False, rowptr, col,
+                    self_scale)
         if ctx.needs_input_grad[6]:
             dbias = g.sum(0, dtype=reference.acc_dtype(g.dtype))
-        return None, None, dx, None, None, None, dbias, None, None, None
+        grads = (None, None, dx, None, None, None, dbias, None, None, None, None)
+        # The dispatcher drops a trailing self_scale=None (its default) from the inputs.
+        return grads[: len(ctx.needs_input_grad)]
 
     torch.library.register_autograd(op_name, backward, setup_context=setup_context)
 
@@ -71,7 +80,7 @@ def _impl(backend: str) -> Callable[..., Tensor]:
         from scalevgae.ops.triton import propagate as _tp  # registers scalevgae_triton::gcn_spmm
 
         return _tp.gcn_spmm
-    return lambda rp, c, x, rs, cs, sl, b, r, trp, tc: reference.gcn_spmm(rp, c, x, rs, cs, sl, b, r)
+    return lambda rp, c, x, rs, cs, sl, b, r, trp, tc, ss=None: reference.gcn_spmm(rp, c, x, rs, cs, sl, b, r, ss)
 
 
 def gcn_propagate(
@@ -81,6 +90,7 @@ def gcn_propagate(
     *,
     src_scale: Optional[Tensor] = None,
     dst_scale: Optional[Tensor] = None,
+    self_scale: Optional[Tensor] = None,
     add_self_loops: bool = True,
     bias: Optional[Tensor] = None,
     activation: Optional[str] = None,
@@ -92,7 +102,9 @@ def gcn_propagate(
     """Normalized GCN propagation, fused: one pass over the CSR, no E x F intermediate.
 
     ``y[i] = act(dst_scale[i] * (sum_{e in row i} src_scale[col[e]] * x[col[e]]
-    + [add_self_loops] src_scale[i] * x[i]) + bias)``
+    + [add_self_loops] src_scale[i] * x[i]) + bias)``, or with a per-row self-loop weight
+    ``y[i] = act(dst_scale[i] * sum_{e in row i} src_scale[col[e]] * x[col[e]]
+    + self_scale[i] * x[i] + bias)`` (sampled blocks: ``self_scale = c_i^2``).
 
     Args:
         rowptr: ``[n_dst + 1]`` int32/int64 CSR row pointers (destinations).
@@ -102,6 +114,9 @@ def gcn_propagate(
         src_scale: ``[n_src]`` per-source scale. dst_scale: ``[n_dst]`` per-destination scale.
             Both None on a square graph: ``(deg + 1)^-1/2`` from the CSR, i.e. Kipf's
             ``D̃^-1/2 (A + I) D̃^-1/2 x``. A bipartite input needs them explicitly.
+        self_scale: ``[n_dst]`` weight of row i's self loop, added after ``dst_scale`` (fused; no
+            extra pass or ``[n_dst, F]`` tensor). Needs ``add_self_loops=True``. Default None:
+            the self loop weighs ``dst_scale[i] * src_scale[i]``.
         add_self_loops: add the ``i -> i`` term.
         bias: ``[F]`` added after scaling. activation: None or ``"relu"``.
         backend: "reference", "cpu", "cuda", "triton" or None (see ``dispatch``).
@@ -118,7 +133,7 @@ def gcn_propagate(
     check_index_tensor(col, "col")
     check_float_tensor(x, "x", dim=2)
     check_same_device(("x", x), ("rowptr", rowptr), ("col", col), ("src_scale", src_scale),
-                      ("dst_scale", dst_scale), ("bias", bias))
+                      ("dst_scale", dst_scale), ("self_scale", self_scale), ("bias", bias))
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
     n_dst, n_src = rowptr.numel() - 1, x.size(0)
@@ -143,6 +158,13 @@ def gcn_propagate(
         if dst_scale.numel() != n_dst:
             raise ValueError(f"dst_scale must have shape [{n_dst}] (rowptr.numel() - 1), got {tuple(dst_scale.shape)}")
         dst_scale = dst_scale.to(acc).contiguous()
+    if self_scale is not None:
+        if not add_self_loops:
+            raise ValueError("self_scale needs add_self_loops=True (it is the weight of the self loop)")
+        check_float_tensor(self_scale, "self_scale", dim=1)
+        if self_scale.numel() != n_dst:
+            raise ValueError(f"self_scale must have shape [{n_dst}] (rowptr.numel() - 1), got {tuple(self_scale.shape)}")
+        self_scale = self_scale.to(acc).contiguous()
     if bias is not None:
         check_float_tensor(bias, "bias", dim=1)
         if bias.numel() != x.size(1):
@@ -166,4 +188,4 @@ def gcn_propagate(
         t_rowptr, t_col = rowptr, col
     name = dispatch.resolve("gcn_propagate", x.device, backend)
     return _impl(name)(rowptr, col, x.contiguous(), dst_scale, src_scale, add_self_loops, bias,
-                       activation == "relu", t_rowptr, t_col)
+                       activation == "relu", t_rowptr, t_col, self_scale)

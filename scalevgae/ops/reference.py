@@ -31,24 +31,33 @@ def gcn_spmm(
     self_loops: bool,
     bias: Optional[Tensor],
     relu: bool,
+    self_scale: Optional[Tensor] = None,
 ) -> Tensor:
     """y = act(row_scale * ((A + I) (col_scale * x)) + bias), A the CSR (rowptr, col).
 
     rowptr [R+1], col [nnz], x [C, F] -> y [R, F] (x.dtype). The self loop adds x[i] to row i
-    for i < min(R, C). Computed in the accumulation dtype.
+    for i < min(R, C). With ``self_scale`` [min(R, C)] (needs self_loops) the self loop is
+    ``self_scale[i] * x[i]`` added after the row scale instead:
+    ``y = act(row_scale * (A (col_scale * x)) + self_scale * x + bias)``.
+    Computed in the accumulation dtype.
     """
     acc = acc_dtype(x.dtype)
     n_rows = rowptr.numel() - 1
+    k = min(n_rows, x.size(0))
+    if self_scale is not None and not self_loops:
+        raise ValueError("self_scale needs self_loops=True")
     xs = x.to(acc)
     if col_scale is not None:
         xs = xs * col_scale.to(acc)[:, None]
     y = torch.zeros(n_rows, x.size(1), dtype=acc, device=x.device)
     y = y.index_add(0, csr_rows(rowptr), xs[col.long()])
-    if self_loops:
-        k = min(n_rows, x.size(0))
+    if self_loops and self_scale is None:
         y = y + torch.cat([xs[:k], xs.new_zeros(n_rows - k, x.size(1))])
     if row_scale is not None:
         y = y * row_scale.to(acc)[:, None]
+    if self_scale is not None:
+        self_term = self_scale.to(acc)[:, None] * x[:k].to(acc)
+        y = y + torch.cat([self_term, self_term.new_zeros(n_rows - k, x.size(1))])
     if bias is not None:
         y = y + bias.to(acc)
     if relu:

@@ -87,20 +87,14 @@ class Block:
         """
         if x.dim() != 2 or x.size(0) < self.num_src:
             raise ValueError(f"x must have shape [>= {self.num_src}, F] (num_src rows), got {tuple(x.shape)}")
-        xs = x[: self.num_src]
-        acc = acc_dtype(x.dtype)
-        src_scale, dst_scale, self_scale = self._scales(acc)
-        # TODO(lead): fold self_scale into gcn_propagate as a per-row self-loop weight.
-        y = gcn_propagate(self.rowptr, self.col, xs, src_scale=src_scale, dst_scale=dst_scale,
-                          add_self_loops=False, backend=backend, validate=False)
-        y = (y.to(acc) + self_scale[:, None] * xs[: self.num_dst].to(acc))
-        if bias is not None:
-            y = y + bias.to(acc)
-        if activation == "relu":
-            y = torch.relu(y)
-        elif activation is not None:
+        if activation not in (None, "relu"):
             raise ValueError(f"activation must be None or 'relu', got {activation!r}")
-        return y.to(x.dtype)
+        xs = x[: self.num_src]
+        src_scale, dst_scale, self_scale = self._scales(acc_dtype(x.dtype))
+        # One fused pass: the self loop's weight c_i^2 is the op's per-row self_scale.
+        return gcn_propagate(self.rowptr, self.col, xs, src_scale=src_scale, dst_scale=dst_scale,
+                             self_scale=self_scale, add_self_loops=True, bias=bias, activation=activation,
+                             backend=backend, validate=False)
 
 
 @dataclass(repr=False)

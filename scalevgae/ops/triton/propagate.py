@@ -71,20 +71,29 @@ def _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, 
 
 
 @triton.jit
-def _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
+def _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, ss_ptr, bias_ptr, y_ptr,
                 n_x, stride_xr, stride_xf, stride_yr,
-                SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr,
+                SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr, HAS_SS: tl.constexpr,
                 HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ACC: tl.constexpr):
-    """Epilogue of row `row` (int64): + self loop, * row_scale, + bias, relu, store where smask."""
+    """Epilogue of row `row` (int64): + self loop, * row_scale, + bias, relu, store where smask.
+
+    With a self_scale (HAS_SS) the self loop is self_scale[row] * x[row], added after row_scale."""
     if SELF_LOOPS:
         # the transposed (backward) CSR may have more rows than x; the row test is made a vector
         # because the interpreter mis-types (vector bool & scalar bool)
         has_self = (tl.zeros_like(f) + row) < n_x
         xi = tl.load(x_ptr + row * stride_xr + f * stride_xf, mask=fmask & has_self, other=0.0).to(ACC)
-        if HAS_CS:
-            xi = xi * tl.load(cs_ptr + row, mask=row < n_x, other=0.0)
-        s = s + xi
-    if HAS_RS:
+        if HAS_SS:
+            if HAS_RS:
+                s = s * tl.load(rs_ptr + row)
+            s = s + xi * tl.load(ss_ptr + row, mask=row < n_x, other=0.0)
+        else:
+            if HAS_CS:
+                xi = xi * tl.load(cs_ptr + row, mask=row < n_x, other=0.0)
+            s = s + xi
+            if HAS_RS:
+                s = s * tl.load(rs_ptr + row)
+    elif HAS_RS:
         s = s * tl.load(rs_ptr + row)
     if HAS_BIAS:
         s = s + tl.load(bias_ptr + f, mask=fmask, other=0.0)
@@ -94,9 +103,10 @@ def _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
 
 
 @triton.jit
-def _rows_kernel(rowptr_ptr, col_ptr, x_ptr, rs_ptr, cs_ptr, w_ptr, bias_ptr, y_ptr,
+def _rows_kernel(rowptr_ptr, col_ptr, x_ptr, rs_ptr, cs_ptr, ss_ptr, w_ptr, bias_ptr, y_ptr,
                  n_x, F, n_fb, long_thresh, stride_xr, stride_xf, stride_yr,
-                 SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr, HAS_W: tl.constexpr,
+                 SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr, HAS_SS: tl.constexpr,
+                 HAS_W: tl.constexpr,
                  HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ACC: tl.constexpr,
                  BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
     """One program per (row, feature block). Rows longer than long_thresh are left to the split path."""
@@ -111,8 +121,8 @@ def _rows_kernel(rowptr_ptr, col_ptr, x_ptr, rs_ptr, cs_ptr, w_ptr, bias_ptr, y_
     s = _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, stride_xf,
                     HAS_CS, HAS_W, ACC, BLOCK_E, BLOCK_F)
     smask = fmask & ((tl.zeros_like(f) + short.to(tl.int32)) != 0)
-    _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
-                n_x, stride_xr, stride_xf, stride_yr, SELF_LOOPS, HAS_RS, HAS_CS, HAS_BIAS, RELU, ACC)
+    _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, ss_ptr, bias_ptr, y_ptr,
+                n_x, stride_xr, stride_xf, stride_yr, SELF_LOOPS, HAS_RS, HAS_CS, HAS_SS, HAS_BIAS, RELU, ACC)
 
 
 @triton.jit
@@ -132,9 +142,9 @@ def _chunk_kernel(chunk_start_ptr, chunk_end_ptr, col_ptr, x_ptr, cs_ptr, w_ptr,
 
 
 @triton.jit
-def _long_rows_kernel(long_rows_ptr, cptr_ptr, part_ptr, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
+def _long_rows_kernel(long_rows_ptr, cptr_ptr, part_ptr, x_ptr, rs_ptr, cs_ptr, ss_ptr, bias_ptr, y_ptr,
                       n_x, F, n_fb, stride_xr, stride_xf, stride_yr,
-                      SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr,
+                      SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr, HAS_SS: tl.constexpr,
                       HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ACC: tl.constexpr,
                       BLOCK_C: tl.constexpr, BLOCK_F: tl.constexpr):
     """One program per (long row, feature block): add the row's chunk partials, then the epilogue."""
@@ -151,8 +161,8 @@ def _long_rows_kernel(long_rows_ptr, cptr_ptr, part_ptr, x_ptr, rs_ptr, cs_ptr, 
         cmask = c < c_end
         acc += tl.load(part_ptr + c[:, None] * F + f[None, :], mask=cmask[:, None] & fmask[None, :], other=0.0)
     s = tl.sum(acc, axis=0)
-    _finish_row(s, row, f, fmask, fmask, x_ptr, rs_ptr, cs_ptr, bias_ptr, y_ptr,
-                n_x, stride_xr, stride_xf, stride_yr, SELF_LOOPS, HAS_RS, HAS_CS, HAS_BIAS, RELU, ACC)
+    _finish_row(s, row, f, fmask, fmask, x_ptr, rs_ptr, cs_ptr, ss_ptr, bias_ptr, y_ptr,
+                n_x, stride_xr, stride_xf, stride_yr, SELF_LOOPS, HAS_RS, HAS_CS, HAS_SS, HAS_BIAS, RELU, ACC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +181,8 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tensor],
-                col_scale: Optional[Tensor], bias: Optional[Tensor]) -> None:
+                col_scale: Optional[Tensor], bias: Optional[Tensor], self_loops: bool = True,
+                self_scale: Optional[Tensor] = None) -> None:
     """Cheap structural checks (no device sync); value checks are done by the public function."""
     if x.device.type != "cuda" and not (x.device.type == "cpu" and _interpret()):
         raise RuntimeError(
@@ -186,8 +197,10 @@ def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tens
         raise ValueError("rowptr must be 1-D with at least one entry and col 1-D")
     n_rows = rowptr.numel() - 1
     acc = _acc_dtype(x.dtype)
+    if self_scale is not None and not self_loops:
+        raise ValueError("self_scale needs self_loops=True")
     for name, t, n in (("row_scale", row_scale, n_rows), ("col_scale", col_scale, x.size(0)),
-                       ("bias", bias, x.size(1))):
+                       ("bias", bias, x.size(1)), ("self_scale", self_scale, min(n_rows, x.size(0)))):
         if t is None:
             continue
         if t.dtype != acc:
@@ -195,7 +208,7 @@ def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tens
         if t.dim() != 1 or t.numel() != n:
             raise ValueError(f"{name} must have shape [{n}], got {tuple(t.shape)}")
     for name, t in (("rowptr", rowptr), ("col", col), ("row_scale", row_scale), ("col_scale", col_scale),
-                    ("bias", bias)):
+                    ("bias", bias), ("self_scale", self_scale)):
         if t is not None and t.device != x.device:
             raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
 
@@ -218,17 +231,21 @@ def gcn_spmm_launch(
     bias: Optional[Tensor],
     relu: bool,
     *,
+    self_scale: Optional[Tensor] = None,
     edge_weight: Optional[Tensor] = None,
     chunk: Optional[int] = None,
     long_row_threshold: Optional[int] = None,
 ) -> Tensor:
     """Run the kernels (no autograd). rowptr [R+1], col [nnz], x [C, F] -> y [R, F] (x.dtype).
 
+    ``self_scale`` [min(R, C)] (acc dtype, needs self_loops): row i's self loop is
+    ``self_scale[i] * x[i]`` added after row_scale (csrc/ops.cpp).
+
     ``edge_weight`` [nnz] (acc dtype) multiplies each stored entry (the decoder's deterministic
     edge_grad is this weighted SpMM). ``chunk`` / ``long_row_threshold`` override the split-path
     tunables (tests use small ones). The result is deterministic (no atomics).
     """
-    _check_args(rowptr, col, x, row_scale, col_scale, bias)
+    _check_args(rowptr, col, x, row_scale, col_scale, bias, self_loops, self_scale)
     if edge_weight is not None and (edge_weight.dtype != _acc_dtype(x.dtype) or edge_weight.shape != col.shape):
         raise TypeError(f"edge_weight must be [{col.numel()}] of {_acc_dtype(x.dtype)}, got "
                         f"{tuple(edge_weight.shape)} {edge_weight.dtype}")
@@ -247,9 +264,10 @@ def gcn_spmm_launch(
     rs = dummy if row_scale is None else row_scale.contiguous()
     cs = dummy if col_scale is None else col_scale.contiguous()
     b = dummy if bias is None else bias.contiguous()
+    ss = dummy if self_scale is None else self_scale.contiguous()
     w = dummy if edge_weight is None else edge_weight.contiguous()
     flags = dict(SELF_LOOPS=bool(self_loops), HAS_RS=row_scale is not None, HAS_CS=col_scale is not None,
-                 HAS_BIAS=bias is not None, RELU=bool(relu), ACC=ACC)
+                 HAS_SS=self_scale is not None, HAS_BIAS=bias is not None, RELU=bool(relu), ACC=ACC)
 
     deg = rowptr[1:] - rowptr[:-1]
     max_deg = int(deg.max()) if col.numel() else 0  # one sync: decides whether the split path runs
@@ -261,7 +279,7 @@ def gcn_spmm_launch(
     sxr, sxf = x.stride()
 
     _rows_kernel[(n_rows * n_fb,)](
-        rowptr, col, x, rs, cs, w, b, y, x.size(0), F, n_fb, thresh, sxr, sxf, y.stride(0),
+        rowptr, col, x, rs, cs, ss, w, b, y, x.size(0), F, n_fb, thresh, sxr, sxf, y.stride(0),
         HAS_W=edge_weight is not None, BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps, **flags)
     if not split:
         return y
@@ -287,7 +305,7 @@ def gcn_spmm_launch(
         num_warps=cw)
     block_c = min(_next_pow2(int(n_ch.max())), 32)
     _long_rows_kernel[(n_long * n_fb,)](
-        long_rows, cptr, part, x, rs, cs, b, y, x.size(0), F, n_fb, sxr, sxf, y.stride(0),
+        long_rows, cptr, part, x, rs, cs, ss, b, y, x.size(0), F, n_fb, sxr, sxf, y.stride(0),
         BLOCK_C=block_c, BLOCK_F=block_f, num_warps=num_warps, **flags)
     return y
 
@@ -307,9 +325,10 @@ def _gcn_spmm_op(
     relu: bool,
     t_rowptr: Optional[Tensor],
     t_col: Optional[Tensor],
+    self_scale: Optional[Tensor] = None,
 ) -> Tensor:
     # t_rowptr / t_col are read by the backward only (register_gcn_spmm)
-    return gcn_spmm_launch(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu)
+    return gcn_spmm_launch(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, self_scale=self_scale)
 
 
 register_gcn_spmm(OP_NAME)
@@ -326,12 +345,14 @@ def gcn_spmm(
     relu: bool,
     t_rowptr: Optional[Tensor] = None,
     t_col: Optional[Tensor] = None,
+    self_scale: Optional[Tensor] = None,
 ) -> Tensor:
     """``torch.ops.scalevgae_triton.gcn_spmm`` (differentiable in x and bias).
 
     rowptr [R+1], col [nnz] (same int dtype), x [C, F] with C >= R; row_scale [R], col_scale [C],
     bias [F] in the accumulation dtype (or None); t_rowptr [C+1] / t_col [nnz]: the transposed
-    CSR for the backward, if cached. Returns y [R, F] of x.dtype.
+    CSR for the backward, if cached; self_scale [min(R, C)] (acc dtype, needs self_loops): per-row
+    self-loop weight added after row_scale. Returns y [R, F] of x.dtype.
     """
     return torch.ops.scalevgae_triton.gcn_spmm(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu,
-                                               t_rowptr, t_col)
+                                               t_rowptr, t_col, self_scale)
