@@ -41,20 +41,14 @@ def _resources(cubin: bytes) -> str:
     return f"regs {m.group(1)} shared {m.group(2)} local(spill) {m.group(3)}" if m else ""
 
 
-def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
-    """Compile each kernel for several dtype / index / tile configurations; returns (name, resources)."""
-    if os.environ.get("TRITON_INTERPRET", "0") == "1":
-        raise RuntimeError("aot_check needs TRITON_INTERPRET unset or 0")
+def make_compiler(arch: int, done: list[tuple[str, str]], verbose: bool) -> Any:
+    """``comp(fn, types, consts, num_warps, tag)``: compile one kernel variant for sm_<arch> and
+    append ``(name[tag], resources)`` to ``done`` (shared with ``aot_check_all_pairs``)."""
     import triton
-    import triton.language as tl
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from scalevgae.ops.triton import decode as D
-    from scalevgae.ops.triton import propagate as P
-
     target = GPUTarget("cuda", arch, 32)
-    done: list[tuple[str, str]] = []
 
     def comp(fn: Any, types: dict[str, str], consts: dict[str, Any], num_warps: int, tag: str) -> None:
         sig = {n: ("constexpr" if n in consts else types[n]) for n in fn.arg_names}
@@ -63,7 +57,22 @@ def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
         res = _resources(k.asm["cubin"])
         done.append((f"{fn.__name__}[{tag}]", res))
         if verbose:
-            print(f"sm_{arch} {fn.__name__:26s} {tag:34s} {time.perf_counter() - t:5.1f}s  {res}", flush=True)
+            print(f"sm_{arch} {fn.__name__:26s} {tag:36s} {time.perf_counter() - t:5.1f}s  {res}", flush=True)
+
+    return comp
+
+
+def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
+    """Compile each kernel for several dtype / index / tile configurations; returns (name, resources)."""
+    if os.environ.get("TRITON_INTERPRET", "0") == "1":
+        raise RuntimeError("aot_check needs TRITON_INTERPRET unset or 0")
+    import triton.language as tl
+
+    from scalevgae.ops.triton import decode as D
+    from scalevgae.ops.triton import propagate as P
+
+    done: list[tuple[str, str]] = []
+    comp = make_compiler(arch, done, verbose)
 
     cases = [(torch.float32, "i64", 64, 16.0), (torch.float16, "i32", 16, 16.0),
              (torch.bfloat16, "i64", 256, 4.0), (torch.float64, "i32", 100, 40.0)]
@@ -74,11 +83,11 @@ def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
         block_f, block_e, nw = P._launch_config(F, avg_deg, torch.empty(0, dtype=dtype).element_size())
         tag = f"{xt} {it} F={F} E{block_e}xF{block_f} w{nw}"
         p = lambda t: "*" + t
-        types = dict(rowptr_ptr=p(it), col_ptr=p(it), x_ptr=p(xt), rs_ptr=p(acc), cs_ptr=p(acc), w_ptr=p(acc),
+        types = dict(rowptr_ptr=p(it), col_ptr=p(it), x_ptr=p(xt), rs_ptr=p(acc), cs_ptr=p(acc), ss_ptr=p(acc), w_ptr=p(acc),
                      bias_ptr=p(acc), y_ptr=p(xt), n_x="i32", F="i32", n_fb="i32", long_thresh="i64",
                      stride_xr="i64", stride_xf="i32", stride_yr="i32", chunk_start_ptr="*i64",
                      chunk_end_ptr="*i64", part_ptr=p(acc), long_rows_ptr="*i64", cptr_ptr="*i64")
-        flags = dict(SELF_LOOPS=True, HAS_RS=True, HAS_CS=True, HAS_BIAS=True, RELU=True, ACC=ACC)
+        flags = dict(SELF_LOOPS=True, HAS_RS=True, HAS_CS=True, HAS_SS=True, HAS_BIAS=True, RELU=True, ACC=ACC)
         comp(P._rows_kernel, types, dict(flags, HAS_W=False, BLOCK_E=block_e, BLOCK_F=block_f), nw, tag)
         comp(P._rows_kernel, types, dict(flags, HAS_W=True, BLOCK_E=block_e, BLOCK_F=block_f), nw, tag + " +w")
         ce = max(block_e, min(64, 4096 // block_f))

@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from typing import Any
 
 import torch
 
-from scalevgae.ops.triton.aot_check import _TT, _resources
+from scalevgae.ops.triton.aot_check import _TT, make_compiler
 
 # (z dtype, F): 16 the usual VGAE latent size (row block in registers), 100 / 200 walk feature
 # slices (200: two output feature blocks, no fused pass)
@@ -29,22 +27,11 @@ def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         raise RuntimeError("aot_check_all_pairs needs TRITON_INTERPRET unset or 0")
     import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
 
     from scalevgae.ops.triton import all_pairs as AP
 
-    target = GPUTarget("cuda", arch, 32)
     done: list[tuple[str, str]] = []
-
-    def comp(fn: Any, types: dict[str, str], consts: dict[str, Any], num_warps: int, tag: str) -> None:
-        sig = {n: ("constexpr" if n in consts else types[n]) for n in fn.arg_names}
-        t = time.perf_counter()
-        k = triton.compile(ASTSource(fn, sig, consts), target=target, options=dict(num_warps=num_warps))
-        res = _resources(k.asm["cubin"])
-        done.append((f"{fn.__name__}[{tag}]", res))
-        if verbose:
-            print(f"sm_{arch} {fn.__name__:24s} {tag:36s} {time.perf_counter() - t:5.1f}s  {res}", flush=True)
+    comp = make_compiler(arch, done, verbose)
 
     for dtype, F in CASES:
         xt = _TT[dtype]
