@@ -68,4 +68,4 @@ def batch_loss(model: Any, batch: Any, *, self_weight: float, kl_weight: float, 
     loss = sampled_loss(z, batch.src, batch.dst, batch.label, self_weight)
     if is_vgae:
         loss = loss + kl_weight * model.kl_loss()
-    return loss, int(batch.src.numel()) + (z.size(0) if self_weight > 0 else 0)
+    return loss, int(batch.src.numel())  # scored positive + negative pairs (the self terms not counted)

@@ -178,7 +178,7 @@ class Trainer:
             neg = negative_pairs(self.graph, self.cfg.neg_ratio * pos.size(1), exclude=held, generator=self.neg_gen)
             src, dst = torch.cat([pos[0], neg[0]]), torch.cat([pos[1], neg[1]])
             label = torch.cat([torch.ones(pos.size(1), device=z.device), torch.zeros(neg.size(1), device=z.device)])
-            loss, pairs = sampled_loss(z, src, dst, label, self.self_weight), src.numel() + n
+            loss, pairs = sampled_loss(z, src, dst, label, self.self_weight), src.numel()
         if self.is_vgae:
             loss = loss + self.kl_weight * self.model.kl_loss()
         return loss, pairs
