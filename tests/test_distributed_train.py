@@ -240,8 +240,10 @@ def test_two_ranks_match_single_process_on_cora(tmp_path):
     single.fit()
     auc1, _ = single.evaluate(split.test_pos, split.test_neg)
     print(f"cora test AUC: 1 rank {auc1:.4f}, 2 ranks {auc2:.4f}")
-    assert auc1 > 0.85
-    assert abs(auc2 - auc1) < 0.01, (auc1, auc2)
+    # The ranks draw other negatives than the single process, so the two runs differ like two seeds
+    # (12 short epochs; measured 0.928 vs 0.948 once); exact gradient equality is tested above.
+    assert auc1 > 0.88 and auc2 > 0.88, (auc1, auc2)
+    assert abs(auc2 - auc1) < 0.03, (auc1, auc2)
 
 
 # ---- the CLI under torchrun (full mode: every rank computes the full-batch loss) ----
