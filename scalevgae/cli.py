@@ -342,6 +342,9 @@ def _leave_process_group() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        # Leave together: tearing gloo down while a peer still has traffic in flight can abort
+        # the process ("terminate called without an active exception").
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -55,6 +55,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     if rank == 0:
         torch.save([torch.tensor(g, dtype=torch.long) for g in gathered], out)
     assert sd.all_reduce_mean(float(rank), info) == pytest.approx((world - 1) / 2)
+    dist.barrier()  # leave together (see test_distributed_train._leave)
     dist.destroy_process_group()
 
 
