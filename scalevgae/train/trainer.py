@@ -116,9 +116,7 @@ class Trainer:
         self.heldout_pairs: Optional[Tensor] = None
         if held is not None and held.size(1) > 0:
             self.heldout_graph = Graph.from_edge_index(held, n, undirected=True)
-            g = self.heldout_graph
-            rows = torch.repeat_interleave(torch.arange(n), g.rowptr.diff(), output_size=g.num_edges)
-            self.heldout_pairs = torch.stack([rows, g.col]).to(self.device)
+            self.heldout_pairs = self.heldout_graph.edge_index().to(self.device)  # both directions
         self.loader = None
         if not self.full:
             # The loader samples from the graph where the split put it (CPU usually) and moves

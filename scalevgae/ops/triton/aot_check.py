@@ -106,13 +106,18 @@ def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
     return done
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_cli(compile_fn: Any, what: str, description: str, argv: list[str] | None = None) -> int:
+    """``--arch N``: compile with ``compile_fn(arch)`` and print how many ``what`` compiled."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--arch", type=int, default=90, help="SM architecture, e.g. 80, 90")
     args = ap.parse_args(argv)
-    n = len(compile_all(args.arch))
-    print(f"compiled {n} kernel variants for sm_{args.arch}")
+    n = len(compile_fn(args.arch))
+    print(f"compiled {n} {what} for sm_{args.arch}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(compile_all, "kernel variants", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ bundled ptxas), for the launch configurations ``all_pairs`` picks on a GPU.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import torch
 
-from scalevgae.ops.triton.aot_check import _TT, make_compiler
+from scalevgae.ops.triton.aot_check import _TT, make_compiler, run_cli
 
 # (z dtype, F): 16 the usual VGAE latent size (row block in registers), 100 / 200 walk feature
 # slices (200: two output feature blocks, no fused pass)
@@ -52,12 +51,7 @@ def compile_all(arch: int = 90, verbose: bool = True) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", type=int, default=90, help="SM architecture, e.g. 80, 90")
-    args = ap.parse_args(argv)
-    n = len(compile_all(args.arch))
-    print(f"compiled {n} all-pairs kernel variants for sm_{args.arch}")
-    return 0
+    return run_cli(compile_all, "all-pairs kernel variants", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
