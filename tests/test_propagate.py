@@ -27,6 +27,7 @@ def _backend_param(name: str):
 
 BACKENDS = [_backend_param(b) for b in ("reference", "cpu", "cuda")]
 KERNEL_BACKENDS = [_backend_param(b) for b in ("cpu", "cuda")]
+needs_cpu_kernels = pytest.mark.skipif(not _STATUS["cpu"].usable, reason=_STATUS["cpu"].reason)
 # Tolerance of a backend's output against the float64 reference, relative to the output scale.
 TOL = {torch.float64: 1e-11, torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}
 
@@ -343,10 +344,9 @@ def test_bad_input(backend, gen):
                       symmetric=True, backend=backend)
 
 
+@needs_cpu_kernels
 def test_kernel_checks_its_arguments():
     """The compiled op itself rejects what the wrapper would have cast or caught."""
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     op = torch.ops.scalevgae.gcn_spmm
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(2, 3)
@@ -360,6 +360,7 @@ def test_kernel_checks_its_arguments():
         op(rowptr, col[:1], x, None, None, True, None, False, None, None)
 
 
+@needs_cpu_kernels
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("F", [16, 64, 37, 128, 256, 100])
 def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
@@ -367,8 +368,6 @@ def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
     with the reference (SCALEVGAE_CPU_NO_AVX2=1 forces the baseline). F=256 and 100 take the path
     that sums rows in 64-feature register blocks (100: a 64 block and a 36-wide remainder), with a
     hub row cut into several chunks."""
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     rowptr, col = random_csr(700, 700, 5000, gen, hub=2, hub_deg=6000)
     x = torch.randn(700, F, generator=gen).to(dtype)
     bias = torch.randn(F, generator=gen)
@@ -494,9 +493,8 @@ def test_self_scale_bad_input(backend, gen):
         call(self_scale=torch.ones(10, device="meta"))
 
 
+@needs_cpu_kernels
 def test_kernel_checks_self_scale():
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     op = torch.ops.scalevgae.gcn_spmm
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(3, 3)
@@ -508,12 +506,11 @@ def test_kernel_checks_self_scale():
         op(rowptr, col, x, None, None, False, None, False, None, None, torch.ones(2))
 
 
+@needs_cpu_kernels
 @pytest.mark.parametrize("F", [256, 100])
 def test_cpu_blocked_rows_self_scale_and_backward(F, gen):
     """The feature-blocked path (F > 64, not 128) with a self_scale, bias and relu, forward and
     backward (the backward runs the same kernel on the transposed CSR), on a bipartite block."""
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     n_dst, n_src = 300, 500
     rowptr, col = random_csr(n_dst, n_src, 3000, gen, torch.int32, hub=1, hub_deg=5000)
     kw = dict(src_scale=torch.rand(n_src, generator=gen) + 0.5, dst_scale=torch.rand(n_dst, generator=gen) + 0.5,
