@@ -33,6 +33,9 @@ struct EdgeOperands {
   at::Tensor z, src, dst, vec;
   int64_t E, n, F;
 
+  // Options of the per-edge results: z's device, its accumulation dtype.
+  at::TensorOptions acc_options() const { return z.options().dtype(acc_dtype(z.scalar_type())); }
+
   // edge_grad's dz is all zeros: no edge, no node or no feature.
   bool zero_grad() const { return E == 0 || n == 0 || F == 0; }
 };

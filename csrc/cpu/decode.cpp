@@ -60,7 +60,7 @@ at::Tensor edge_dot_cpu(const at::Tensor& z_, const at::Tensor& src_, const at::
   check_edge_args(z_, src_, dst_);
   const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_);
   const int64_t E = o.E, F = o.F;
-  auto out = at::empty({E}, o.z.options().dtype(acc_dtype(o.z.scalar_type())));
+  auto out = at::empty({E}, o.acc_options());
   if (E == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.z.scalar_type(), "edge_dot_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -83,7 +83,7 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::
   decode::check_edge_bce_args(z_, src_, dst_, label_, reduction);
   const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, label_);
   const int64_t E = o.E, F = o.F;
-  auto opts = o.z.options().dtype(acc_dtype(o.z.scalar_type()));
+  auto opts = o.acc_options();
   auto dlogit = at::empty({E}, opts);
   auto loss_vec = reduction == Reduction::kNone ? at::empty({E}, opts) : at::Tensor();
   const int64_t nblocks = (E + kLossBlock - 1) / kLossBlock;

@@ -210,7 +210,7 @@ at::Tensor edge_dot_cuda(const at::Tensor& z_, const at::Tensor& src_, const at:
   check_edge_args(z_, src_, dst_);
   const c10::cuda::CUDAGuard guard(z_.device());
   const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_);
-  auto out = at::empty({o.E}, o.z.options().dtype(acc_dtype(o.z.scalar_type())));
+  auto out = at::empty({o.E}, o.acc_options());
   launch_edge_dot(o.z, o.src, o.dst, &out, nullptr, 1.0, 1.0, nullptr, nullptr);
   return out;
 }
@@ -222,7 +222,7 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cuda(const at::Tensor& z_, const at:
   const c10::cuda::CUDAGuard guard(z_.device());
   const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, label_);
   const int64_t E = o.E;
-  auto opts = o.z.options().dtype(acc_dtype(o.z.scalar_type()));
+  auto opts = o.acc_options();
   auto loss = at::empty({E}, opts);
   auto dlogit = at::empty({E}, opts);
   const double scale = decode::dlogit_scale<double>(reduction, E);
@@ -237,7 +237,6 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cuda(const at::Tensor& z_, const at:
 at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const at::Tensor& src_,
                           const at::Tensor& dst_, bool deterministic) {
   decode::check_edge_grad_args(coef_, z_, src_, dst_);
-  const auto acc = acc_dtype(z_.scalar_type());
   const c10::cuda::CUDAGuard guard(z_.device());
   const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, coef_);
   if (o.zero_grad()) return at::zeros_like(o.z, at::MemoryFormat::Contiguous);
@@ -266,7 +265,7 @@ at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const a
     });
     return dz;
   }
-  auto dz_acc = at::zeros({n, F}, z.options().dtype(acc));
+  auto dz_acc = at::zeros({n, F}, o.acc_options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "edge_grad_cuda", [&] {
     using acc_t = typename AccOf<scalar_t>::type;
     AT_DISPATCH_INDEX_TYPES(src.scalar_type(), "edge_grad_cuda_idx", [&] {
