@@ -187,14 +187,18 @@ def test_half_precision_accumulates_in_float(backend):
 
 
 # ---- gradients ----
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.values[0] != "triton"])
-def test_gradcheck_float64(backend):
-    gen = torch.Generator().manual_seed(17)
+def _grad_inputs(backend: str, seed: int, n: int, E: int, F: int):
+    """float64 z [n, F] (requires grad), src/dst [E] and soft labels [E] on the backend's device."""
+    gen = torch.Generator().manual_seed(seed)
     dev = _device(backend)
-    n, E, F = 12, 40, 5
     z = torch.randn(n, F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
     src, dst = _edges(n, E, gen, dev)
-    label = torch.rand(E, generator=gen, dtype=torch.float64).to(dev)
+    return z, src, dst, torch.rand(E, generator=gen, dtype=torch.float64).to(dev)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.values[0] != "triton"])
+def test_gradcheck_float64(backend):
+    z, src, dst, label = _grad_inputs(backend, 17, n=12, E=40, F=5)
     assert torch.autograd.gradcheck(lambda z: decode.edge_logits(z, src, dst, backend=backend), (z,))
     for red in ("mean", "sum", "none"):
         f = lambda z, red=red: decode.edge_bce_loss(
@@ -205,12 +209,7 @@ def test_gradcheck_float64(backend):
 
 @pytest.mark.parametrize("backend", COMPILED)
 def test_gradgradcheck_float64(backend):
-    gen = torch.Generator().manual_seed(19)
-    dev = _device(backend)
-    n, E, F = 10, 30, 4
-    z = torch.randn(n, F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
-    src, dst = _edges(n, E, gen, dev)
-    label = torch.rand(E, generator=gen, dtype=torch.float64).to(dev)
+    z, src, dst, label = _grad_inputs(backend, 19, n=10, E=30, F=4)
     assert torch.autograd.gradgradcheck(lambda z: decode.edge_logits(z, src, dst, backend=backend), (z,))
     f = lambda z: decode.edge_bce_loss(z, src, dst, label, pos_weight=2.0, backend=backend)
     assert torch.autograd.gradgradcheck(f, (z,))

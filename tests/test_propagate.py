@@ -27,6 +27,7 @@ def _backend_param(name: str):
 
 BACKENDS = [_backend_param(b) for b in ("reference", "cpu", "cuda")]
 KERNEL_BACKENDS = [_backend_param(b) for b in ("cpu", "cuda")]
+needs_cpu_kernels = pytest.mark.skipif(not _STATUS["cpu"].usable, reason=_STATUS["cpu"].reason)
 # Tolerance of a backend's output against the float64 reference, relative to the output scale.
 TOL = {torch.float64: 1e-11, torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}
 
@@ -189,6 +190,31 @@ def test_deterministic(backend, gen):
 
 
 # ---------------------------------------------------------------- gradients
+def gradcheck_x_bias(backend, rowptr, col, n_src, F, relu, gen, **kw):
+    """gradcheck of gcn_propagate in x [n_src, F] and bias (float64); kw: scales etc. on the device."""
+    dev = _device(backend)
+    x = torch.randn(n_src, F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
+    bias = torch.randn(F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
+    rp, cl = rowptr.to(dev), col.to(dev)
+    fn = lambda x, b: gcn_propagate(rp, cl, x, bias=b, activation="relu" if relu else None, backend=backend, **kw)
+    assert torch.autograd.gradcheck(fn, (x, bias), eps=1e-6, atol=1e-5)
+
+
+def backward_matches_reference(backend, rowptr, col, x, b, g, gen, **kw):
+    """Grads of relu(gcn_propagate) . g in x and bias: `backend` vs the reference's autograd (CPU inputs)."""
+    dev = _device(backend)
+    kw = {k: v.to(dev) for k, v in kw.items()}
+    grads = []
+    for be in (backend, "reference"):
+        xx = x.clone().to(dev).requires_grad_()
+        bb = b.clone().to(dev).requires_grad_()
+        y = gcn_propagate(rowptr.to(dev), col.to(dev), xx, bias=bb, activation="relu", backend=be, **kw)
+        y.backward(g.to(dev))
+        grads.append((xx.grad.double().cpu(), bb.grad.double().cpu()))
+    for a, r in zip(grads[0], grads[1]):
+        assert_close(a, r, x.dtype, gen)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("relu", [False, True], ids=["linear", "relu"])
 @pytest.mark.parametrize("layout", ["square_built", "square_transpose", "symmetric", "bipartite"])
@@ -206,30 +232,17 @@ def test_gradcheck(backend, relu, layout, gen):
     if layout == "bipartite":
         kw["src_scale"] = (torch.rand(n_src, generator=gen, dtype=torch.float64) + 0.5).to(dev)
         kw["dst_scale"] = (torch.rand(n_dst, generator=gen, dtype=torch.float64) + 0.5).to(dev)
-    x = torch.randn(n_src, F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
-    bias = torch.randn(F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
-    rp, cl = rowptr.to(dev), col.to(dev)
-    fn = lambda x, b: gcn_propagate(rp, cl, x, bias=b, activation="relu" if relu else None, backend=backend, **kw)
-    assert torch.autograd.gradcheck(fn, (x, bias), eps=1e-6, atol=1e-5)
+    gradcheck_x_bias(backend, rowptr, col, n_src, F, relu, gen, **kw)
 
 
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_backward_matches_reference(backend, gen):
     """Backward on a larger non-symmetric graph with a hub, float32: kernel grads vs autograd of the reference."""
-    dev = _device(backend)
     rowptr, col = random_csr(400, 400, 3000, gen, hub=5, hub_deg=5000)
     x = torch.randn(400, 24, generator=gen, dtype=torch.float64)
     b = torch.randn(24, generator=gen, dtype=torch.float64)
     g = torch.randn(400, 24, generator=gen, dtype=torch.float64)
-    grads = []
-    for be in (backend, "reference"):
-        xx = x.clone().to(dev).requires_grad_()
-        bb = b.clone().to(dev).requires_grad_()
-        y = gcn_propagate(rowptr.to(dev), col.to(dev), xx, bias=bb, activation="relu", backend=be)
-        y.backward(g.to(dev))
-        grads.append((xx.grad.cpu(), bb.grad.cpu()))
-    for a, r in zip(grads[0], grads[1]):
-        assert_close(a, r, torch.float64, gen)
+    backward_matches_reference(backend, rowptr, col, x, b, g, gen)
 
 
 # ---------------------------------------------------------------- op registration
@@ -331,10 +344,9 @@ def test_bad_input(backend, gen):
                       symmetric=True, backend=backend)
 
 
+@needs_cpu_kernels
 def test_kernel_checks_its_arguments():
     """The compiled op itself rejects what the wrapper would have cast or caught."""
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     op = torch.ops.scalevgae.gcn_spmm
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(2, 3)
@@ -348,6 +360,7 @@ def test_kernel_checks_its_arguments():
         op(rowptr, col[:1], x, None, None, True, None, False, None, None)
 
 
+@needs_cpu_kernels
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("F", [16, 64, 37, 128, 256, 100])
 def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
@@ -355,8 +368,6 @@ def test_cpu_isa_paths(dtype, F, gen, monkeypatch):
     with the reference (SCALEVGAE_CPU_NO_AVX2=1 forces the baseline). F=256 and 100 take the path
     that sums rows in 64-feature register blocks (100: a 64 block and a 36-wide remainder), with a
     hub row cut into several chunks."""
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     rowptr, col = random_csr(700, 700, 5000, gen, hub=2, hub_deg=6000)
     x = torch.randn(700, F, generator=gen).to(dtype)
     bias = torch.randn(F, generator=gen)
@@ -419,35 +430,21 @@ def test_self_scale_gradcheck(backend, relu, layout, gen):
     n_dst, n_src, F = (12, 12, 5) if layout == "square" else (9, 16, 5)
     rowptr, col = random_csr(n_dst, n_src, 40, gen, dup=3, empty_frac=0.2)
     mk = lambda n: (torch.rand(n, generator=gen, dtype=torch.float64) + 0.5).to(dev)
-    kw = dict(src_scale=mk(n_src), dst_scale=mk(n_dst), self_scale=mk(n_dst) - 0.9)
-    x = torch.randn(n_src, F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
-    bias = torch.randn(F, generator=gen, dtype=torch.float64).to(dev).requires_grad_()
-    rp, cl = rowptr.to(dev), col.to(dev)
-    fn = lambda x, b: gcn_propagate(rp, cl, x, bias=b, activation="relu" if relu else None, backend=backend, **kw)
-    assert torch.autograd.gradcheck(fn, (x, bias), eps=1e-6, atol=1e-5)
+    gradcheck_x_bias(backend, rowptr, col, n_src, F, relu, gen,
+                     src_scale=mk(n_src), dst_scale=mk(n_dst), self_scale=mk(n_dst) - 0.9)
 
 
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_self_scale_backward_matches_reference(backend, gen):
     """float32 bipartite input with a hub (cut into several chunks): grads vs the reference's autograd."""
-    dev = _device(backend)
     n_dst, n_src, F = 300, 700, 24
     rowptr, col = random_csr(n_dst, n_src, 3000, gen, hub=5, hub_deg=20000)
     x = torch.randn(n_src, F, generator=gen)
     b = torch.randn(F, generator=gen)
     g = torch.randn(n_dst, F, generator=gen)
-    scales = dict(src_scale=torch.rand(n_src, generator=gen) + 0.5, dst_scale=torch.rand(n_dst, generator=gen) + 0.5,
-                  self_scale=torch.rand(n_dst, generator=gen))
-    grads = []
-    for be in (backend, "reference"):
-        xx = x.clone().to(dev).requires_grad_()
-        bb = b.clone().to(dev).requires_grad_()
-        kw = {k: v.to(dev) for k, v in scales.items()}
-        y = gcn_propagate(rowptr.to(dev), col.to(dev), xx, bias=bb, activation="relu", backend=be, **kw)
-        y.backward(g.to(dev))
-        grads.append((xx.grad.double().cpu(), bb.grad.double().cpu()))
-    for a, r in zip(grads[0], grads[1]):
-        assert_close(a, r, torch.float32, gen)
+    backward_matches_reference(backend, rowptr, col, x, b, g, gen, src_scale=torch.rand(n_src, generator=gen) + 0.5,
+                               dst_scale=torch.rand(n_dst, generator=gen) + 0.5,
+                               self_scale=torch.rand(n_dst, generator=gen))
 
 
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
@@ -496,9 +493,8 @@ def test_self_scale_bad_input(backend, gen):
         call(self_scale=torch.ones(10, device="meta"))
 
 
+@needs_cpu_kernels
 def test_kernel_checks_self_scale():
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     op = torch.ops.scalevgae.gcn_spmm
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(3, 3)
@@ -510,12 +506,11 @@ def test_kernel_checks_self_scale():
         op(rowptr, col, x, None, None, False, None, False, None, None, torch.ones(2))
 
 
+@needs_cpu_kernels
 @pytest.mark.parametrize("F", [256, 100])
 def test_cpu_blocked_rows_self_scale_and_backward(F, gen):
     """The feature-blocked path (F > 64, not 128) with a self_scale, bias and relu, forward and
     backward (the backward runs the same kernel on the transposed CSR), on a bipartite block."""
-    if not _STATUS["cpu"].usable:
-        pytest.skip(_STATUS["cpu"].reason)
     n_dst, n_src = 300, 500
     rowptr, col = random_csr(n_dst, n_src, 3000, gen, torch.int32, hub=1, hub_deg=5000)
     kw = dict(src_scale=torch.rand(n_src, generator=gen) + 0.5, dst_scale=torch.rand(n_dst, generator=gen) + 0.5,

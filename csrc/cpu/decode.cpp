@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "decode_host.h"
 #include "decode_math.h"
 
 namespace scalevgae {
@@ -57,19 +58,17 @@ inline void dot_range(const scalar_t* z, const index_t* src, const index_t* dst,
 
 at::Tensor edge_dot_cpu(const at::Tensor& z_, const at::Tensor& src_, const at::Tensor& dst_) {
   check_edge_args(z_, src_, dst_);
-  auto z = z_.contiguous();
-  auto src = src_.contiguous();
-  auto dst = dst_.contiguous();
-  const int64_t E = src.size(0), F = z.size(1);
-  auto out = at::empty({E}, z.options().dtype(acc_dtype(z.scalar_type())));
+  const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_);
+  const int64_t E = o.E, F = o.F;
+  auto out = at::empty({E}, o.acc_options());
   if (E == 0) return out;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "edge_dot_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.z.scalar_type(), "edge_dot_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* zp = z.data_ptr<scalar_t>();
+    const scalar_t* zp = o.z.data_ptr<scalar_t>();
     acc_t* op = out.data_ptr<acc_t>();
-    AT_DISPATCH_INDEX_TYPES(src.scalar_type(), "edge_dot_cpu_idx", [&] {
-      const index_t* sp = src.data_ptr<index_t>();
-      const index_t* dp = dst.data_ptr<index_t>();
+    AT_DISPATCH_INDEX_TYPES(o.src.scalar_type(), "edge_dot_cpu_idx", [&] {
+      const index_t* sp = o.src.data_ptr<index_t>();
+      const index_t* dp = o.dst.data_ptr<index_t>();
       at::parallel_for(0, E, kEdgeGrain, [&](int64_t b, int64_t e_end) {
         dot_range<scalar_t, acc_t, index_t>(zp, sp, dp, F, b, e_end, op + b);
       });
@@ -81,33 +80,27 @@ at::Tensor edge_dot_cpu(const at::Tensor& z_, const at::Tensor& src_, const at::
 std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::Tensor& src_,
                                                 const at::Tensor& dst_, const at::Tensor& label_,
                                                 double pos_weight, int64_t reduction) {
-  check_edge_args(z_, src_, dst_);
-  check_reduction(reduction);
-  const auto acc = acc_dtype(z_.scalar_type());
-  check_edge_vector(label_, z_, src_, "label");
-  auto z = z_.contiguous();
-  auto src = src_.contiguous();
-  auto dst = dst_.contiguous();
-  auto label = label_.contiguous();
-  const int64_t E = src.size(0), F = z.size(1);
-  auto opts = z.options().dtype(acc);
+  decode::check_edge_bce_args(z_, src_, dst_, label_, reduction);
+  const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, label_);
+  const int64_t E = o.E, F = o.F;
+  auto opts = o.acc_options();
   auto dlogit = at::empty({E}, opts);
   auto loss_vec = reduction == Reduction::kNone ? at::empty({E}, opts) : at::Tensor();
   const int64_t nblocks = (E + kLossBlock - 1) / kLossBlock;
   std::vector<double> partial(static_cast<size_t>(nblocks), 0.0);
   auto total = at::empty({}, opts);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "edge_bce_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.z.scalar_type(), "edge_bce_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* zp = z.data_ptr<scalar_t>();
-    const acc_t* yp = label.data_ptr<acc_t>();
+    const scalar_t* zp = o.z.data_ptr<scalar_t>();
+    const acc_t* yp = o.vec.data_ptr<acc_t>();
     acc_t* gp = dlogit.data_ptr<acc_t>();
     acc_t* lp = loss_vec.defined() ? loss_vec.data_ptr<acc_t>() : nullptr;
     double* pp = partial.data();
     const acc_t pw = static_cast<acc_t>(pos_weight);
-    const acc_t scale = (reduction == Reduction::kMean && E > 0) ? acc_t(1) / static_cast<acc_t>(E) : acc_t(1);
-    AT_DISPATCH_INDEX_TYPES(src.scalar_type(), "edge_bce_cpu_idx", [&] {
-      const index_t* sp = src.data_ptr<index_t>();
-      const index_t* dp = dst.data_ptr<index_t>();
+    const acc_t scale = decode::dlogit_scale<acc_t>(reduction, E);
+    AT_DISPATCH_INDEX_TYPES(o.src.scalar_type(), "edge_bce_cpu_idx", [&] {
+      const index_t* sp = o.src.data_ptr<index_t>();
+      const index_t* dp = o.dst.data_ptr<index_t>();
       at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> xs(kLossBlock);
         for (int64_t blk = b0; blk < b1; ++blk) {
@@ -224,21 +217,17 @@ void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, 
 at::Tensor edge_grad_cpu(const at::Tensor& coef_, const at::Tensor& z_, const at::Tensor& src_,
                          const at::Tensor& dst_, bool deterministic) {
   (void)deterministic;  // the CPU scatter is always deterministic
-  check_edge_args(z_, src_, dst_);
-  check_edge_vector(coef_, z_, src_, "coef");
-  auto z = z_.contiguous();
-  auto src = src_.contiguous();
-  auto dst = dst_.contiguous();
-  auto coef = coef_.contiguous();
-  const int64_t E = src.size(0), n = z.size(0), F = z.size(1);
-  if (E == 0 || n == 0 || F == 0) return at::zeros_like(z, at::MemoryFormat::Contiguous);
-  auto dz = at::empty({n, F}, z.options());  // every row is written by the kernel
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "edge_grad_cpu", [&] {
+  decode::check_edge_grad_args(coef_, z_, src_, dst_);
+  const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, coef_);
+  if (o.zero_grad()) return at::zeros_like(o.z, at::MemoryFormat::Contiguous);
+  auto dz = at::empty({o.n, o.F}, o.z.options());  // every row is written by the kernel
+  const auto dtype = o.z.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "edge_grad_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    AT_DISPATCH_INDEX_TYPES(src.scalar_type(), "edge_grad_cpu_idx", [&] {
-      edge_grad_kernel<scalar_t, acc_t, index_t>(coef.data_ptr<acc_t>(), z.data_ptr<scalar_t>(),
-                                                 src.data_ptr<index_t>(), dst.data_ptr<index_t>(), E, n, F,
-                                                 dz.data_ptr<scalar_t>());
+    AT_DISPATCH_INDEX_TYPES(o.src.scalar_type(), "edge_grad_cpu_idx", [&] {
+      edge_grad_kernel<scalar_t, acc_t, index_t>(
+          o.vec.data_ptr<acc_t>(), o.z.data_ptr<scalar_t>(), o.src.data_ptr<index_t>(),
+          o.dst.data_ptr<index_t>(), o.E, o.n, o.F, dz.data_ptr<scalar_t>());
     });
   });
   return dz;

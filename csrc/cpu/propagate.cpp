@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "propagate_host.h"
 #include "propagate_math.h"
 
 namespace scalevgae {
@@ -30,18 +31,9 @@ using prop::ChunkInfo;
 // Register block of the rows wider than 64 features (other than 128): 64 floats = 8 zmm / 16 ymm.
 constexpr int kBlockF = 64;
 
+// The shared arguments (propagate_host.h) and the line alignment the prefetches use.
 template <typename scalar_t, typename acc_t, typename index_t>
-struct Problem {
-  const index_t* rowptr;
-  const index_t* col;
-  const scalar_t* x;
-  const acc_t* row_scale;
-  const acc_t* col_scale;
-  const acc_t* bias;
-  const acc_t* self_scale;  // [min(n_rows, n_src)] or null (propagate_math.h)
-  scalar_t* y;
-  int64_t n_rows, n_src, nnz, F;
-  bool self_loops, relu;
+struct Problem : prop::SpmmArgs<scalar_t, acc_t, index_t> {
   bool lines_aligned;  // x and its rows start on 64-byte lines (so do the 64-feature blocks)
 };
 
@@ -352,45 +344,24 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
                         const c10::optional<at::Tensor>& /*t_col*/,
                         const c10::optional<at::Tensor>& self_scale) {
   check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias, self_loops, self_scale);
-  const int64_t n_rows = rowptr.numel() - 1;
+  const prop::SpmmOperands o =
+      prop::spmm_operands(rowptr, col, x_in, row_scale, col_scale, bias, self_scale);
+  if (o.empty()) return o.y;
+  TORCH_CHECK_VALUE(o.rowptr[-1].item<int64_t>() == o.col.numel(),
+                    "rowptr[-1] must equal col.numel() = ", o.col.numel());
 
-  const at::Tensor x = x_in.contiguous();
-  const at::Tensor rp = rowptr.contiguous();
-  const at::Tensor cl = col.contiguous();
-  at::Tensor y = at::empty({n_rows, x.size(1)}, x.options());
-  if (n_rows == 0 || x.size(1) == 0) return y;
-  TORCH_CHECK_VALUE(rp[-1].item<int64_t>() == cl.numel(), "rowptr[-1] must equal col.numel() = ",
-                    cl.numel());
-  const at::Tensor rs = row_scale.has_value() ? row_scale->contiguous() : at::Tensor();
-  const at::Tensor cs = col_scale.has_value() ? col_scale->contiguous() : at::Tensor();
-  const at::Tensor bs = bias.has_value() ? bias->contiguous() : at::Tensor();
-  const at::Tensor ss = self_scale.has_value() ? self_scale->contiguous() : at::Tensor();
-
-  const auto dtype = x.scalar_type();
+  const auto dtype = o.x.scalar_type();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gcn_spmm_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "gcn_spmm_cpu_index", [&] {
+    AT_DISPATCH_INDEX_TYPES(o.rowptr.scalar_type(), "gcn_spmm_cpu_index", [&] {
       Problem<scalar_t, acc_t, index_t> p;
-      p.rowptr = rp.data_ptr<index_t>();
-      p.col = cl.data_ptr<index_t>();
-      p.x = x.data_ptr<scalar_t>();
-      p.row_scale = rs.defined() ? rs.data_ptr<acc_t>() : nullptr;
-      p.col_scale = cs.defined() ? cs.data_ptr<acc_t>() : nullptr;
-      p.bias = bs.defined() ? bs.data_ptr<acc_t>() : nullptr;
-      p.self_scale = ss.defined() ? ss.data_ptr<acc_t>() : nullptr;
-      p.y = y.data_ptr<scalar_t>();
-      p.n_rows = n_rows;
-      p.n_src = x.size(0);
-      p.nnz = cl.numel();
-      p.F = x.size(1);
+      prop::fill_spmm_args(p, o, self_loops, relu);
       p.lines_aligned = reinterpret_cast<uintptr_t>(p.x) % 64 == 0 &&
                         (p.F * static_cast<int64_t>(sizeof(scalar_t))) % 64 == 0;
-      p.self_loops = self_loops;
-      p.relu = relu;
       dispatch_width(p);
     });
   });
-  return y;
+  return o.y;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "checks.h"
+#include "decode_host.h"
 #include "decode_math.h"
 
 namespace scalevgae {
@@ -208,32 +209,24 @@ void launch_edge_dot(const at::Tensor& z, const at::Tensor& src, const at::Tenso
 at::Tensor edge_dot_cuda(const at::Tensor& z_, const at::Tensor& src_, const at::Tensor& dst_) {
   check_edge_args(z_, src_, dst_);
   const c10::cuda::CUDAGuard guard(z_.device());
-  auto z = z_.contiguous();
-  auto src = src_.contiguous();
-  auto dst = dst_.contiguous();
-  auto out = at::empty({src.size(0)}, z.options().dtype(acc_dtype(z.scalar_type())));
-  launch_edge_dot(z, src, dst, &out, nullptr, 1.0, 1.0, nullptr, nullptr);
+  const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_);
+  auto out = at::empty({o.E}, o.acc_options());
+  launch_edge_dot(o.z, o.src, o.dst, &out, nullptr, 1.0, 1.0, nullptr, nullptr);
   return out;
 }
 
 std::tuple<at::Tensor, at::Tensor> edge_bce_cuda(const at::Tensor& z_, const at::Tensor& src_,
                                                  const at::Tensor& dst_, const at::Tensor& label_,
                                                  double pos_weight, int64_t reduction) {
-  check_edge_args(z_, src_, dst_);
-  check_reduction(reduction);
-  const auto acc = acc_dtype(z_.scalar_type());
-  check_edge_vector(label_, z_, src_, "label");
+  decode::check_edge_bce_args(z_, src_, dst_, label_, reduction);
   const c10::cuda::CUDAGuard guard(z_.device());
-  auto z = z_.contiguous();
-  auto src = src_.contiguous();
-  auto dst = dst_.contiguous();
-  auto label = label_.contiguous();
-  const int64_t E = src.size(0);
-  auto opts = z.options().dtype(acc);
+  const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, label_);
+  const int64_t E = o.E;
+  auto opts = o.acc_options();
   auto loss = at::empty({E}, opts);
   auto dlogit = at::empty({E}, opts);
-  const double scale = (reduction == Reduction::kMean && E > 0) ? 1.0 / static_cast<double>(E) : 1.0;
-  launch_edge_dot(z, src, dst, nullptr, &label, pos_weight, scale, &loss, &dlogit);
+  const double scale = decode::dlogit_scale<double>(reduction, E);
+  launch_edge_dot(o.z, o.src, o.dst, nullptr, &o.vec, pos_weight, scale, &loss, &dlogit);
   if (reduction == Reduction::kNone) return {loss, dlogit};
   // torch's sum is deterministic for a fixed size; mean of zero edges is 0.
   auto total = loss.sum();
@@ -243,16 +236,12 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cuda(const at::Tensor& z_, const at:
 
 at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const at::Tensor& src_,
                           const at::Tensor& dst_, bool deterministic) {
-  check_edge_args(z_, src_, dst_);
-  check_edge_vector(coef_, z_, src_, "coef");
-  const auto acc = acc_dtype(z_.scalar_type());
+  decode::check_edge_grad_args(coef_, z_, src_, dst_);
   const c10::cuda::CUDAGuard guard(z_.device());
-  auto z = z_.contiguous();
-  auto src = src_.contiguous();
-  auto dst = dst_.contiguous();
-  auto coef = coef_.contiguous();
-  const int64_t E = src.size(0), n = z.size(0), F = z.size(1);
-  if (E == 0 || n == 0 || F == 0) return at::zeros_like(z, at::MemoryFormat::Contiguous);
+  const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, coef_);
+  if (o.zero_grad()) return at::zeros_like(o.z, at::MemoryFormat::Contiguous);
+  const at::Tensor &z = o.z, &src = o.src, &dst = o.dst, &coef = o.vec;
+  const int64_t E = o.E, n = o.n, F = o.F;
   auto stream = c10::cuda::getCurrentCUDAStream();
   if (deterministic) {
     // Stable sort of the 2E entries by node; rowptr by binary search: no atomics anywhere.
@@ -276,7 +265,7 @@ at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const a
     });
     return dz;
   }
-  auto dz_acc = at::zeros({n, F}, z.options().dtype(acc));
+  auto dz_acc = at::zeros({n, F}, o.acc_options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "edge_grad_cuda", [&] {
     using acc_t = typename AccOf<scalar_t>::type;
     AT_DISPATCH_INDEX_TYPES(src.scalar_type(), "edge_grad_cuda_idx", [&] {

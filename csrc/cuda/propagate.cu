@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "checks.h"
+#include "propagate_host.h"
 #include "propagate_math.h"
 
 namespace scalevgae {
@@ -29,25 +30,17 @@ constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
 constexpr int kUnroll = 4;  // edges per group whose rows are loaded before accumulating
 
+// The shared arguments (propagate_host.h) and the merge-path work split.
 template <typename scalar_t, typename acc_t, typename index_t>
-struct Problem {
-  const index_t* rowptr;
-  const index_t* col;
-  const scalar_t* x;
-  const acc_t* row_scale;
-  const acc_t* col_scale;
-  const acc_t* bias;
-  const acc_t* self_scale;  // [min(n_rows, n_src)] or null (propagate_math.h)
-  scalar_t* y;
+struct Problem : prop::SpmmArgs<scalar_t, acc_t, index_t> {
   acc_t* head_buf;    // [n_chunks, F]
   acc_t* tail_buf;    // [n_chunks, F]
   int64_t* head_rows; // [n_chunks]
   int64_t* tail_rows; // [n_chunks]
   int64_t* bound_row;  // [n_chunks + 1] merge-path point where each chunk starts
   int64_t* bound_edge; // [n_chunks + 1]
-  int64_t n_rows, n_src, nnz, F, chunk_work, n_chunks;
+  int64_t chunk_work, n_chunks;
   int group_size;     // S lanes per edge (a power of two <= 32)
-  bool self_loops, relu;
 };
 
 // V features at p converted to acc_t; one 16-byte load when V elements are 16 bytes.
@@ -257,53 +250,35 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
   const at::ScalarType acc = acc_dtype(x_in.scalar_type());
 
   const c10::cuda::CUDAGuard device_guard(x_in.device());
-  const at::Tensor x = x_in.contiguous();
-  const at::Tensor rp = rowptr.contiguous();
-  const at::Tensor cl = col.contiguous();
-  const int64_t F = x.size(1);
-  at::Tensor y = at::empty({n_rows, F}, x.options());
-  if (n_rows == 0 || F == 0) return y;
-  const at::Tensor rs = row_scale.has_value() ? row_scale->contiguous() : at::Tensor();
-  const at::Tensor cs = col_scale.has_value() ? col_scale->contiguous() : at::Tensor();
-  const at::Tensor bs = bias.has_value() ? bias->contiguous() : at::Tensor();
-  const at::Tensor ss = self_scale.has_value() ? self_scale->contiguous() : at::Tensor();
-  const int64_t nnz = cl.numel();
+  const prop::SpmmOperands o =
+      prop::spmm_operands(rowptr, col, x_in, row_scale, col_scale, bias, self_scale);
+  if (o.empty()) return o.y;
+  const int64_t F = o.x.size(1);
+  const int64_t nnz = o.col.numel();
   const int64_t work = n_rows + nnz;
   const int64_t acc_bytes = acc == at::kDouble ? 8 : 4;
   const int64_t chunk_work = chunk_work_for(work, F, acc_bytes);
   const int64_t n_chunks = prop::num_chunks(work, chunk_work);
-  at::Tensor bufs = at::empty({2, n_chunks, F}, x.options().dtype(acc));
-  at::Tensor rows = at::empty({2, n_chunks}, x.options().dtype(at::kLong));
-  at::Tensor bounds = at::empty({2, n_chunks + 1}, x.options().dtype(at::kLong));
+  at::Tensor bufs = at::empty({2, n_chunks, F}, o.x.options().dtype(acc));
+  at::Tensor rows = at::empty({2, n_chunks}, o.x.options().dtype(at::kLong));
+  at::Tensor bounds = at::empty({2, n_chunks + 1}, o.x.options().dtype(at::kLong));
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
 
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "gcn_spmm_cuda", [&] {
+  const auto dtype = o.x.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gcn_spmm_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "gcn_spmm_cuda_index", [&] {
+    AT_DISPATCH_INDEX_TYPES(o.rowptr.scalar_type(), "gcn_spmm_cuda_index", [&] {
       Problem<scalar_t, acc_t, index_t> p;
-      p.rowptr = rp.data_ptr<index_t>();
-      p.col = cl.data_ptr<index_t>();
-      p.x = x.data_ptr<scalar_t>();
-      p.row_scale = rs.defined() ? rs.data_ptr<acc_t>() : nullptr;
-      p.col_scale = cs.defined() ? cs.data_ptr<acc_t>() : nullptr;
-      p.bias = bs.defined() ? bs.data_ptr<acc_t>() : nullptr;
-      p.self_scale = ss.defined() ? ss.data_ptr<acc_t>() : nullptr;
-      p.y = y.data_ptr<scalar_t>();
+      prop::fill_spmm_args(p, o, self_loops, relu);
       p.head_buf = bufs[0].data_ptr<acc_t>();
       p.tail_buf = bufs[1].data_ptr<acc_t>();
       p.head_rows = rows[0].data_ptr<int64_t>();
       p.tail_rows = rows[1].data_ptr<int64_t>();
       p.bound_row = bounds[0].data_ptr<int64_t>();
       p.bound_edge = bounds[1].data_ptr<int64_t>();
-      p.n_rows = n_rows;
-      p.n_src = x.size(0);
-      p.nnz = nnz;
-      p.F = F;
       p.chunk_work = chunk_work;
       p.n_chunks = n_chunks;
       p.group_size = 1;
-      p.self_loops = self_loops;
-      p.relu = relu;
       constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
       const bool aligned = (reinterpret_cast<uintptr_t>(p.x) % 16 == 0) && (F % kVec == 0) &&
                            (reinterpret_cast<uintptr_t>(p.y) % 16 == 0);
@@ -314,7 +289,7 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
       }
     });
   });
-  return y;
+  return o.y;
 }
 
 }  // namespace

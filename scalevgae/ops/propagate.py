@@ -83,6 +83,17 @@ def _impl(backend: str) -> Callable[..., Tensor]:
     return lambda rp, c, x, rs, cs, sl, b, r, trp, tc, ss=None: reference.gcn_spmm(rp, c, x, rs, cs, sl, b, r, ss)
 
 
+def _acc_vector(t: Optional[Tensor], name: str, n: int, what: str, acc: torch.dtype) -> Optional[Tensor]:
+    """A scale or bias argument: a 1-D float tensor of ``n`` entries (``what`` says which size),
+    returned in the accumulation dtype ``acc``, contiguous, as the kernels take it. None stays None."""
+    if t is None:
+        return None
+    check_float_tensor(t, name, dim=1)
+    if t.numel() != n:
+        raise ValueError(f"{name} must have shape [{n}] ({what}), got {tuple(t.shape)}")
+    return t.to(acc).contiguous()
+
+
 def gcn_propagate(
     rowptr: Tensor,
     col: Tensor,
@@ -148,28 +159,12 @@ def gcn_propagate(
         if n_src != n_dst:
             raise ValueError("a bipartite input (x.size(0) > rowptr.numel() - 1) needs src_scale and dst_scale")
         src_scale = dst_scale = gcn_norm(rowptr, acc)
-    if src_scale is not None:
-        check_float_tensor(src_scale, "src_scale", dim=1)
-        if src_scale.numel() != n_src:
-            raise ValueError(f"src_scale must have shape [{n_src}] (x.size(0)), got {tuple(src_scale.shape)}")
-        src_scale = src_scale.to(acc).contiguous()
-    if dst_scale is not None:
-        check_float_tensor(dst_scale, "dst_scale", dim=1)
-        if dst_scale.numel() != n_dst:
-            raise ValueError(f"dst_scale must have shape [{n_dst}] (rowptr.numel() - 1), got {tuple(dst_scale.shape)}")
-        dst_scale = dst_scale.to(acc).contiguous()
-    if self_scale is not None:
-        if not add_self_loops:
-            raise ValueError("self_scale needs add_self_loops=True (it is the weight of the self loop)")
-        check_float_tensor(self_scale, "self_scale", dim=1)
-        if self_scale.numel() != n_dst:
-            raise ValueError(f"self_scale must have shape [{n_dst}] (rowptr.numel() - 1), got {tuple(self_scale.shape)}")
-        self_scale = self_scale.to(acc).contiguous()
-    if bias is not None:
-        check_float_tensor(bias, "bias", dim=1)
-        if bias.numel() != x.size(1):
-            raise ValueError(f"bias must have shape [{x.size(1)}] (x.size(1)), got {tuple(bias.shape)}")
-        bias = bias.to(acc)
+    src_scale = _acc_vector(src_scale, "src_scale", n_src, "x.size(0)", acc)
+    dst_scale = _acc_vector(dst_scale, "dst_scale", n_dst, "rowptr.numel() - 1", acc)
+    if self_scale is not None and not add_self_loops:
+        raise ValueError("self_scale needs add_self_loops=True (it is the weight of the self loop)")
+    self_scale = _acc_vector(self_scale, "self_scale", n_dst, "rowptr.numel() - 1", acc)
+    bias = _acc_vector(bias, "bias", x.size(1), "x.size(1)", acc)
     t_rowptr = t_col = None
     if transpose is not None:
         t_rowptr, t_col = transpose

@@ -36,7 +36,8 @@ try:
 except ImportError as e:
     raise ImportError("the triton backend needs the `triton` package (pip install triton)") from e
 
-from scalevgae.ops.triton.propagate import _acc_dtype, _interpret, _next_pow2
+from scalevgae.ops.reference import acc_dtype
+from scalevgae.ops.triton.propagate import _interpret, _next_pow2
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -224,7 +225,7 @@ def softplus_pair_sum(z: Tensor) -> Tensor:
     (float32; float64 for float64 z). Deterministic (per-row-block partials summed by torch in float64).
     """
     _check(z)
-    acc = _acc_dtype(z.dtype)
+    acc = acc_dtype(z.dtype)
     N, F = z.shape
     if N == 0 or F == 0:
         return _empty_sum(z, acc)
@@ -238,7 +239,7 @@ def softplus_pair_sum(z: Tensor) -> Tensor:
 
 
 def _matmul_launch(z: Tensor, with_sum: bool) -> tuple[Tensor, Tensor | None]:
-    acc = _acc_dtype(z.dtype)
+    acc = acc_dtype(z.dtype)
     N, F = z.shape
     out = torch.empty(N, F, dtype=acc, device=z.device)
     if N == 0:

@@ -23,7 +23,8 @@ try:
 except ImportError as e:
     raise ImportError("the triton backend needs the `triton` package (pip install triton)") from e
 
-from scalevgae.ops.triton.propagate import _acc_dtype, _interpret, _next_pow2, gcn_spmm_launch
+from scalevgae.ops.reference import acc_dtype
+from scalevgae.ops.triton.propagate import _interpret, _next_pow2, gcn_spmm_launch
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -101,7 +102,7 @@ def edge_dot(z: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     (not range-checked here) -> [E] in the accumulation dtype (float32; float64 for float64 z).
     """
     _check(z, src, dst)
-    acc = _acc_dtype(z.dtype)
+    acc = acc_dtype(z.dtype)
     E, F = src.numel(), z.size(1)
     out = torch.empty(E, dtype=acc, device=z.device)
     if E == 0:
@@ -124,7 +125,7 @@ def edge_grad(coef: Tensor, z: Tensor, src: Tensor, dst: Tensor, deterministic: 
     deterministic=True: sort by target, then a segmented sum in a fixed order (bitwise reproducible).
     """
     _check(z, src, dst)
-    acc = _acc_dtype(z.dtype)
+    acc = acc_dtype(z.dtype)
     if coef.dtype != acc or coef.dim() != 1 or coef.numel() != src.numel():
         raise TypeError(f"coef must be [{src.numel()}] of {acc} (the accumulation dtype of z), "
                         f"got {tuple(coef.shape)} {coef.dtype}")

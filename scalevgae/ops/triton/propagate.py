@@ -36,6 +36,7 @@ except ImportError as e:  # the dispatcher only imports this module when triton 
     raise ImportError("the triton backend needs the `triton` package (pip install triton)") from e
 
 from scalevgae.ops.propagate import register_gcn_spmm
+from scalevgae.ops.reference import acc_dtype
 
 OP_NAME = "scalevgae_triton::gcn_spmm"
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -49,6 +50,14 @@ LONG_ROW_THRESHOLD = 2048
 # ---------------------------------------------------------------------------------------------
 # kernels
 # ---------------------------------------------------------------------------------------------
+@triton.jit
+def _item_tile(F, n_fb, BLOCK_F: tl.constexpr):
+    """(item, f, fmask) of this program: programs are (item, feature block) pairs, item-major."""
+    pid = tl.program_id(0).to(tl.int64)
+    f = (pid % n_fb) * BLOCK_F + tl.arange(0, BLOCK_F)
+    return pid // n_fb, f, f < F
+
+
 @triton.jit
 def _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, stride_xf,
                 HAS_CS: tl.constexpr, HAS_W: tl.constexpr, ACC: tl.constexpr,
@@ -110,10 +119,7 @@ def _rows_kernel(rowptr_ptr, col_ptr, x_ptr, rs_ptr, cs_ptr, ss_ptr, w_ptr, bias
                  HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ACC: tl.constexpr,
                  BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
     """One program per (row, feature block). Rows longer than long_thresh are left to the split path."""
-    pid = tl.program_id(0).to(tl.int64)
-    row = pid // n_fb
-    f = (pid % n_fb) * BLOCK_F + tl.arange(0, BLOCK_F)
-    fmask = f < F
+    row, f, fmask = _item_tile(F, n_fb, BLOCK_F)
     start = tl.load(rowptr_ptr + row).to(tl.int64)
     end = tl.load(rowptr_ptr + row + 1).to(tl.int64)
     short = (end - start) <= long_thresh
@@ -130,10 +136,7 @@ def _chunk_kernel(chunk_start_ptr, chunk_end_ptr, col_ptr, x_ptr, cs_ptr, w_ptr,
                   F, n_fb, stride_xr, stride_xf,
                   HAS_CS: tl.constexpr, HAS_W: tl.constexpr, ACC: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
     """One program per (chunk of a long row, feature block): partial[chunk, f] = sum over the chunk."""
-    pid = tl.program_id(0).to(tl.int64)
-    chunk = pid // n_fb
-    f = (pid % n_fb) * BLOCK_F + tl.arange(0, BLOCK_F)
-    fmask = f < F
+    chunk, f, fmask = _item_tile(F, n_fb, BLOCK_F)
     start = tl.load(chunk_start_ptr + chunk)
     end = tl.load(chunk_end_ptr + chunk)
     s = _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, stride_xf,
@@ -148,10 +151,7 @@ def _long_rows_kernel(long_rows_ptr, cptr_ptr, part_ptr, x_ptr, rs_ptr, cs_ptr, 
                       HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ACC: tl.constexpr,
                       BLOCK_C: tl.constexpr, BLOCK_F: tl.constexpr):
     """One program per (long row, feature block): add the row's chunk partials, then the epilogue."""
-    pid = tl.program_id(0).to(tl.int64)
-    lr = pid // n_fb
-    f = (pid % n_fb) * BLOCK_F + tl.arange(0, BLOCK_F)
-    fmask = f < F
+    lr, f, fmask = _item_tile(F, n_fb, BLOCK_F)
     row = tl.load(long_rows_ptr + lr)
     c_begin = tl.load(cptr_ptr + lr)
     c_end = tl.load(cptr_ptr + lr + 1)
@@ -176,10 +176,6 @@ def _next_pow2(v: int) -> int:
     return 1 << max(0, int(v) - 1).bit_length()
 
 
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tensor],
                 col_scale: Optional[Tensor], bias: Optional[Tensor], self_loops: bool = True,
                 self_scale: Optional[Tensor] = None) -> None:
@@ -196,7 +192,7 @@ def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tens
     if rowptr.dim() != 1 or col.dim() != 1 or rowptr.numel() < 1:
         raise ValueError("rowptr must be 1-D with at least one entry and col 1-D")
     n_rows = rowptr.numel() - 1
-    acc = _acc_dtype(x.dtype)
+    acc = acc_dtype(x.dtype)
     if self_scale is not None and not self_loops:
         raise ValueError("self_scale needs self_loops=True")
     for name, t, n in (("row_scale", row_scale, n_rows), ("col_scale", col_scale, x.size(0)),
@@ -246,8 +242,8 @@ def gcn_spmm_launch(
     tunables (tests use small ones). The result is deterministic (no atomics).
     """
     _check_args(rowptr, col, x, row_scale, col_scale, bias, self_loops, self_scale)
-    if edge_weight is not None and (edge_weight.dtype != _acc_dtype(x.dtype) or edge_weight.shape != col.shape):
-        raise TypeError(f"edge_weight must be [{col.numel()}] of {_acc_dtype(x.dtype)}, got "
+    if edge_weight is not None and (edge_weight.dtype != acc_dtype(x.dtype) or edge_weight.shape != col.shape):
+        raise TypeError(f"edge_weight must be [{col.numel()}] of {acc_dtype(x.dtype)}, got "
                         f"{tuple(edge_weight.shape)} {edge_weight.dtype}")
     chunk = CHUNK if chunk is None else int(chunk)
     thresh = LONG_ROW_THRESHOLD if long_row_threshold is None else int(long_row_threshold)
@@ -258,14 +254,11 @@ def gcn_spmm_launch(
     if n_rows == 0 or F == 0:
         return y
     rowptr, col = rowptr.contiguous(), col.contiguous()
-    acc = _acc_dtype(x.dtype)
+    acc = acc_dtype(x.dtype)
     ACC = tl.float64 if acc == torch.float64 else tl.float32
-    dummy = torch.empty(1, dtype=acc, device=x.device)
-    rs = dummy if row_scale is None else row_scale.contiguous()
-    cs = dummy if col_scale is None else col_scale.contiguous()
-    b = dummy if bias is None else bias.contiguous()
-    ss = dummy if self_scale is None else self_scale.contiguous()
-    w = dummy if edge_weight is None else edge_weight.contiguous()
+    dummy = torch.empty(1, dtype=acc, device=x.device)  # stands for an absent vector (never read)
+    rs, cs, b, ss, w = (dummy if t is None else t.contiguous()
+                        for t in (row_scale, col_scale, bias, self_scale, edge_weight))
     flags = dict(SELF_LOOPS=bool(self_loops), HAS_RS=row_scale is not None, HAS_CS=col_scale is not None,
                  HAS_SS=self_scale is not None, HAS_BIAS=bias is not None, RELU=bool(relu), ACC=ACC)
 
