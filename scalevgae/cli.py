@@ -339,13 +339,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _leave_process_group() -> None:
-    import torch.distributed as dist
+    from scalevgae.distributed import shutdown_distributed
 
-    if dist.is_available() and dist.is_initialized():
-        # Leave together: tearing gloo down while a peer still has traffic in flight can abort
-        # the process ("terminate called without an active exception").
-        dist.barrier()
-        dist.destroy_process_group()
+    shutdown_distributed()  # the trainer is gone by now: cmd_train has returned
 
 
 def _is_main_process() -> bool:

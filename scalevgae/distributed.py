@@ -10,12 +10,24 @@ zero loss), and the effective batch is ``batch_size * world_size``.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.distributed as dist
+
+try:
+    # Bind torch.distributed.nn.functional's ``group=group.WORLD`` default arguments now, while
+    # no group exists (they become None). DDP's constructor imports that module (through
+    # torch._dynamo); imported after init_process_group, its ten defaults keep the default group
+    # alive after destroy_process_group, so gloo's worker threads outlive it and may still be
+    # releasing the last collective's tensors (a release that needs the GIL) when the
+    # interpreter finalizes: "terminate called without an active exception" (SIGABRT).
+    import torch.distributed.nn.functional  # noqa: F401
+except ImportError:  # a torch build without distributed support
+    pass
 
 
 @dataclass(frozen=True)
@@ -100,3 +112,22 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group on every rank and free its backend before returning.
+
+    A no-op without a process group. Drop (or ``close()``) every ``Trainer`` and
+    ``DistributedDataParallel`` wrapper first: a DDP reducer still alive holds the group, and
+    then gloo's worker threads outlive ``destroy_process_group`` and can abort the process at
+    interpreter exit (see the import at the top of this module). Wrappers that are merely
+    unreachable are collected here, while the group is still registered, so that the group's
+    last reference goes in ``destroy_process_group``, which joins gloo's threads without
+    holding the GIL.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    # Leave together: no rank tears its connections down while a peer still waits on it.
+    dist.barrier()
+    dist.destroy_process_group()

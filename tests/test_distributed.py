@@ -2,11 +2,14 @@
 
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from dist_support import gloo_threads
 
 from scalevgae import distributed as sd
 
@@ -55,8 +58,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     if rank == 0:
         torch.save([torch.tensor(g, dtype=torch.long) for g in gathered], out)
     assert sd.all_reduce_mean(float(rank), info) == pytest.approx((world - 1) / 2)
-    dist.barrier()  # leave together (see test_distributed_train._leave)
-    dist.destroy_process_group()
+    sd.shutdown_distributed()
+    assert not dist.is_initialized() and not gloo_threads()
+    sd.shutdown_distributed()  # a no-op without a group
 
 
 def test_two_gloo_ranks_see_every_pair_exactly_once(tmp_path):
@@ -65,3 +69,33 @@ def test_two_gloo_ranks_see_every_pair_exactly_once(tmp_path):
     parts = torch.load(out)
     assert len(parts) == 2
     assert torch.equal(torch.cat(parts).sort().values, torch.arange(37))
+
+
+# A fresh interpreter: DDP's first construction imports torch.distributed.nn.functional there
+# (unless scalevgae.distributed did so before the group existed), as under torchrun.
+_DDP_TEARDOWN = """
+import os, sys, weakref
+import scalevgae.distributed as sd
+import torch, torch.distributed as dist
+sys.path.insert(0, {tests!r})
+from dist_support import gloo_threads
+dist.init_process_group("gloo", init_method="file://" + {store!r}, rank=0, world_size=1)
+ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
+ddp(torch.ones(2, 3)).sum().backward()
+{drop}
+sd.shutdown_distributed()
+print("left:", gloo_threads())
+"""
+
+
+@pytest.mark.parametrize("drop", ["del ddp", "cycle = [ddp]; cycle.append(cycle); del ddp, cycle"])
+def test_shutdown_frees_gloo_threads_after_ddp(tmp_path, drop):
+    """destroy_process_group must free gloo's worker threads: threads that outlive the group can
+    abort the process at interpreter exit ("terminate called without an active exception")."""
+    code = _DDP_TEARDOWN.format(tests=os.path.dirname(os.path.abspath(__file__)), store=str(tmp_path / "store"),
+                                drop=drop)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "left: []" in proc.stdout, proc.stdout + proc.stderr[-2000:]

@@ -4,12 +4,12 @@ evaluation, rank-0-only outputs, and checkpoints that resume under another numbe
 import os
 import shutil
 import socket
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from dist_support import gloo_threads
 
 from scalevgae import distributed as sd
 from scalevgae.data.features import default_features
@@ -37,16 +37,22 @@ def _join(rank: int, world: int, port: int) -> sd.DistInfo:
 def _leave() -> None:
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         os.environ.pop(k, None)
-    # Leave together: a rank tearing gloo down while its peer still has traffic in flight
-    # occasionally aborted ("terminate called without an active exception", ~1 run in 6).
-    dist.barrier()
-    dist.destroy_process_group()
-    # End the worker without interpreter teardown (results are saved by now): the abort above
-    # was still seen once in a fresh-clone CI run after the barrier, and gloo's threads at exit
-    # are the remaining suspect. Every caller calls _leave() last.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    sd.shutdown_distributed()
+    # The group, and with it gloo's worker threads, must be gone now: threads that outlive it can
+    # abort the process at interpreter exit ("terminate called without an active exception").
+    assert not gloo_threads(), f"gloo threads outlived destroy_process_group: {gloo_threads()}"
+
+
+def _ranked(rank: int, body: str, world: int, port: int, *args) -> None:
+    """One spawned rank: join, run ``body(info, world, *args)``, leave. The trainers ``body``
+    made (and their DDP wrappers, which hold the group) are freed when it returns."""
+    info = _join(rank, world, port)
+    globals()[body](info, world, *args)
+    _leave()
+
+
+def _spawn(body: str, *args) -> None:
+    mp.spawn(_ranked, args=(body, 2, _free_port(), *args), nprocs=2, join=True)
 
 
 def _small(nodes: int = 300):
@@ -132,8 +138,7 @@ def _no_neg_agg_factory(*args, **kw):
     return _no_neg_factory(*args, aggregate_input=True, **kw)
 
 
-def _worker_step(rank: int, world: int, port: int, out: str, batch: int, agg: bool = False) -> None:
-    info = _join(rank, world, port)
+def _worker_step(info: sd.DistInfo, world: int, out: str, batch: int, agg: bool = False) -> None:
     x, split = _small()
     # (1) every training pair exactly once per epoch across ranks, same number of batches
     ld = LinkLoader(split.train_graph, x, split.train_pos, batch_size=batch // world, fanouts=[2, 2],
@@ -150,16 +155,15 @@ def _worker_step(rank: int, world: int, port: int, out: str, batch: int, agg: bo
     assert split.train_pos.size(1) == 819
     odd = Trainer(_sgd_cfg(409, epochs=1, lr=0.01), x, split, loader_factory=_no_neg_factory)
     assert odd.fit().steps == 2
-    if rank == 0:
+    if info.rank == 0:
         torch.save({"seen": gathered, "state": trainer.model.state_dict(), "val_auc": res.best_val_auc,
                     "eval": trainer.evaluate(split.test_pos, split.test_neg)}, out)
-    _leave()
 
 
 @pytest.mark.parametrize("agg", [False, True])
 def test_two_ranks_partition_pairs_and_average_gradients(tmp_path, agg):
     out, batch = str(tmp_path / "r.pt"), 64
-    mp.spawn(_worker_step, args=(2, _free_port(), out, batch, agg), nprocs=2, join=True)
+    _spawn("_worker_step", out, batch, agg)
     got = torch.load(out)
     x, split = _small()
     (n0, p0), (n1, p1) = got["seen"]
@@ -178,15 +182,14 @@ def test_two_ranks_partition_pairs_and_average_gradients(tmp_path, agg):
     assert got["eval"] == single.evaluate(split.test_pos, split.test_neg)
 
 
-def _worker_ckpt(rank: int, world: int, port: int, out_dir: str) -> None:
-    _join(rank, world, port)
+def _worker_ckpt(info: sd.DistInfo, world: int, out_dir: str) -> None:
     x, split = _small()
     cfg = _sgd_cfg(16, epochs=2, checkpoint_every=5, lr=0.05, fanouts=(3, 2), neg_ratio=1, self_loop_weight=None)
     trainer = Trainer(cfg, x, split, out_dir=out_dir)
     assert trainer.fit(max_steps_this_call=5) is None  # "killed" mid-epoch 0 after a checkpoint
     # Same world: resuming a copy of the checkpoint ends with the weights of an uninterrupted run.
     again = os.path.join(out_dir, "again")
-    if rank == 0:
+    if info.rank == 0:
         os.makedirs(again)
         shutil.copy(os.path.join(out_dir, "checkpoint.pt"), again)
     dist.barrier()
@@ -196,12 +199,11 @@ def _worker_ckpt(rank: int, world: int, port: int, out_dir: str) -> None:
     whole.fit()
     for k, v in whole.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=1e-6, atol=1e-7)
-    _leave()
 
 
 def test_two_rank_checkpoint_resumes_on_one_rank(tmp_path):
     out_dir = str(tmp_path)
-    mp.spawn(_worker_ckpt, args=(2, _free_port(), out_dir), nprocs=2, join=True)
+    _spawn("_worker_ckpt", out_dir)
     ckpt = torch.load(os.path.join(out_dir, "checkpoint.pt"), weights_only=True)
     assert ckpt["world_size"] == 2 and ckpt["trainer"]["global_step"] == 5
     assert ckpt["loader"]["pairs_done"] == 5 * 16 * 2
@@ -237,22 +239,20 @@ def _cora_cfg(batch_size: int) -> TrainConfig:
                        device="cpu", amp="off", progress=False, eval_every=3)
 
 
-def _worker_cora(rank: int, world: int, port: int, out: str) -> None:
-    _join(rank, world, port)
+def _worker_cora(info: sd.DistInfo, world: int, out: str) -> None:
     x, split = _cora()
     trainer = Trainer(_cora_cfg(512 // world), x, split)
     trainer.fit()
     res = trainer.evaluate(split.test_pos, split.test_neg)
-    if rank == 0:
+    if info.rank == 0:
         torch.save(res, out)
-    _leave()
 
 
 @pytest.mark.slow
 def test_two_ranks_match_single_process_on_cora(tmp_path):
     x, split = _cora()
     out = str(tmp_path / "auc.pt")
-    mp.spawn(_worker_cora, args=(2, _free_port(), out), nprocs=2, join=True)
+    _spawn("_worker_cora", out)
     auc2, _ = torch.load(out)
     single = Trainer(_cora_cfg(512), x, split)
     single.fit()

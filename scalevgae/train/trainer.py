@@ -8,6 +8,7 @@ import json
 import math
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -193,6 +194,8 @@ class Trainer:
                                     is_vgae=self.is_vgae, autocast=self._autocast)
 
     def _step(self, batch: Any) -> tuple[float, int]:
+        if self.dist.enabled and self.ddp is None:
+            raise RuntimeError("this Trainer was closed (close()); it cannot train on in a process group")
         self.optimizer.zero_grad(set_to_none=True)
         if self.ddp is not None:  # through DDP's forward so its backward all-reduces (averages) grads
             loss = self.ddp(batch)
@@ -212,6 +215,15 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         return float(loss.detach()), pairs
+
+    def close(self) -> None:
+        """Release the DistributedDataParallel wrapper, which holds the process group.
+
+        Call it before ``scalevgae.distributed.shutdown_distributed()`` when the trainer stays
+        alive after training (the model, evaluation and checkpoints keep working; training
+        does not). Without a process group it does nothing.
+        """
+        self.ddp = None
 
     # ---- evaluation ----
     @torch.no_grad()
@@ -407,10 +419,13 @@ class _LossModule(torch.nn.Module):
     def __init__(self, trainer: Trainer):
         super().__init__()
         self.model = trainer.model
-        self._trainer = [trainer]  # a list: not registered as a submodule
+        # A weak reference: trainer -> DDP -> this module -> trainer would be a cycle, and a
+        # trainer freed only by the cyclic GC keeps the process group alive for that long.
+        self._trainer = weakref.ref(trainer)
 
     def forward(self, batch: Any) -> Tensor:
-        trainer = self._trainer[0]
+        trainer = self._trainer()
+        assert trainer is not None, "the Trainer of this DDP wrapper is gone"
         loss, trainer._last_pairs = trainer._loss(batch)
         return loss
 
