@@ -27,9 +27,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from scalevgae.data.loader import LinkLoader  # noqa: E402
+
 from benchmarks.common import time_fn, write_results  # noqa: E402
 from scalevgae.data import planted_partition  # noqa: E402
-from scalevgae.data.loader import LinkLoader  # noqa: E402
 from scalevgae.ops import available_backends  # noqa: E402
 from scalevgae.sampling import negative_pairs, sample_neighbors  # noqa: E402
 

@@ -37,6 +37,7 @@ def main() -> None:
     args = p.parse_args()
 
     from scalevgae.data.loader import _gather_rows
+
     from scalevgae.data.split import split_edges
     from scalevgae.data.synthetic import planted_partition
     from scalevgae.sampling.negative import negative_pairs

@@ -13,9 +13,9 @@ from dist_support import gloo_threads
 
 from scalevgae import distributed as sd
 from scalevgae.data.features import default_features
-from scalevgae.data.loader import LinkLoader
 from scalevgae.data.split import split_edges
 from scalevgae.data.synthetic import planted_partition
+from scalevgae.loader import LinkLoader
 from scalevgae.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from scalevgae.data import planted_partition, split_edges
-from scalevgae.data.loader import LinkBatch, LinkLoader
+from scalevgae.loader import LinkBatch, LinkLoader
 from scalevgae.ops import reference
 from scalevgae.sampling.membership import has_pairs_reference as csr_contains
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from scalevgae.data import planted_partition, split_edges
-from scalevgae.data.loader import LinkLoader
+from scalevgae.loader import LinkLoader
 from scalevgae.models import build_model
 from scalevgae.sampling import sample_neighbors
 from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features, sample_aggregated

@@ -1,4 +1,9 @@
-"""Datasets, loaders, link splits and the minibatch loader."""
+"""Graph and feature files, datasets and link splits (pure I/O: no sampling or iteration).
+
+``LinkLoader`` and ``LinkBatch`` are also reachable from here (resolved on first use, so this
+package never imports the loader, which reads features through it)."""
+
+from typing import Any
 
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.edgelist import EdgeListError
@@ -15,7 +20,6 @@ from scalevgae.data.io import (
     save_node_ids,
     write_topk_csv,
 )
-from scalevgae.data.loader import LinkBatch, LinkLoader
 from scalevgae.data.planetoid import load_planetoid
 from scalevgae.data.split import LinkSplit, split_edges
 from scalevgae.data.synthetic import planted_partition
@@ -43,3 +47,11 @@ __all__ = [
     "split_edges",
     "write_topk_csv",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("LinkBatch", "LinkLoader"):
+        import scalevgae.loader
+
+        return getattr(scalevgae.loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,7 @@
-"""Sampling: negative pairs and k-hop neighbor sampling into bipartite blocks."""
+"""Sampling: negative pairs and k-hop neighbor sampling into bipartite blocks.
+
+The link sampler that builds a training minibatch from them is
+:mod:`scalevgae.sampling.link` (it reads features, so it sits above :mod:`scalevgae.data`)."""
 
 from scalevgae.sampling.block import Block, SampledSubgraph
 from scalevgae.sampling.membership import has_pairs

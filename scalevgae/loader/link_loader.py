@@ -1,4 +1,5 @@
-"""LinkLoader: minibatches of positive + sampled negative pairs with their sampled blocks."""
+"""LinkLoader: the order, sharding, threads, prefetch, device transfer and position of link
+minibatches; each batch is built by :class:`~scalevgae.sampling.link.LinkSampler`."""
 
 from __future__ import annotations
 
@@ -6,19 +7,15 @@ import ctypes
 import os
 import queue
 import threading
-from dataclasses import dataclass, fields
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from scalevgae.distributed import rank_batch
 from scalevgae.graph import Graph
 from scalevgae.ops.validate import check_index_range, check_index_tensor
-from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features, sample_aggregated
-from scalevgae.sampling.block import Block
-from scalevgae.sampling.negative import negative_pairs
-from scalevgae.sampling.neighbor import sample_neighbors
+from scalevgae.sampling.link import LinkBatch, LinkSampler
 
 _M64 = (1 << 64) - 1
 
@@ -35,56 +32,6 @@ def _mix64(*values: int) -> int:
     return h >> 1
 
 
-@dataclass(repr=False)
-class LinkBatch:
-    """One minibatch of scored pairs and the sampled computation graph of their endpoints.
-
-    Attributes:
-        n_id: ``[M]`` int64 global ids of the input nodes; the first ``num_seeds`` are the
-            distinct endpoints of the batch's pairs (the seeds). With ``aggregate_input`` the
-            input nodes are the first block's destinations (``M = blocks[0].num_dst``).
-        blocks: one :class:`~scalevgae.sampling.Block` per layer, input layer first (with
-            ``aggregate_input``, ``blocks[0]`` is an
-            :class:`~scalevgae.sampling.aggregated.AggregatedBlock`).
-        x: ``[M, F]`` features of ``n_id`` (None if the loader has no features); with
-            ``aggregate_input``, ``[blocks[0].num_dst, F]``: the first block's GCN aggregation
-            of the features.
-        src, dst: ``[P]`` int64 local indices into the seeds (``< num_seeds``) of the scored pairs.
-        label: ``[P]`` float32, 1 for the ``num_pos`` positives (first), 0 for the negatives.
-        num_pos: number of positive pairs.
-    """
-
-    n_id: Tensor
-    blocks: list[Block]
-    x: Optional[Tensor]
-    src: Tensor
-    dst: Tensor
-    label: Tensor
-    num_pos: int
-
-    @property
-    def num_seeds(self) -> int:
-        return self.blocks[-1].num_dst if self.blocks else self.n_id.numel()
-
-    def __repr__(self) -> str:
-        xs = None if self.x is None else tuple(self.x.shape)
-        return (f"LinkBatch(num_pairs={self.label.numel()}, num_pos={self.num_pos}, num_seeds={self.num_seeds}, "
-                f"num_nodes={self.n_id.numel()}, x={xs}, blocks={self.blocks})")
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> LinkBatch:
-        def mv(t: Optional[Tensor]) -> Optional[Tensor]:
-            return None if t is None else t.to(device, non_blocking=non_blocking)
-
-        return LinkBatch(mv(self.n_id), [b.to(device, non_blocking) for b in self.blocks], mv(self.x),
-                         mv(self.src), mv(self.dst), mv(self.label), self.num_pos)
-
-    def tensors(self) -> list[Tensor]:
-        out = [t for t in (self.n_id, self.x, self.src, self.dst, self.label) if t is not None]
-        for b in self.blocks:
-            out += [getattr(b, f.name) for f in fields(b) if isinstance(getattr(b, f.name), Tensor)]
-        return out
-
-
 def _limit_intra_op_threads(n: int) -> None:
     """Give the CALLING thread ``n`` OpenMP threads for torch's (and our kernels') intra-op work,
     leaving every other thread alone (``torch.set_num_threads`` is process-wide). A loader
@@ -96,43 +43,6 @@ def _limit_intra_op_threads(n: int) -> None:
         lib.omp_set_num_threads(ctypes.c_int(n))
     except (OSError, AttributeError):  # another OpenMP runtime: leave the default
         pass
-
-
-def _gather_rows(x: Any, n_id: Tensor) -> Optional[Tensor]:
-    """x[n_id] for a torch tensor or a numpy array/memmap (reading only the needed rows)."""
-    if x is None:
-        return None
-    if isinstance(x, Tensor):
-        return x.index_select(0, n_id.to(x.device))
-    idx = n_id.cpu().numpy()
-    order = np.argsort(idx, kind="stable")  # ascending reads: sequential-ish on a memmap
-    rows = np.empty((idx.size,) + tuple(x.shape[1:]), dtype=x.dtype)
-    rows[order] = x[idx[order]]
-    return torch.from_numpy(rows)
-
-
-def _drop_pairs(block: Block, src: Tensor, dst: Tensor, num_seeds: int) -> Block:
-    """The block without its edges between the seed pairs ``(src[k], dst[k])`` (local seed ids,
-    either direction).
-
-    Scales stay: dropping edges from a uniform sample keeps ``d_i / k_i`` an unbiased
-    reweighting of the remaining neighbors (the normalization keeps the graph's degrees)."""
-    if block.num_edges == 0 or src.numel() == 0:
-        return block
-    rows = torch.repeat_interleave(torch.arange(block.num_dst, device=block.col.device), block.rowptr.diff(),
-                                   output_size=block.num_edges)
-    # Only edges between two seeds can be batch edges: test just those.
-    cand = ((rows < num_seeds) & (block.col < num_seeds)).nonzero().flatten()
-    key = rows[cand] * num_seeds + block.col[cand]
-    hit = torch.isin(key, torch.cat([src * num_seeds + dst, dst * num_seeds + src]))
-    if not bool(hit.any()):
-        return block
-    keep = torch.ones(block.num_edges, dtype=torch.bool, device=block.col.device)
-    keep[cand[hit]] = False
-    rowptr = torch.zeros_like(block.rowptr)
-    torch.cumsum(torch.bincount(rows[keep], minlength=block.num_dst), 0, out=rowptr[1:])
-    return Block(rowptr, block.col[keep], block.num_src, block.num_dst, block.src_scale, block.dst_scale,
-                 block.self_scale)
 
 
 class LinkLoader:
@@ -215,45 +125,27 @@ class LinkLoader:
         shard: tuple[int, int] = (0, 1),
         aggregate_input: bool = False,
     ):
-        if not isinstance(graph, Graph):
-            raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
+        self.sampler = LinkSampler(graph, x, fanouts=fanouts, neg_ratio=neg_ratio, neg_method=neg_method,
+                                   exclude=exclude, exclude_batch_edges=exclude_batch_edges, replace=replace,
+                                   backend=backend, aggregate_input=aggregate_input)
         check_index_tensor(pos_pairs.reshape(-1) if isinstance(pos_pairs, Tensor) else pos_pairs, "pos_pairs")
         if pos_pairs.dim() != 2 or pos_pairs.size(0) != 2:
             raise ValueError(f"pos_pairs must have shape [2, P], got {tuple(pos_pairs.shape)}")
         check_index_range(pos_pairs.reshape(-1), graph.num_nodes, "pos_pairs")
-        if x is not None and (len(x.shape) != 2 or x.shape[0] != graph.num_nodes):
-            raise ValueError(f"x must have shape [{graph.num_nodes}, F], got {tuple(x.shape)}")
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not isinstance(neg_ratio, int) or neg_ratio < 0:
-            raise ValueError(f"neg_ratio must be a non-negative int, got {neg_ratio!r}")
         rank, world = (int(v) for v in shard)
         if world < 1 or not 0 <= rank < world:
             raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
         if num_workers < 0 or prefetch < 1:
             raise ValueError(f"need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}")
-        for g in exclude or []:
-            if g.num_nodes != graph.num_nodes:
-                raise ValueError(f"exclude graphs must have {graph.num_nodes} nodes, got {g.num_nodes}")
-        self.graph = graph
-        self.x = x
         self.pos_pairs = pos_pairs.long().to(graph.device)
         self.batch_size = batch_size
-        self.fanouts = list(fanouts)
-        self.neg_ratio = neg_ratio
-        self.neg_method = neg_method
         self.shuffle = shuffle
-        self.exclude_batch_edges = exclude_batch_edges
-        self.exclude = [g.to(graph.device) for g in exclude or []]
-        self.replace = replace
         self.device = torch.device(device) if device is not None else graph.device
         self.num_workers = num_workers
         self.prefetch = prefetch
         self.worker_threads = worker_threads
-        self.backend = backend
-        # The aggregation reads x by global id: a tensor where the sampling runs.
-        self.aggregate_input = (aggregate_input and isinstance(x, Tensor) and x.device == graph.device
-                                and x.is_floating_point())
         self.rank, self.world = rank, world
         self._offset = 0  # pairs of the current epoch already consumed before a cross-world resume
         dev = generator.device if generator is not None else torch.device("cpu")
@@ -263,6 +155,24 @@ class LinkLoader:
         self._started = False
         self._resume = False
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+
+    # What the sampler samples from (read-only views of its settings).
+    @property
+    def graph(self) -> Graph:
+        return self.sampler.graph
+
+    @property
+    def x(self) -> Any:
+        return self.sampler.x
+
+    @property
+    def fanouts(self) -> list[int]:
+        return self.sampler.fanouts
+
+    @property
+    def aggregate_input(self) -> bool:
+        """Whether batches carry the first layer's aggregation instead of ``x[n_id]``."""
+        return self.sampler.aggregate_input
 
     def __len__(self) -> int:
         return self._num_batches(self.pos_pairs.size(1))
@@ -338,45 +248,20 @@ class LinkLoader:
         """Positions (into ``pos_pairs``) of this rank's pairs in batch ``b``."""
         if self.world == 1 and not self._offset:
             return order[b * self.batch_size : (b + 1) * self.batch_size]
-        from scalevgae.distributed import rank_batch
-
         return rank_batch(order[self._offset:], b, self.batch_size, self.rank, self.world)
 
-    def make_batch(self, epoch: int, b: int, order: Optional[Tensor] = None) -> LinkBatch:
-        """Batch ``b`` of epoch ``epoch`` (deterministic), on the graph's device."""
+    def make_batch(self, epoch: int, b: int, order: Optional[Tensor] = None,
+                   on_phase: Optional[Callable[[str], None]] = None) -> LinkBatch:
+        """Batch ``b`` of epoch ``epoch`` (deterministic), on the graph's device.
+
+        ``on_phase(name)`` is called after taking the positives (``"positives"``) and after each
+        of the sampler's phases (see :meth:`LinkSampler.sample`)."""
         order = self._order(epoch) if order is None else order
         idx = self._batch_index(order, b).to(self.graph.device)
         pos = self.pos_pairs[:, idx]
-        gen = self._batch_generator(epoch, b)
-        num_pos = pos.size(1)
-        if self.neg_ratio > 0:
-            neg = negative_pairs(self.graph, num_pos * self.neg_ratio, method=self.neg_method,
-                                 exclude=self.exclude, generator=gen)
-            pairs = torch.cat([pos, neg], 1)
-        else:
-            pairs = pos
-        seeds, inv = torch.unique(pairs.reshape(-1), return_inverse=True)
-        m = pairs.size(1)
-        label = torch.zeros(m, dtype=torch.float32, device=pairs.device)
-        label[:num_pos] = 1
-        if self.aggregate_input and self.fanouts and not self.exclude_batch_edges:
-            # The outer hop is only read through x: its nodes are never numbered or gathered.
-            sub, x = sample_aggregated(self.graph, seeds, self.fanouts, self.x, replace=self.replace,
-                                       generator=gen, backend=self.backend)
-            return LinkBatch(sub.n_id, sub.blocks, x, inv[:m], inv[m:], label, num_pos)
-        sub = sample_neighbors(self.graph, seeds, self.fanouts, replace=self.replace, generator=gen,
-                               backend=self.backend)
-        blocks, n_id = sub.blocks, sub.n_id
-        if self.exclude_batch_edges:
-            s_loc, d_loc = inv[:num_pos], inv[m : m + num_pos]
-            blocks = [_drop_pairs(bl, s_loc, d_loc, seeds.numel()) for bl in blocks]
-        if self.aggregate_input and blocks:
-            x = aggregate_features(blocks[0], n_id, self.x, self.graph)
-            blocks = [AggregatedBlock(blocks[0].num_dst)] + blocks[1:]
-            n_id = n_id[: blocks[0].num_dst]  # the model's input nodes
-        else:
-            x = _gather_rows(self.x, n_id)
-        return LinkBatch(n_id, blocks, x, inv[:m], inv[m:], label, num_pos)
+        if on_phase is not None:
+            on_phase("positives")
+        return self.sampler.sample(pos, self._batch_generator(epoch, b), on_phase)
 
     def _produce(self, epoch: int, b: int, order: Tensor) -> tuple[LinkBatch, Any]:
         if self._stream is None:
