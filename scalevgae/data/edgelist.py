@@ -8,9 +8,7 @@ timestamps) are ignored. Every data line must have the same number of columns. E
 
 from __future__ import annotations
 
-import gzip
-import os
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -41,21 +39,6 @@ class ParsedEdges(NamedTuple):
     dst: np.ndarray
     num_nodes: int
     node_ids: Optional[np.ndarray]
-
-
-def read_bytes(path: Union[str, os.PathLike]) -> bytes:
-    """The file's bytes, gunzipped when the name ends in ``.gz``; clear errors for bad archives."""
-    path = os.fspath(path)
-    try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        with open(path, "rb") as f:
-            return f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: cannot read ({type(e).__name__}: {e})") from e
 
 
 def _line_of(nl: np.ndarray, pos: int) -> int:

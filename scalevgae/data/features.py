@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from scalevgae.data.files import open_npz, read_bytes
+
 if TYPE_CHECKING:
     from scalevgae.graph import Graph
 
@@ -63,9 +65,7 @@ def load_features(
             check_features(x, num_nodes, name=path)
         return x
     if path.endswith(".npz"):
-        from scalevgae.data.io import _open_npz
-
-        with _open_npz(path) as z:
+        with open_npz(path) as z:
             if "x" not in z.files:
                 raise ValueError(f"{path}: no array named 'x' (has {sorted(z.files)})")
             x = torch.from_numpy(np.ascontiguousarray(z["x"]))
@@ -82,8 +82,6 @@ def parse_dense_text(path: Union[str, os.PathLike], dtype: Any = np.float32) -> 
 
     Parsed in C by ``np.fromstring``; on failure the offending line is located and named.
     """
-    from scalevgae.data.edgelist import read_bytes
-
     path = os.fspath(path)
     data = read_bytes(path).replace(b",", b" ").replace(b"\r", b" ").replace(b"\t", b" ")
     head = data[: data.find(b"\n", 0, 1 << 20) if b"\n" in data[: 1 << 20] else 1 << 20]

@@ -6,19 +6,19 @@ Every loader returns a :class:`GraphData`. Nothing is downloaded; ``.npz`` files
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import zipfile
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from scalevgae.data.dataset import GraphData
-from scalevgae.data.edgelist import parse_edge_list, read_bytes
+from scalevgae.data.edgelist import parse_edge_list
 from scalevgae.data.features import check_features, load_features, parse_dense_text
+from scalevgae.data.files import open_npz, read_bytes
 from scalevgae.graph import Graph
 
 PathLike = Union[str, os.PathLike]
@@ -31,22 +31,6 @@ def _name_of(path: str) -> str:
         if base.endswith(suf):
             base = base[: -len(suf)]
     return base or "graph"
-
-
-@contextlib.contextmanager
-def _open_npz(path: str) -> Iterator[Any]:
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: not a valid .npz archive ({type(e).__name__}: {e})") from e
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive, found a single array")
-    try:
-        yield z
-    finally:
-        z.close()
 
 
 def _get(z: Any, key: str, path: str) -> np.ndarray:
@@ -103,7 +87,7 @@ def load_npz(
         out-of-range indices or NaN/inf features.
     """
     path = os.fspath(path)
-    with _open_npz(path) as z:
+    with open_npz(path) as z:
         files = set(z.files)
         if "edge_index" not in files and {"format", "shape", "data"} <= files:
             import scipy.sparse as sp
