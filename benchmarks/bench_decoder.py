@@ -26,22 +26,13 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as Fn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import peak_extra_memory, time_fn, write_results  # noqa: E402
+from benchmarks.common import markdown_table, peak_extra_memory, time_fn, write_results  # noqa: E402
 from scalevgae.data.synthetic import planted_partition  # noqa: E402
+from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
 from scalevgae.ops import decode, dispatch  # noqa: E402
-
-
-def _available_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 8 << 30
 
 
 def pyg_loss(z, src, dst, label):
@@ -148,7 +139,7 @@ def main() -> None:
     ap.add_argument("--skip-edges", action="store_true")
     args = ap.parse_args()
     device = torch.device(args.device)
-    budget = int(0.6 * _available_bytes(device))
+    budget = int(0.6 * available_memory_bytes(device))
     if args.quick:
         sizes, features, n, repeat = [10_000, 100_000], [16, 64], 100_000, 3
         nodes, ap_repeat = [500, 2708], 2
@@ -165,18 +156,14 @@ def main() -> None:
         ap_rows = bench_all_pairs(device, nodes, 16, 2048, ap_repeat, budget)
     cmd = "python benchmarks/bench_decoder.py" + (" --quick" if args.quick else "")
     meta = {"command": cmd, "quick": args.quick, "all_pairs": ap_rows}
-    write_results("decoder", device, rows, columns, meta)
+    extra = ""
     if ap_rows:
-        from benchmarks.common import markdown_table
-
         ap_cols = ["N", "F", "engine", "tile", "ours_s", "torch_tiles_s", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
                    "ours_Gpairs_per_s", "rel_diff"]  # fmt: skip
-        table = markdown_table(ap_rows, ap_cols)
-        print("\nall_pairs_bce_loss vs dense:\n" + table)
-        from benchmarks.common import RESULTS_DIR, device_tag
-
-        with open(os.path.join(RESULTS_DIR, f"decoder-{device_tag(device)}.md"), "a") as f:
-            f.write("\n\nall_pairs_bce_loss vs dense (forward + backward):\n\n" + table + "\n")
+        extra = "\n\nall_pairs_bce_loss vs dense (forward + backward):\n\n" + markdown_table(ap_rows, ap_cols) + "\n"
+    write_results("decoder", device, rows, columns, meta, extra_md=extra)
+    if extra:
+        print(extra)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import peak_extra_memory, time_fn, write_results  # noqa: E402
+if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import peak_extra_memory, time_fn, write_results  # noqa: E402
 from scalevgae.data.features import gather_rows  # noqa: E402
 from scalevgae.data.io import load_edge_list  # noqa: E402
 from scalevgae.ops.topk import topk_links  # noqa: E402

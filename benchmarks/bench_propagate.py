@@ -28,7 +28,8 @@ from typing import Callable, Optional
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import copy_bandwidth, peak_extra_memory, time_fn, write_results  # noqa: E402
 from scalevgae import Graph  # noqa: E402

@@ -6,7 +6,7 @@ many uniform negatives) of the same built-in graph:
                          EVERY node reached so far, so it returns more edges than the peers)
   torch_sparse           torch.ops.torch_sparse.neighbor_sample (each node sampled once)
 Loaders (one whole minibatch: negatives, sampling, feature gather):
-  ours-loader            scalevgae.data.LinkLoader (num_workers=0: the cost of a batch)
+  ours-loader            scalevgae.loader.LinkLoader (num_workers=0: the cost of a batch)
   pyg-loader             torch_geometric.loader.LinkNeighborLoader (neg_sampling_ratio=1)
 Reported: median time per batch, sampled edges per second, and ours' speed-up over the peer
 in edges/s and in batches/s.
@@ -25,12 +25,12 @@ import warnings
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from scalevgae.data.loader import LinkLoader  # noqa: E402
+if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import time_fn, write_results  # noqa: E402
 from scalevgae.data import planted_partition  # noqa: E402
+from scalevgae.loader import LinkLoader  # noqa: E402
 from scalevgae.ops import available_backends  # noqa: E402
 from scalevgae.sampling import negative_pairs, sample_neighbors  # noqa: E402
 

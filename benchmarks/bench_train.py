@@ -25,42 +25,23 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import write_results  # noqa: E402
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+from benchmarks.common import Stopwatch, peak_rss_gb, reset_peak_rss, sync, write_results  # noqa: E402
 
 
 def _data(args: argparse.Namespace):
     from scalevgae.data.split import split_edges
     from scalevgae.data.synthetic import planted_partition
 
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     data = planted_partition(args.nodes, avg_degree=16, feature_dim=64, seed=args.seed)
     split = split_edges(data.graph, 0.05, 0.10, seed=args.seed)
-    return data, split, time.perf_counter() - t0
+    return data, split, clock.elapsed()
 
 
 def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> dict:
@@ -76,22 +57,20 @@ def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> di
     trainer.evaluate = lambda *a, **k: (float("nan"), float("nan"))  # val at epoch end: not timed here
     train_edges = split.train_pos.size(1)
     curve: list = []
-    paused = [0.0]
 
     def on_step(step: int) -> None:  # test scores along the way, off the clock
         if step in args.eval_at:
-            t = time.perf_counter()
-            curve.append(_curve_point(step, _scored_pairs(step, args.batch_size, train_edges),
-                                      *_test_scores(trainer.embed(), split)))
-            paused[0] += time.perf_counter() - t
+            with train_clock.paused():
+                curve.append(_curve_point(step, _scored_pairs(step, args.batch_size, train_edges),
+                                          *_test_scores(trainer.embed(), split)))
 
-    t0 = time.perf_counter()
+    train_clock = Stopwatch()
     res = trainer.fit(on_step=on_step)
-    train_s = time.perf_counter() - t0 - paused[0]  # wall clock: batch preparation, waits and steps
-    t1 = time.perf_counter()
+    train_s = train_clock.elapsed()  # wall clock: batch preparation, waits and steps
+    infer_clock = Stopwatch()
     z = trainer.embed()
-    _sync(device)
-    infer_s = time.perf_counter() - t1
+    sync(device)
+    infer_s = infer_clock.elapsed()
     auc, ap = _test_scores(z, split)
     # The trainer also counts the self-loop term's seeds; report scored pairs like PyG (pos + neg).
     n_batches = len(trainer.loader)
@@ -126,25 +105,20 @@ def _scored_pairs(steps: int, batch_size: int, train_edges: int) -> int:
     return 2 * sum(sizes[i % len(sizes)] for i in range(steps))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def worker(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     data, split, data_s = _data(args)
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     if args.worker == "ours":
         out = _run_ours(data, split, args, device)
     else:
-        from train_pyg import run
+        from benchmarks.train_pyg import run
 
         out = run(data, split, steps=args.steps, batch_size=args.batch_size, fanouts=[10, 5], hidden=32, latent=16,
                   lr=args.lr, seed=args.seed, device=device, eval_at=args.eval_at)
-    out.update(data_s=data_s, peak_rss_gb=_status_kb("VmHWM") / 2**20, peak_rss_reset=reset,
+    out.update(data_s=data_s, peak_rss_gb=peak_rss_gb(), peak_rss_reset=reset,
                peak_gpu_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
                num_nodes=data.num_nodes, num_edges=data.graph.num_edges, train_edges=split.train_pos.size(1))
     print("RESULT " + json.dumps(out))
@@ -164,14 +138,14 @@ def _spawn(args: argparse.Namespace, which: str) -> dict:
     if args.eval_at:
         cmd += ["--eval-at", ",".join(str(k) for k in sorted(args.eval_at))]
     print(f"[{which}] {' '.join(cmd[2:])}", flush=True)
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env())
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise RuntimeError(f"{which} worker failed with exit code {proc.returncode}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     out = json.loads(line[len("RESULT "):])
-    out["wall_s"] = time.perf_counter() - t0
+    out["wall_s"] = clock.elapsed()
     print(f"[{which}] {out}", flush=True)
     return out
 

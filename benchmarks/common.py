@@ -1,7 +1,11 @@
-"""Shared benchmark helpers: timing, peak memory, copy bandwidth, result tables.
+"""Shared benchmark helpers: timing, peak memory (process RSS from /proc), copy bandwidth,
+result tables and files. Every script in ``benchmarks/`` uses these and nothing else of its kind.
 
 Every benchmark writes ``benchmarks/results/<name>-<device>.json`` and prints a markdown table.
 Times are medians over repeats after warm-up; on CUDA the device is synchronized around each call.
+
+Run a benchmark as ``python -m benchmarks.bench_x`` from the repository root, or as
+``python benchmarks/bench_x.py`` from anywhere (each script then puts the root on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -38,12 +43,52 @@ def time_fn(fn: Callable[[], Any], device: torch.device, *, warmup: int = 1, rep
     return {"median_s": statistics.median(times), "min_s": min(times), "repeat": repeat}
 
 
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+class Stopwatch:
+    """Wall-clock seconds since creation, leaving out the intervals spent in :meth:`paused`
+    (e.g. scoring the model during a timed training run)."""
+
+    def __init__(self) -> None:
+        self._t0 = time.perf_counter()
+        self._paused = 0.0
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - t
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0 - self._paused
+
+
+# ---- process memory (Linux /proc) ----
+def status_kb(field: str) -> int:
+    """A ``/proc/self/status`` field in kB (``VmRSS``, ``VmHWM``: peak RSS); 0 where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS count (``VmHWM``) at the current RSS; False where /proc does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_gb() -> float:
+    """The process's peak RSS (since start or the last :func:`reset_peak_rss`) in GiB."""
+    return status_kb("VmHWM") / 2**20
 
 
 def peak_extra_memory(fn: Callable[[], Any], device: torch.device) -> Optional[int]:
@@ -59,14 +104,11 @@ def peak_extra_memory(fn: Callable[[], Any], device: torch.device) -> Optional[i
         fn()
         sync(device)
         return int(torch.cuda.max_memory_allocated(device) - base)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
+    if not reset_peak_rss():
         return None
-    base = _rss_kb("VmRSS")
+    base = status_kb("VmRSS")
     fn()
-    return max(0, (_rss_kb("VmHWM") - base) * 1024)
+    return max(0, (status_kb("VmHWM") - base) * 1024)
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 1 << 28) -> float:
@@ -111,16 +153,24 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_results(name: str, device: torch.device, rows: list[dict], columns: Sequence[str], meta: dict) -> str:
-    """Write ``results/<name>-<device>.json`` and ``.md``; print and return the markdown table."""
+def write_files(name: str, blob: dict, markdown: str) -> str:
+    """Write ``results/<name>.json`` (``blob``) and ``results/<name>.md``; return the path stem."""
     os.makedirs(RESULTS_DIR, exist_ok=True)
-    tag = device_tag(device)
-    table = markdown_table(rows, columns)
-    path = os.path.join(RESULTS_DIR, f"{name}-{tag}")
+    path = os.path.join(RESULTS_DIR, name)
     with open(path + ".json", "w") as f:
-        json.dump({"meta": meta, "environment": environment(device), "rows": rows}, f, indent=1)
+        json.dump(blob, f, indent=1)
     with open(path + ".md", "w") as f:
-        f.write(f"<!-- regenerate: {meta.get('command', '')} -->\n{table}\n")
+        f.write(markdown)
+    return path
+
+
+def write_results(name: str, device: torch.device, rows: list[dict], columns: Sequence[str], meta: dict,
+                  extra_md: str = "") -> str:
+    """Write ``results/<name>-<device>.json`` and ``.md`` (the table, then ``extra_md``); print and
+    return the markdown table."""
+    table = markdown_table(rows, columns)
+    path = write_files(f"{name}-{device_tag(device)}", {"meta": meta, "environment": environment(device), "rows": rows},
+                       f"<!-- regenerate: {meta.get('command', '')} -->\n{table}\n{extra_md}")
     print(table)
     print(f"\nwrote {path}.json and {path}.md")
     return table

@@ -15,28 +15,28 @@ import json
 import os
 import statistics
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import Stopwatch, write_files  # noqa: E402
 from scalevgae.data import split_edges  # noqa: E402
 from scalevgae.data.planetoid import find_planetoid_root, load_planetoid  # noqa: E402
 from scalevgae.train import TrainConfig, Trainer  # noqa: E402
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 BARS = {"vgae": (0.914, 0.926), "gae": (0.910, 0.920)}
 
 
 def run_one(data, model: str, mode: str, seed: int, **overrides) -> dict:
     split = split_edges(data.graph, 0.05, 0.10, seed=seed)
     cfg = TrainConfig(model=model, mode=mode, seed=seed, progress=False, **overrides)
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     trainer = Trainer(cfg, data.x, split)
     res = trainer.fit()
     auc, ap = trainer.evaluate(split.test_pos, split.test_neg)
     return dict(model=model, mode=mode, seed=seed, test_auc=auc, test_ap=ap, val_auc=res.best_val_auc,
                 val_ap=res.best_val_ap, best_epoch=res.best_epoch, epochs_run=res.epochs_run,
-                seconds=time.perf_counter() - t0, train_pairs_per_s=res.train_pairs_per_s)
+                seconds=clock.elapsed(), train_pairs_per_s=res.train_pairs_per_s)
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -115,11 +115,7 @@ def write(name: str, runs: list[dict], command: str) -> None:
     rows = summarize(runs)
     md = markdown(rows, command)
     print(md)
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    with open(os.path.join(RESULTS_DIR, name + ".json"), "w") as f:
-        json.dump({"summary": rows, "runs": runs, "command": command}, f, indent=1)
-    with open(os.path.join(RESULTS_DIR, name + ".md"), "w") as f:
-        f.write(md)
+    write_files(name, {"summary": rows, "runs": runs, "command": command}, md)
 
 
 if __name__ == "__main__":

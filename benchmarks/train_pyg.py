@@ -6,11 +6,12 @@ Adam, KL scaled by 1/N per step. Run as a subprocess by bench_train.py so that p
 
 from __future__ import annotations
 
-import time
 from typing import Collection
 
 import torch
 from torch import nn
+
+from benchmarks.common import Stopwatch
 
 
 def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden: int, latent: int,
@@ -58,9 +59,9 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
 
     model.train()
     pairs = 0
-    curve, paused = [], 0.0
+    curve = []
     it = iter(loader)
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     for step in range(1, steps + 1):
         try:
             batch = next(it)
@@ -77,13 +78,12 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
         opt.step()
         pairs += batch.edge_label.numel()
         if step in eval_at:
-            t = time.perf_counter()
-            curve.append(dict(steps=step, train_pairs=pairs, **dict(zip(("test_auc", "test_ap"), scores(embed())))))
-            paused += time.perf_counter() - t
-    train_s = time.perf_counter() - t0 - paused
-    t1 = time.perf_counter()
+            with clock.paused():
+                curve.append(dict(steps=step, train_pairs=pairs, **dict(zip(("test_auc", "test_ap"), scores(embed())))))
+    train_s = clock.elapsed()
+    clock = Stopwatch()
     z = embed()
-    infer_s = time.perf_counter() - t1
+    infer_s = clock.elapsed()
     auc, ap = scores(z)
     return dict(system="pyg", steps=steps, train_s=train_s, steps_per_s=steps / train_s,
                 pairs_per_s=pairs / train_s, train_pairs=pairs, inference_s=infer_s,
