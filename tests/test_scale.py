@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmarks.common import peak_rss_gb, reset_peak_rss
 from scalevgae.data.split import split_edges
 from scalevgae.data.synthetic import planted_partition
 from scalevgae.train import TrainConfig, Trainer
@@ -17,28 +18,11 @@ STEPS = 150
 PEAK_RSS_BOUND_GB = 1.5
 
 
-def _vm_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_minibatch_vgae_1e5_nodes_learns_in_bounded_memory():
     data = planted_partition(NODES, avg_degree=16, feature_dim=64, seed=0)
     split = split_edges(data.graph, 0.05, 0.10, seed=0)
-    can_measure = _reset_peak_rss()
+    can_measure = reset_peak_rss()
     cfg = TrainConfig(mode="minibatch", epochs=1, steps=STEPS, lr=0.01, neg_ratio=1, batch_size=2048,
                       fanouts=(10, 5), patience=None, seed=0, device="cpu", amp="off", progress=False)
     trainer = Trainer(cfg, data.x, split)
@@ -50,5 +34,5 @@ def test_minibatch_vgae_1e5_nodes_learns_in_bounded_memory():
     assert auc > 0.8, f"test AUC {auc:.3f} after {STEPS} steps"
     assert ap > 0.7, f"test AP {ap:.3f}"
     if can_measure:
-        peak_gb = _vm_kb("VmHWM") / 2**20
+        peak_gb = peak_rss_gb()
         assert peak_gb < PEAK_RSS_BOUND_GB, f"peak RSS {peak_gb:.2f} GB >= {PEAK_RSS_BOUND_GB} GB"
