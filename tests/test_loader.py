@@ -12,6 +12,7 @@ import torch
 from scalevgae.data import planted_partition, split_edges
 from scalevgae.loader import LinkBatch, LinkLoader
 from scalevgae.ops import reference
+from scalevgae.sampling import link
 from scalevgae.sampling.membership import has_pairs_reference as csr_contains
 
 
@@ -40,7 +41,12 @@ def same_batches(xs: list[LinkBatch], ys: list[LinkBatch]) -> bool:
         if not (torch.equal(a.n_id, b.n_id) and torch.equal(a.src, b.src) and torch.equal(a.dst, b.dst)
                 and torch.equal(a.x, b.x) and torch.equal(a.label, b.label)):
             return False
-        if not all(torch.equal(p.col, q.col) and torch.equal(p.rowptr, q.rowptr) for p, q in zip(a.blocks, b.blocks)):
+        if [type(p) for p in a.blocks] != [type(q) for q in b.blocks]:
+            return False
+        if not all(p.num_dst == q.num_dst and p.num_edges == q.num_edges for p, q in zip(a.blocks, b.blocks)):
+            return False  # an AggregatedBlock has only its size
+        if not all(torch.equal(p.col, q.col) and torch.equal(p.rowptr, q.rowptr)
+                   for p, q in zip(a.blocks, b.blocks) if p.num_edges):
             return False
     return True
 
@@ -203,6 +209,46 @@ def test_validation(data):
     ld = LinkLoader(g, d.x, sp.train_pos, batch_size=4, fanouts=[2])
     with pytest.raises(ValueError, match="batches"):
         ld.load_state_dict({"epoch": 0, "batch": 0, "seed": 1, "num_batches": 3})
+
+
+@pytest.mark.parametrize("kw,names", [
+    ({}, ["negatives", "seeds", "blocks", "features"]),
+    ({"exclude_batch_edges": True}, ["negatives", "seeds", "blocks", "remove_batch_edges", "features"]),
+    ({"aggregate_input": True}, ["negatives", "seeds", "blocks + features"]),
+    ({"aggregate_input": True, "exclude_batch_edges": True},
+     ["negatives", "seeds", "blocks", "remove_batch_edges", "features"]),
+])
+def test_make_batch_runs_the_named_phases(data, kw, names):
+    """The loader's batch is the sampler's phases run in order (as a profiler sees them through
+    ``on_phase``), and the same phases called one by one give the same batch."""
+    ld = loader(data, num_workers=0, **kw)
+    want = next(iter(ld))
+    seen: list[str] = []
+    got = ld.make_batch(0, 0, on_phase=seen.append)
+    assert seen == ["positives"] + names
+    assert same_batches([want], [got])
+    s = ld.sampler
+    assert [n for n in link.PHASES if any(n in m for m in names)] == [n for m in names for n in m.split(" + ")]
+    pos = ld.pos_pairs[:, ld._batch_index(ld._order(0), 0)]
+    gen = ld._batch_generator(0, 0)
+    b = link.seeds(link.negatives(s.graph, pos, s.neg_ratio, exclude=s.exclude, generator=gen))
+    assert b.src.max() < b.n_id.numel() and torch.equal(b.n_id[b.src[: b.num_pos]], pos[0])
+    fused = "blocks + features" in names
+    b = link.blocks(b, s.graph, s.fanouts, generator=gen, aggregate_x=s.x if fused else None)
+    if s.exclude_batch_edges:
+        b = link.remove_batch_edges(b)
+    if not fused:
+        b = link.features(b, s.x, s.graph, aggregate=s.aggregate_input)
+    assert same_batches([want], [b])
+
+
+def test_loader_is_exported_where_it_was(data):
+    from scalevgae import data as sdata
+    from scalevgae import loader as sloader
+
+    assert sdata.LinkLoader is sloader.LinkLoader is LinkLoader and sdata.LinkBatch is LinkBatch
+    with pytest.raises(AttributeError):
+        sdata.NoSuchLoader  # noqa: B018
 
 
 def test_to_device_keeps_fields(data):
