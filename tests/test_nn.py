@@ -117,12 +117,12 @@ def test_gcnconv_graph_and_block_inputs():
     g = Graph.from_edge_index(_edges(n, 80, seed=5, loops=False), n, undirected=True)
     x = torch.randn(n, 5, dtype=torch.float64)
     ours, theirs = _pair(5, 4)
-    pyg_ei = torch.stack([g.col, g.edge_index()[0]])  # Graph rows are targets
+    pyg_ei = torch.stack([g.col, g.edge_index[0]])  # Graph rows are targets
     _check_same(ours, theirs, x, g, pyg_ei)
 
     class Block:  # anything with .propagate behaves like a sampled block
-        def propagate(self, h, bias=None):
-            return g.propagate(h, bias=bias)
+        def propagate(self, h, bias=None, activation=None):
+            return g.propagate(h, bias=bias, activation=activation)
 
     torch.testing.assert_close(ours(x, Block()), theirs(x, pyg_ei), **TOL)
     with pytest.raises(TypeError):
@@ -219,7 +219,7 @@ def test_gcnconv_graph_improved_against_dense():
     x = torch.randn(n, 3, dtype=torch.float64)
     conv = GCNConv(3, 2, improved=True).double()
     a = torch.zeros(n, n, dtype=torch.float64)
-    ei = g.edge_index()
+    ei = g.edge_index
     a[ei[0], ei[1]] = 1
     a += 2 * torch.eye(n, dtype=torch.float64)
     dinv = a.sum(1).pow(-0.5)
