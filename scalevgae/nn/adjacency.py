@@ -152,9 +152,12 @@ def _self_loops(target: Tensor, source: Tensor, value: Optional[Tensor], n: int,
 def normalized(target: Tensor, source: Tensor, value: Optional[Tensor], n: int, *, normalize: bool,
                loops: str, fill: float) -> FusedAdjacency | WeightedAdjacency:
     """The propagation of edges ``source -> target`` with weights ``value`` (None: all 1)."""
-    target, source = target.long(), source.long()
+    # Own copies: the inputs may alias the caller's tensor (torch.sparse indices()/values() share its
+    # version counter), and the cached result must not change when the caller's tensor does.
+    target, source = target.to(torch.long, copy=True), source.to(torch.long, copy=True)
     if value is not None and not value.requires_grad and bool((value == 1).all()):
         value = None  # unit weights: the fused path
+    value = value.clone() if value is not None else None
     target, source, value, self_w = _self_loops(target, source, value, n, loops, fill)
     if value is None:
         rowptr, col = coo_to_csr(target, source, n, n, dedup=False)
