@@ -47,7 +47,7 @@ def pyg_loader(graph, x, pos, fanouts, batch):
     from torch_geometric.data import Data
     from torch_geometric.loader import LinkNeighborLoader
 
-    data = Data(x=x, edge_index=graph.edge_index(), num_nodes=graph.num_nodes)
+    data = Data(x=x, edge_index=graph.edge_index, num_nodes=graph.num_nodes)
     return LinkNeighborLoader(data, num_neighbors=fanouts, edge_label_index=pos, batch_size=batch,
                               neg_sampling_ratio=1.0, shuffle=True)
 
@@ -107,7 +107,7 @@ def main() -> None:
     repeat = args.repeat or (2 if args.quick else 5)
     data = planted_partition(n, 16, feature_dim=64, seed=0)
     graph, x = data.graph, data.x
-    ei = graph.edge_index()
+    ei = graph.edge_index
     pos = ei[:, ei[0] < ei[1]]
     have_cuda = available_backends()["cuda"].usable and device.type == "cuda"
     g_dev = graph.to(device) if have_cuda else None

@@ -37,7 +37,7 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
 
     torch.manual_seed(seed)
     n = data.num_nodes
-    train_ei = split.train_graph.edge_index()
+    train_ei = split.train_graph.edge_index
     pyg = Data(x=data.x, edge_index=train_ei, num_nodes=n)
     loader = LinkNeighborLoader(pyg, num_neighbors=fanouts, edge_label_index=split.train_pos,
                                 batch_size=batch_size, neg_sampling_ratio=1.0, shuffle=True)

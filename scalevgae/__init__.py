@@ -9,7 +9,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from scalevgae import metrics, models, nn, ops, train
 from scalevgae.graph import Graph
-from scalevgae.models import GAE, VGAE, GCNEncoder, GraphConv, VGAEEncoder
+from scalevgae.models import GAE, VGAE, GCNEncoder, VGAEEncoder
 from scalevgae.ops import available_backends
 from scalevgae.train import TrainConfig, Trainer
 
@@ -18,7 +18,6 @@ __all__ = [
     "GAE",
     "GCNEncoder",
     "Graph",
-    "GraphConv",
     "TrainConfig",
     "Trainer",
     "VGAE",

@@ -175,7 +175,7 @@ def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
         return out
     torch.save(_model_blob(trainer, x.size(1), data_args), os.path.join(a.out, MODEL_FILE))
     if a.save_embeddings or a.plot:
-        mu = trainer.model.embed(data.graph, x, batch_size=cfg.embed_batch_size, device=trainer.device)
+        mu = trainer.model.embed(x, data.graph, batch_size=cfg.embed_batch_size, device=trainer.device)
         if a.save_embeddings:
             np.save(os.path.join(a.out, "embeddings.npy"), mu.cpu().numpy())
         if a.plot:
@@ -189,7 +189,7 @@ def cmd_eval(a: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(a.device)
     model, cfg, data_args = _load_model(a.checkpoint or os.path.join(a.out, MODEL_FILE), device)
     data, x, split = _load(data_args, cfg.seed)
-    z = model.embed(split.train_graph, x, device=device)
+    z = model.embed(x, split.train_graph, device=device)
     out = {}
     for name, pos, neg in (("val", split.val_pos, split.val_neg), ("test", split.test_pos, split.test_neg)):
         out[name + "_auc"], out[name + "_ap"] = model.test(z, pos.to(device), neg.to(device))
@@ -205,7 +205,7 @@ def _embed_checkpoint(a: argparse.Namespace) -> tuple[GraphData, torch.Tensor]:
     data = load_dataset(data_args["dataset"], root=data_args["root"], nodes=data_args["nodes"],
                         avg_degree=data_args["avg_degree"], graph_seed=data_args["graph_seed"])
     x = features_of(data, data_args["feature_dim"], data_args["graph_seed"])
-    return data, model.embed(data.graph, x, batch_size=a.embed_batch_size, device=device)
+    return data, model.embed(x, data.graph, batch_size=a.embed_batch_size, device=device)
 
 
 def cmd_embed(a: argparse.Namespace) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class Graph:
         self._transpose: Optional[Graph] = None
         self._symmetric: Optional[bool] = None
         self._norm: dict[torch.dtype, Tensor] = {}
+        self._edge_index: Optional[Tensor] = None
 
     # ---- construction ----
     @classmethod
@@ -100,10 +101,14 @@ class Graph:
         """Out-degree of every node, ``[num_nodes]`` int64 (no self loop)."""
         return self.rowptr.diff()
 
+    @property
     def edge_index(self) -> Tensor:
-        """``[2, num_edges]`` COO view of the stored entries."""
-        row = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.device), self.degree())
-        return torch.stack([row, self.col])
+        """``[2, num_edges]`` int64 COO of the stored entries, row-major (built once, cached; PyG's
+        ``data.edge_index`` attribute). Row ``i`` of the CSR is ``edge_index[0] == i``."""
+        if self._edge_index is None:
+            row = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.device), self.degree())
+            self._edge_index = torch.stack([row, self.col])
+        return self._edge_index
 
     def to(self, device: torch.device | str) -> Graph:
         g = Graph(self.rowptr.to(device), self.col.to(device), self.num_nodes, validate=False)

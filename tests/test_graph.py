@@ -23,7 +23,7 @@ def gen() -> torch.Generator:
 
 def dense_adj(g: Graph) -> torch.Tensor:
     A = torch.zeros(g.num_nodes, g.num_nodes, dtype=torch.float64)
-    ei = g.edge_index()
+    ei = g.edge_index
     A[ei[0], ei[1]] = 1.0
     return A
 

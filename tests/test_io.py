@@ -26,7 +26,7 @@ from scalevgae.graph import Graph
 
 
 def _pairs(g: Graph) -> set:
-    ei = g.edge_index()
+    ei = g.edge_index
     return set(zip(ei[0].tolist(), ei[1].tolist()))
 
 

@@ -69,7 +69,7 @@ def test_loader_batches_give_same_outputs_and_grads(data, exclude_batch_edges, m
         outs, grads = [], []
         for batch in (a, b):
             net.zero_grad()
-            enc = net.encoder(batch.blocks, batch.x.double())
+            enc = net.encoder(batch.x.double(), batch.blocks)
             enc = enc if isinstance(enc, tuple) else (enc,)
             sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in enc).backward()
             outs.append(torch.cat(enc, 1))

@@ -1,16 +1,18 @@
 import numpy as np
 import pytest
 import torch
+from fake_sampling import full_blocks
 
 from scalevgae import Graph
 from scalevgae.data import planted_partition
-from scalevgae.models import GAE, VGAE, GCNEncoder, GraphConv, VGAEEncoder, build_model
-from scalevgae.ops.propagate import gcn_propagate
+from scalevgae.models import GAE, VGAE, GCNEncoder, VGAEEncoder, build_model
+from scalevgae.nn import GCNLayer
+from scalevgae.nn.gcn_layer import weight_first
 
 
 def dense_norm_adj(g: Graph) -> torch.Tensor:
     a = torch.zeros(g.num_nodes, g.num_nodes, dtype=torch.float64)
-    ei = g.edge_index()
+    ei = g.edge_index
     a[ei[1], ei[0]] = 1  # row = destination
     a += torch.eye(g.num_nodes, dtype=torch.float64)
     d = a.sum(1).rsqrt()
@@ -22,48 +24,23 @@ def small(n=40, f=12, seed=0):
     return d.graph, d.x.double()
 
 
-class FakeBlock:
-    """A bipartite block: destinations are the first num_dst sources (full-graph normalization)."""
-
-    def __init__(self, g: Graph, dst: torch.Tensor):
-        nbr = torch.cat([g.col[g.rowptr[i]:g.rowptr[i + 1]] for i in dst.tolist()] + [dst])
-        extra = nbr[~torch.isin(nbr, dst)].unique()
-        self.src_nodes = torch.cat([dst, extra])
-        local = torch.full((g.num_nodes,), -1, dtype=torch.long)
-        local[self.src_nodes] = torch.arange(self.src_nodes.numel())
-        rows = [local[g.col[g.rowptr[i]:g.rowptr[i + 1]]] for i in dst.tolist()]
-        self.rowptr = torch.tensor([0] + np.cumsum([r.numel() for r in rows]).tolist())
-        self.col = torch.cat(rows)
-        self.num_dst = dst.numel()
-        norm = g.gcn_norm(torch.float64)
-        self.src_scale, self.dst_scale = norm[self.src_nodes], norm[dst]
-
-    def propagate(self, x, *, bias=None, activation=None):
-        return gcn_propagate(self.rowptr, self.col, x, src_scale=self.src_scale.to(x.dtype),
-                             dst_scale=self.dst_scale.to(x.dtype), bias=bias, activation=activation)
-
-
-def full_blocks(g, seeds):
-    b2 = FakeBlock(g, seeds)
-    b1 = FakeBlock(g, b2.src_nodes)
-    return [b1, b2], b1.src_nodes
-
-
 @pytest.mark.parametrize("fin,fout", [(12, 5), (3, 8)])
-def test_graphconv_matches_dense(fin, fout):
+def test_gcn_layer_matches_dense(fin, fout):
     g, _ = small(f=fin)
     x = torch.randn(g.num_nodes, fin, dtype=torch.float64)
-    conv = GraphConv(fin, fout, bias=True).double()
+    conv = GCNLayer(fin, fout, bias=True).double()
     torch.nn.init.normal_(conv.bias)
-    assert conv.transform_first == (fout < fin)
+    with torch.no_grad():
+        assert weight_first(conv.weight, x) == (fout < fin)
+    assert not weight_first(conv.weight, x)  # training on features: propagate first, no sparse backward
     ref = torch.relu(dense_norm_adj(g) @ x @ conv.weight + conv.bias)
-    torch.testing.assert_close(conv(g, x, activation="relu"), ref)
-    out = conv.forward_chunked(g, x.numpy(), batch_size=7, activation="relu")
+    torch.testing.assert_close(conv(x, g, activation="relu"), ref)
+    out = conv.inference(x.numpy(), g, batch_size=7, activation="relu")
     torch.testing.assert_close(out, ref.detach())
 
 
 def test_glorot_range_and_no_bias():
-    conv = GraphConv(100, 20)
+    conv = GCNLayer(100, 20)
     a = (6 / 120) ** 0.5
     assert conv.bias is None
     assert conv.weight.abs().max() <= a and conv.weight.abs().max() > 0.8 * a
@@ -76,11 +53,13 @@ def test_blocks_equal_full_graph(kind):
     model = build_model(kind, x.size(1), 8, 4).double().eval()
     seeds = torch.tensor([3, 17, 5, 30])
     blocks, inputs = full_blocks(g, seeds)
-    z_full = model.encode(g, x)
-    z_blk = model.encode(blocks, x[inputs])
+    z_full = model.encode(x, g)
+    z_blk = model.encode(x[inputs], blocks)
     torch.testing.assert_close(z_blk, z_full[seeds])
     with pytest.raises(ValueError, match="blocks"):
-        model.encode(blocks[:1], x[inputs])
+        model.encode(x[inputs], blocks[:1])
+    with pytest.raises(TypeError, match="PyG's order"):
+        model.encode(g, x)
 
 
 @pytest.mark.parametrize("kind,fin", [("gae", 12), ("vgae", 12), ("vgae", 3)])
@@ -89,11 +68,12 @@ def test_embed_matches_encode(kind, fin):
     torch.manual_seed(1)
     model = build_model(kind, fin, 8, 4).double()
     model.train()
-    emb = model.embed(g, x, batch_size=9)
+    emb = model.embed(x, g, batch_size=9)
     assert model.training  # restored
     model.eval()
-    torch.testing.assert_close(emb, model.encode(g, x))
-    torch.testing.assert_close(model.embed(g, x.numpy(), batch_size=1000), emb)
+    torch.testing.assert_close(emb, model.encode(x, g))
+    torch.testing.assert_close(model.embed(x.numpy(), g, batch_size=1000), emb)
+    torch.testing.assert_close(model.embed(x, g.edge_index), emb)  # not a Graph: one encoder call
 
 
 def test_vgae_reparam_clamp_and_kl():
@@ -101,11 +81,11 @@ def test_vgae_reparam_clamp_and_kl():
     torch.manual_seed(0)
     model = VGAE(VGAEEncoder(x.size(1), 8, 4)).double()
     model.eval()
-    z = model.encode(g, x)
-    mu, logstd = model.encoder(g, x)
+    z = model.encode(x, g)
+    mu, logstd = model.encoder(x, g)
     torch.testing.assert_close(z, mu)
     model.train()
-    z1 = model.encode(g, x)
+    z1 = model.encode(x, g)
     assert not torch.allclose(z1, mu)
     ls = torch.full((5, 4), 50.0, dtype=torch.float64)
     m = torch.randn(5, 4, dtype=torch.float64)
@@ -121,8 +101,8 @@ def test_recon_loss_decode_test():
     g, x = small()
     torch.manual_seed(0)
     model = GAE(GCNEncoder(x.size(1), 8, 4)).double()
-    z = model.encode(g, x)
-    pos = g.edge_index()[:, :20]
+    z = model.encode(x, g)
+    pos = g.edge_index[:, :20]
     neg = torch.randint(0, g.num_nodes, (2, 30))
     lp = (z[pos[0]] * z[pos[1]]).sum(1)
     ln = (z[neg[0]] * z[neg[1]]).sum(1)
@@ -142,29 +122,50 @@ def test_recon_loss_decode_test():
         model.recon_loss(z, pos[0])
 
 
-def test_same_losses_as_pyg():
-    pyg = pytest.importorskip("torch_geometric.nn.models.autoencoder")
+def test_same_losses_as_pyg_gcn_vgae():
+    """PyG's VGAE around PyG's own GCNConv layers vs ours with the same weights: same z (the
+    encoders are computed independently), recon/KL losses, scores and weight gradients."""
+    pyg = pytest.importorskip("torch_geometric.nn")
     g, x = small()
     torch.manual_seed(0)
-    ours = VGAE(VGAEEncoder(x.size(1), 8, 4)).double().eval()
+    ours = VGAE(VGAEEncoder(x.size(1), 8, 4, bias=True, logstd_init="glorot")).double()
 
-    class Enc(torch.nn.Module):
-        def forward(self, x, graph):
-            return ours.encoder(graph, x)
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv_mu, self.conv_logstd = (pyg.GCNConv(a, b) for a, b in ((x.size(1), 8), (8, 4), (8, 4)))
 
-    theirs = pyg.VGAE(Enc()).double().eval()
-    z1, z2 = ours.encode(g, x), theirs.encode(x, g)
+        def forward(self, x, edge_index):
+            h = self.conv1(x, edge_index).relu()
+            return self.conv_mu(h, edge_index), self.conv_logstd(h, edge_index)
+
+    theirs = pyg.VGAE(Encoder()).double()
+    with torch.no_grad():
+        for name in ("conv1", "conv_mu", "conv_logstd"):
+            a, b = getattr(ours.encoder, name), getattr(theirs.encoder, name)
+            a.bias.normal_()
+            b.lin.weight.copy_(a.weight.t())
+            b.bias.copy_(a.bias)
+    ours.eval(), theirs.eval()
+    z1, z2 = ours.encode(x, g), theirs.encode(x, g.edge_index)
     torch.testing.assert_close(z1, z2)
-    pos, neg = g.edge_index()[:, :25], torch.randint(0, g.num_nodes, (2, 25))
-    torch.testing.assert_close(ours.recon_loss(z1, pos, neg), theirs.recon_loss(z2, pos, neg), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(ours.kl_loss().double(), theirs.kl_loss(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours.encode(x, g.edge_index), z2)  # PyG's edge_index, our encoder
+    pos, neg = g.edge_index[:, :25], torch.randint(0, g.num_nodes, (2, 25))
+    l1 = ours.recon_loss(z1, pos, neg) + ours.kl_loss().double() / g.num_nodes
+    l2 = theirs.recon_loss(z2, pos, neg) + theirs.kl_loss() / g.num_nodes
+    torch.testing.assert_close(l1, l2, rtol=1e-6, atol=1e-6)
+    l1.backward(), l2.backward()
+    for name in ("conv1", "conv_mu", "conv_logstd"):
+        a, b = getattr(ours.encoder, name), getattr(theirs.encoder, name)
+        torch.testing.assert_close(a.weight.grad, b.lin.weight.grad.t(), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(a.bias.grad, b.bias.grad, rtol=1e-5, atol=1e-7)
     a1, p1 = ours.test(z1, pos, neg)
     a2, p2 = theirs.test(z2, pos, neg)
     assert abs(a1 - a2) < 1e-9 and abs(p1 - p2) < 1e-9
 
 
 def test_same_device():
-    from scalevgae.models.conv import same_device
+    from scalevgae.nn.gcn_layer import same_device
 
     assert same_device(torch.device("cpu"), "cpu")
     assert not same_device("cpu", "meta")
@@ -178,7 +179,7 @@ def test_vgae_logstd_head_starts_at_zero():
     enc.reset_parameters()
     assert bool((enc.conv_logstd.weight == 0).all())
     g, x = small()
-    mu, logstd = enc.float()(g, x.float())
+    mu, logstd = enc.float()(x.float(), g)
     assert bool((logstd == 0).all()) and mu.abs().sum() > 0  # posterior N(mu, I) at init
     glorot = VGAEEncoder(6, 8, 4, logstd_init="glorot")
     assert bool((glorot.conv_logstd.weight != 0).any())

@@ -117,12 +117,12 @@ def test_gcnconv_graph_and_block_inputs():
     g = Graph.from_edge_index(_edges(n, 80, seed=5, loops=False), n, undirected=True)
     x = torch.randn(n, 5, dtype=torch.float64)
     ours, theirs = _pair(5, 4)
-    pyg_ei = torch.stack([g.col, g.edge_index()[0]])  # Graph rows are targets
+    pyg_ei = torch.stack([g.col, g.edge_index[0]])  # Graph rows are targets
     _check_same(ours, theirs, x, g, pyg_ei)
 
     class Block:  # anything with .propagate behaves like a sampled block
-        def propagate(self, h, bias=None):
-            return g.propagate(h, bias=bias)
+        def propagate(self, h, bias=None, activation=None):
+            return g.propagate(h, bias=bias, activation=activation)
 
     torch.testing.assert_close(ours(x, Block()), theirs(x, pyg_ei), **TOL)
     with pytest.raises(TypeError):
@@ -219,9 +219,199 @@ def test_gcnconv_graph_improved_against_dense():
     x = torch.randn(n, 3, dtype=torch.float64)
     conv = GCNConv(3, 2, improved=True).double()
     a = torch.zeros(n, n, dtype=torch.float64)
-    ei = g.edge_index()
+    ei = g.edge_index
     a[ei[0], ei[1]] = 1
     a += 2 * torch.eye(n, dtype=torch.float64)
     dinv = a.sum(1).pow(-0.5)
     want = (dinv[:, None] * a * dinv[None, :]) @ x @ conv.lin.weight.t() + conv.bias
     torch.testing.assert_close(conv(x, g), want, **TOL)
+
+
+# ---- issue 17: every adjacency and feature form PyG's GCNConv takes ----
+
+
+def _adj_t(ei: torch.Tensor, n: int, values: torch.Tensor, layout: torch.layout) -> torch.Tensor:
+    """PyG's transposed adjacency ``adj.t()`` (rows are targets) in ``layout``; COO stays uncoalesced."""
+    adj = torch.sparse_coo_tensor(ei, values, (n, n)).t()
+    if layout == torch.sparse_csr:
+        return adj.coalesce().to_sparse_csr()
+    if layout == torch.sparse_csc:
+        return adj.coalesce().to_sparse_csc()
+    return adj
+
+
+def _check_grads(ours, theirs, a, b, leaves_a=(), leaves_b=()):
+    """Same forward, same gradient for the parameters and the given leaf tensors."""
+    assert a.shape == b.shape
+    torch.testing.assert_close(a, b, **TOL)
+    gout = torch.randn_like(a)
+    a.backward(gout)
+    b.backward(gout)
+    for la, lb in zip(leaves_a, leaves_b):
+        torch.testing.assert_close(la.grad, lb.grad, **TOL)
+    for (na, pa), (nb, pb) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert na == nb
+        torch.testing.assert_close(pa.grad, pb.grad, **TOL)
+
+
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr, torch.sparse_csc])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("kw", [{}, {"improved": True}, {"add_self_loops": False}, {"normalize": False}])
+def test_gcnconv_torch_sparse_matches_pyg(layout, weighted, kw):
+    n = 30
+    ei = _edges(20, 110, seed=13, dups=True)  # self loops, duplicates (summed by COO), isolated nodes
+    vals = (torch.rand(ei.size(1), dtype=torch.float64) + 0.2 if weighted
+            else torch.ones(ei.size(1), dtype=torch.float64))
+    x = torch.randn(n, 6, dtype=torch.float64)
+    for cin, cout in ((6, 4), (6, 9)):
+        ours, theirs = _pair(cin, cout, **kw)
+        adj = _adj_t(ei, n, vals, layout)
+        # PyG's gcn_norm refuses CSC: its reference is the same matrix as COO.
+        ref = adj if layout != torch.sparse_csc else _adj_t(ei, n, vals, torch.sparse_coo)
+        _check_same(ours, theirs, x, adj, ref)
+        _check_same(ours, theirs, x, adj, ref)  # cached structure
+
+
+def test_gcnconv_torch_sparse_cache_follows_version(monkeypatch):
+    from scalevgae.nn.adjacency import AdjacencyCache
+
+    builds = []
+    build = AdjacencyCache._build
+    monkeypatch.setattr(AdjacencyCache, "_build", lambda self, *a: builds.append(1) or build(self, *a))
+    n = 25
+    ei = _edges(n, 80, seed=14)
+    x = torch.randn(n, 5, dtype=torch.float64)
+    ours, theirs = _pair(5, 3)
+    for layout in (torch.sparse_coo, torch.sparse_csr):
+        adj = _adj_t(ei, n, torch.ones(ei.size(1), dtype=torch.float64), layout)
+        builds.clear()
+        # PyG gets a copy: its to_edge_index marks a COO coalesced in place (a new _version).
+        torch.testing.assert_close(ours(x, adj), theirs(x, adj.clone()), **TOL)
+        torch.testing.assert_close(ours(x, adj), theirs(x, adj.clone()), **TOL)
+        assert len(builds) == 1  # same unchanged tensor: built once
+        vals = adj._values() if layout == torch.sparse_coo else adj.values()
+        vals.mul_(torch.rand_like(vals) + 0.5)  # in place: a new _version
+        torch.testing.assert_close(ours(x, adj), theirs(x, adj.clone()), **TOL)
+        assert len(builds) == 2
+
+
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+@pytest.mark.parametrize("cin, cout", [(12, 4), (5, 9)])
+def test_gcnconv_sparse_features_match_pyg(layout, cin, cout):
+    n = 30
+    ei = _edges(n, 100, seed=15)
+    dense = torch.randn(n, cin, dtype=torch.float64) * (torch.rand(n, cin) < 0.2)  # bag-of-words-like
+    xs = dense.to_sparse() if layout == torch.sparse_coo else dense.to_sparse_csr()
+    w = torch.rand(ei.size(1), dtype=torch.float64) + 0.1
+    for adj, fw in ((ei, {}), (ei, {"edge_weight": w}), (Graph.from_edge_index(ei, n), {})):
+        ours, theirs = _pair(cin, cout)
+        ref_adj = adj if isinstance(adj, torch.Tensor) else torch.stack([adj.edge_index[1], adj.edge_index[0]])
+        _check_grads(ours, theirs, ours(xs, adj, **fw), theirs(dense, ref_adj, **fw))
+
+
+@pytest.mark.parametrize("cin, cout", [(7, 3), (3, 7)])
+def test_gcnconv_batched_features_match_pyg(cin, cout):
+    ts = pytest.importorskip("torch_sparse")
+    n, b = 25, 3
+    ei = _edges(n, 90, seed=16)
+    w = torch.rand(ei.size(1), dtype=torch.float64) + 0.1
+    xb = torch.randn(b, n, cin, dtype=torch.float64)
+    coo = _adj_t(ei, n, w, torch.sparse_coo)
+    sp = ts.SparseTensor(row=ei[1], col=ei[0], sparse_sizes=(n, n))
+    for adj, fw in ((ei, {}), (ei, {"edge_weight": w}), (coo, {}), (sp, {})):
+        ours, theirs = _pair(cin, cout)
+        xa, xr = xb.clone().requires_grad_(), xb.clone().requires_grad_()
+        out = ours(xa, adj, **fw)
+        assert out.shape == (b, n, cout)
+        ref = torch.stack([theirs(xr[i], adj, **fw) for i in range(b)])  # PyG: one call per feature set
+        _check_grads(ours, theirs, out, ref, [xa], [xr])
+
+
+def test_gcnconv_learned_edge_weight_gradient_matches_pyg():
+    n = 20
+    ei = _edges(n, 70, seed=17)
+    x = torch.randn(n, 4, dtype=torch.float64)
+    for kw in ({}, {"improved": True}, {"normalize": False}):
+        ours, theirs = _pair(4, 3, **kw)
+        wa = (torch.rand(ei.size(1), dtype=torch.float64) + 0.1).requires_grad_()
+        wb = wa.detach().clone().requires_grad_()
+        _check_grads(ours, theirs, ours(x, ei, wa), theirs(x, ei, wb), [wa], [wb])
+        wa.grad = None
+        ours.zero_grad()
+        out = ours(x, ei, wa)  # not cached: a second backward through a fresh normalization
+        out.sum().backward()
+        assert wa.grad is not None
+
+
+def test_gcnconv_cached_reuses_the_first_normalization_like_pyg():
+    """cached=True follows PyG: the first call's normalized graph (weights included) is kept for
+    every later call on the layer, until reset_parameters()."""
+    n = 20
+    x = torch.randn(n, 4, dtype=torch.float64)
+    e1, e2 = _edges(n, 50, seed=18), _edges(n, 50, seed=19)
+    w1 = torch.rand(e1.size(1), dtype=torch.float64) + 0.1
+    for first, then in (((e1,), (e2,)), ((e1, w1), (e1, w1 * 3 + 1)), ((e1, w1), (e2,))):
+        ours, theirs = _pair(4, 3, cached=True)
+        torch.testing.assert_close(ours(x, *first), theirs(x, *first), **TOL)
+        a = ours(x, *then)
+        torch.testing.assert_close(a, theirs(x, *then), **TOL)
+        uncached, _ = _pair(4, 3)
+        uncached.load_state_dict(ours.state_dict())
+        torch.testing.assert_close(a, uncached(x, *first), **TOL)  # the first graph, not the new one
+        ours.reset_parameters()
+        ours.load_state_dict(uncached.state_dict())
+        torch.testing.assert_close(ours(x, *then), uncached(x, *then), **TOL)
+
+
+def test_gcnconv_refuses_unsupported_inputs():
+    n = 10
+    ei = _edges(n, 20, seed=20)
+    conv = GCNConv(4, 3)
+    with pytest.raises(ValueError, match=r"\[10, 10\]"):
+        conv(torch.randn(n, 4), torch.eye(n + 1).to_sparse())
+    with pytest.raises(ValueError, match="edge_weight"):
+        conv(torch.randn(n, 4), torch.eye(n).to_sparse(), torch.ones(n))
+    with pytest.raises(ValueError, match="edge_weight must have shape"):
+        conv(torch.randn(n, 4), ei, torch.ones(3))
+    with pytest.raises(ValueError, match="x must be"):
+        conv(torch.randn(2, 3, n, 4), ei)
+    with pytest.raises(TypeError, match="decomposed_layers"):
+        GCNConv(4, 3, decomposed_layers=2)
+
+
+def test_gcnconv_models_compile():
+    """A PyG-style VGAE built from the drop-ins under torch.compile (aot_eager: Dynamo + AOTAutograd
+    without Inductor's C++ compile, which takes minutes on this machine): same z and gradients as
+    eager; the graph structure is built once outside the compiled graph and cached."""
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv_mu = GCNConv(12, 16), GCNConv(16, 8)
+
+        def forward(self, x, edge_index):
+            return self.conv_mu(self.conv1(x, edge_index).relu(), edge_index)
+
+    n = 40
+    ei = _edges(n, 160, seed=21, loops=False)
+    x = torch.randn(n, 12)
+    pos = ei[:, :50]
+    neg = torch.randint(0, n, (2, 50), generator=torch.Generator().manual_seed(0))
+    model = pyg_nn.GAE(Encoder(), InnerProductDecoder())
+
+    def step(m):
+        m.zero_grad()
+        z = m.encode(x, ei)
+        loss = m.recon_loss(z, pos, neg)
+        loss.backward()
+        return z.detach(), loss.detach(), [p.grad.clone() for p in m.parameters()]
+
+    want = step(model)
+    compiled = torch.compile(model, backend="aot_eager")
+    torch._dynamo.reset()
+    for _ in range(2):  # the second call runs the cached structure through the compiled graph
+        got = step(compiled)
+        torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
+        for a, b in zip(got[2], want[2]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -90,6 +90,6 @@ def test_real_cora_matches_pyg_reader():
     data = pyg_io.read_planetoid_data(ROOT, "cora")
     torch.testing.assert_close(d.x, data.x)
     torch.testing.assert_close(d.y, data.y)
-    ei = d.graph.edge_index()
+    ei = d.graph.edge_index
     key = lambda e: (e[0] * 10**6 + e[1]).sort().values
     torch.testing.assert_close(key(ei), key(data.edge_index))

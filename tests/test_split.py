@@ -25,7 +25,7 @@ def ukeys(pairs: torch.Tensor, n: int) -> torch.Tensor:
 def test_split_partitions_edges(graph):
     n = graph.num_nodes
     sp = split_edges(graph, 0.05, 0.1, seed=3)
-    ei = graph.edge_index()
+    ei = graph.edge_index
     m = int((ei[0] < ei[1]).sum())
     assert sp.val_pos.size(1) == int(m * 0.05) and sp.test_pos.size(1) == int(m * 0.1)
     parts = [ukeys(p, n) for p in (sp.train_pos, sp.val_pos, sp.test_pos)]
@@ -35,7 +35,7 @@ def test_split_partitions_edges(graph):
     # train graph: exactly the training edges, both directions
     tg = sp.train_graph
     assert tg.is_symmetric and tg.num_edges == 2 * sp.train_pos.size(1)
-    assert torch.equal(torch.sort(ukeys(tg.edge_index()[:, tg.edge_index()[0] < tg.edge_index()[1]], n)).values,
+    assert torch.equal(torch.sort(ukeys(tg.edge_index[:, tg.edge_index[0] < tg.edge_index[1]], n)).values,
                        torch.sort(parts[0]).values)
     for held in (sp.val_pos, sp.test_pos):
         assert not bool(has_pairs(tg, held[0], held[1]).any())
@@ -84,7 +84,7 @@ def test_split_directed_and_edge_cases():
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_has_pairs_backends(graph, backend):
     gen = torch.Generator().manual_seed(0)
-    ei = graph.edge_index()
+    ei = graph.edge_index
     s = torch.cat([ei[0, ::5], torch.randint(0, graph.num_nodes, (3000,), generator=gen)])
     d = torch.cat([ei[1, ::5], torch.randint(0, graph.num_nodes, (3000,), generator=gen)])
     dense = torch.zeros(graph.num_nodes, graph.num_nodes, dtype=torch.bool)
@@ -145,7 +145,7 @@ def test_negative_pairs_and_has_pairs_cuda(graph):
     neg = negative_pairs(g, 4000, generator=torch.Generator(device="cuda").manual_seed(0))
     assert neg.is_cuda and neg.shape == (2, 4000)
     assert not bool(has_pairs(graph, neg[0].cpu(), neg[1].cpu()).any())
-    ei = g.edge_index()
+    ei = g.edge_index
     assert bool(has_pairs(g, ei[0], ei[1]).all())
     sp = split_edges(g, seed=0)
     assert sp.train_graph.device.type == "cuda"

@@ -17,7 +17,7 @@ def _dense_topk(z, k, query, exclude, exclude_self=True):
     if exclude_self:
         s.fill_diagonal_(float("-inf"))
     if exclude is not None:
-        ei = exclude.edge_index()
+        ei = exclude.edge_index
         s[ei[0], ei[1]] = float("-inf")
     s = s[query]
     vals, idx = s.topk(min(k, z.size(0)), dim=1)

@@ -21,7 +21,7 @@ def test_all_pairs_loss_is_kipf(data):
     z = torch.randn(g.num_nodes, 4, dtype=torch.float64)
     n, e = g.num_nodes, g.num_edges
     a = torch.eye(n, dtype=torch.float64)
-    ei = g.edge_index()
+    ei = g.edge_index
     a[ei[0], ei[1]] = 1
     pw = (n * n - e) / e
     norm = n * n / (2 * (n * n - e))
@@ -175,7 +175,7 @@ def test_all_pairs_loss_drops_heldout_terms(data):
     held = torch.cat([sp.val_pos, sp.test_pos], 1)
     held = torch.cat([held, held.flip(0)], 1)
     a = torch.eye(n, dtype=torch.float64)
-    ei = g.edge_index()
+    ei = g.edge_index
     a[ei[0], ei[1]] = 1
     pw, norm = kipf_weights(n, e)
     terms = torch.nn.functional.binary_cross_entropy_with_logits(z @ z.t(), a, pos_weight=torch.tensor(pw),
@@ -241,7 +241,7 @@ def _dense_kipf_vgae(x, sp, seed, epochs, exclude_heldout, ema=0.0):
     f = torch.nn.functional
     g = sp.train_graph
     n = g.num_nodes
-    ei = g.edge_index()
+    ei = g.edge_index
     a = torch.zeros(n, n)
     a[ei[0], ei[1]] = 1
     at = a + torch.eye(n)

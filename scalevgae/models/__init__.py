@@ -1,14 +1,13 @@
-"""VGAE/GAE models: GCN layers and encoders on full graphs or sampled blocks."""
+"""VGAE/GAE models: GCN encoders and the auto-encoders (the layer is scalevgae.nn.GCNLayer)."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from scalevgae.models.autoencoder import GAE, MAX_LOGSTD, VGAE
-from scalevgae.models.conv import GraphConv, glorot_
 from scalevgae.models.encoders import GCNEncoder, VGAEEncoder
 
-__all__ = ["GAE", "MAX_LOGSTD", "VGAE", "GCNEncoder", "GraphConv", "VGAEEncoder", "build_model", "glorot_"]
+__all__ = ["GAE", "MAX_LOGSTD", "VGAE", "GCNEncoder", "VGAEEncoder", "build_model"]
 
 
 def build_model(kind: str, in_channels: int, hidden: int = 32, latent: int = 16, dropout: float = 0.0) -> nn.Module:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores
-from scalevgae.ops.decode import edge_bce_loss, edge_logits
+from scalevgae.nn.decoder import InnerProductDecoder
 from scalevgae.sampling.negative import negative_pairs
 
 MAX_LOGSTD = 10.0  # as PyG: exp(2 * 10) is still finite in float32
@@ -24,48 +24,42 @@ def _pairs(edge_index: Tensor, name: str) -> Tensor:
 
 
 class GAE(nn.Module):
-    """Graph auto-encoder: ``z = encoder(graph, x)``, ``p(A_ij) = sigmoid(z_i . z_j)``.
+    """Graph auto-encoder: ``z = encoder(x, edge_index)``, ``p(A_ij) = sigmoid(z_i . z_j)``.
 
     Args:
-        encoder: a module called as ``encoder(graph_or_blocks, x)`` returning z ``[n, d]``
-            (e.g. :class:`~scalevgae.models.GCNEncoder`).
-        decoder: optional PyG-style decoder ``decoder(z, edge_index, sigmoid=True)``; None is the
-            inner product through the fused ``scalevgae.ops`` decoder.
+        encoder: a module called as ``encoder(x, edge_index)`` returning z ``[n, d]`` (e.g.
+            :class:`~scalevgae.models.GCNEncoder`, or any PyG encoder).
+        decoder: a PyG-style decoder ``decoder(z, edge_index, sigmoid=True)``; None is the fused
+            :class:`scalevgae.nn.InnerProductDecoder`.
     """
 
     def __init__(self, encoder: nn.Module, decoder: Optional[nn.Module] = None):
         super().__init__()
         self.encoder = encoder
-        self.decoder = decoder
+        self.decoder = InnerProductDecoder() if decoder is None else decoder
 
     def reset_parameters(self) -> None:
         for m in (self.encoder, self.decoder):
-            if m is not None and hasattr(m, "reset_parameters"):
+            if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """Alias for :meth:`encode`."""
         return self.encode(*args, **kwargs)
 
-    def encode(self, graph_or_blocks: Any, x: Tensor) -> Tensor:
-        """z ``[n, d]`` for a Graph (n = num_nodes) or blocks (n = ``blocks[-1].num_dst``)."""
-        return self.encoder(graph_or_blocks, x)
-
-    def _logits(self, z: Tensor, edge_index: Tensor) -> Tensor:
-        if self.decoder is not None:
-            return self.decoder(z, edge_index, sigmoid=False)
-        return edge_logits(z, edge_index[0], edge_index[1])
+    def encode(self, *args: Any, **kwargs: Any) -> Tensor:
+        """z = ``encoder(*args, **kwargs)``: PyG's ``encode(x, edge_index)``, with ``edge_index`` a
+        ``[2, E]`` tensor, SparseTensor, torch.sparse ``adj_t``, Graph (z ``[num_nodes, d]``) or a list
+        of sampled blocks (z ``[blocks[-1].num_dst, d]``) for this package's encoders."""
+        return self.encoder(*args, **kwargs)
 
     def decode(self, z: Tensor, edge_index: Tensor, sigmoid: bool = True) -> Tensor:
         """Edge probabilities ``sigmoid(z_src . z_dst)`` ``[E]`` for ``edge_index [2, E]``."""
-        logits = self._logits(z, _pairs(edge_index, "edge_index"))
-        return torch.sigmoid(logits) if sigmoid else logits
+        return self.decoder(z, _pairs(edge_index, "edge_index"), sigmoid=sigmoid)
 
     def _bce(self, z: Tensor, pairs: Tensor, label: float) -> Tensor:
-        lab = torch.full((pairs.size(1),), label, dtype=z.dtype, device=z.device)
-        if self.decoder is not None:
-            return nn.functional.binary_cross_entropy_with_logits(self._logits(z, pairs), lab)
-        return edge_bce_loss(z, pairs[0], pairs[1], lab)
+        logits = self.decoder(z, pairs, sigmoid=False)
+        return nn.functional.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
     def recon_loss(self, z: Tensor, pos_edge_index: Tensor, neg_edge_index: Optional[Tensor] = None) -> Tensor:
         """Mean BCE on the positive pairs plus mean BCE on the negative pairs (PyG's loss).
@@ -88,17 +82,24 @@ class GAE(nn.Module):
         return link_scores(pos, neg)
 
     @torch.no_grad()
-    def embed(self, graph: Graph, x: Any, *, batch_size: int = 65536,
+    def embed(self, x: Any, edge_index: Any, *, batch_size: int = 65536,
               device: Optional[torch.device] = None) -> Tensor:
-        """Full-graph embeddings ``[num_nodes, d]`` without sampling, layer by layer in chunks of
-        ``batch_size`` rows (bounded memory; x may be a numpy memmap). VGAE returns mu."""
+        """Full-graph embeddings ``[num_nodes, d]`` without sampling (eval mode). VGAE returns mu.
+
+        On a :class:`~scalevgae.Graph` with an encoder that has ``inference``, layer by layer in
+        chunks of ``batch_size`` rows (bounded memory; x may be a numpy memmap); otherwise one
+        ``encoder(x, edge_index)`` call.
+        """
+        if isinstance(x, Graph):
+            raise TypeError("embed takes (x, edge_index) in PyG's order, got (Graph, ...)")
         was = self.training
         self.eval()
         try:
-            if not hasattr(self.encoder, "inference"):
+            if not (isinstance(edge_index, Graph) and hasattr(self.encoder, "inference")):
                 dev = device or next(self.parameters()).device
-                return self._mean(self.encoder(graph.to(dev), torch.as_tensor(x).to(dev)))
-            return self._mean(self.encoder.inference(graph, x, batch_size=batch_size, device=device))
+                adj = edge_index.to(dev) if hasattr(edge_index, "to") else edge_index
+                return self._mean(self.encoder(torch.as_tensor(x).to(dev), adj))
+            return self._mean(self.encoder.inference(x, edge_index, batch_size=batch_size, device=device))
         finally:
             self.train(was)
 
@@ -121,9 +122,10 @@ class VGAE(GAE):
             return mu + torch.randn_like(logstd) * torch.exp(logstd)
         return mu
 
-    def encode(self, graph_or_blocks: Any, x: Tensor) -> Tensor:
-        """z ``[n, d]``; keeps mu and logstd for :meth:`kl_loss`."""
-        mu, logstd = self.encoder(graph_or_blocks, x)
+    def encode(self, *args: Any, **kwargs: Any) -> Tensor:
+        """z ``[n, d]`` from ``encoder(*args, **kwargs)`` (see :meth:`GAE.encode`); keeps mu and
+        logstd for :meth:`kl_loss`."""
+        mu, logstd = self.encoder(*args, **kwargs)
         logstd = logstd.clamp(max=MAX_LOGSTD)
         self.__mu__, self.__logstd__ = mu, logstd
         return self.reparametrize(mu, logstd)

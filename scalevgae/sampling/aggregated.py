@@ -28,7 +28,7 @@ class AggregatedBlock:
 
     ``propagate(h)`` with h ``[>= num_dst, F]`` (the aggregated rows) returns
     ``act(h[:num_dst] + bias)``. Because the aggregation is linear, ``propagate(h @ W)`` is
-    ``(Â h_raw) W`` too, so :class:`~scalevgae.models.GraphConv` gives the same result whichever
+    ``(Â h_raw) W`` too, so :class:`~scalevgae.nn.GCNLayer` gives the same result whichever
     side of the aggregation it puts the weight on.
     """
 

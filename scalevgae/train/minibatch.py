@@ -64,7 +64,7 @@ def batch_loss(model: Any, batch: Any, *, self_weight: float, kl_weight: float, 
     """
     x = batch.x if batch.x.dtype == torch.float32 else batch.x.float()  # e.g. float64 numpy features
     with autocast():
-        z = model.encode(batch.blocks, x)
+        z = model.encode(x, batch.blocks)
     loss = sampled_loss(z, batch.src, batch.dst, batch.label, self_weight)
     if is_vgae:
         loss = loss + kl_weight * model.kl_loss()

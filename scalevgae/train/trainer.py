@@ -117,7 +117,7 @@ class Trainer:
         self.heldout_pairs: Optional[Tensor] = None
         if held is not None and held.size(1) > 0:
             self.heldout_graph = Graph.from_edge_index(held, n, undirected=True)
-            self.heldout_pairs = self.heldout_graph.edge_index().to(self.device)  # both directions
+            self.heldout_pairs = self.heldout_graph.edge_index.to(self.device)  # both directions
         self.loader = None
         if not self.full:
             # The loader samples from the graph where the split put it (CPU usually) and moves
@@ -167,7 +167,7 @@ class Trainer:
 
     def _full_loss(self) -> tuple[Tensor, int]:
         with self._autocast():
-            z = self.model.encode(self.graph, self.x)
+            z = self.model.encode(self.x, self.graph)
         n = self.graph.num_nodes
         if self.all_pairs:
             loss, pairs = all_pairs_loss(z, self.graph, self.heldout_pairs), n * n
@@ -229,7 +229,7 @@ class Trainer:
     @torch.no_grad()
     def embed(self) -> Tensor:
         """Full-graph latent means ``[N, latent]`` on the training graph (no sampling)."""
-        return self.model.embed(self.graph, self.x, batch_size=self.cfg.embed_batch_size, device=self.device)
+        return self.model.embed(self.x, self.graph, batch_size=self.cfg.embed_batch_size, device=self.device)
 
     @torch.no_grad()
     def evaluate(self, pos: Tensor, neg: Tensor, z: Optional[Tensor] = None) -> tuple[float, float]:
