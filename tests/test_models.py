@@ -151,6 +151,8 @@ def test_same_losses_as_pyg_gcn_vgae():
     torch.testing.assert_close(z1, z2)
     torch.testing.assert_close(ours.encode(x, g.edge_index), z2)  # PyG's edge_index, our encoder
     pos, neg = g.edge_index[:, :25], torch.randint(0, g.num_nodes, (2, 25))
+    torch.testing.assert_close(ours.decode(z1, pos), theirs.decode(z2, pos))
+    torch.testing.assert_close(ours.decode(z1, neg, sigmoid=False), theirs.decode(z2, neg, sigmoid=False))
     l1 = ours.recon_loss(z1, pos, neg) + ours.kl_loss().double() / g.num_nodes
     l2 = theirs.recon_loss(z2, pos, neg) + theirs.kl_loss() / g.num_nodes
     torch.testing.assert_close(l1, l2, rtol=1e-6, atol=1e-6)

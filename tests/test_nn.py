@@ -382,7 +382,7 @@ def test_gcnconv_refuses_unsupported_inputs():
 def test_gcnconv_models_compile():
     """A PyG-style VGAE built from the drop-ins under torch.compile (aot_eager: Dynamo + AOTAutograd
     without Inductor's C++ compile, which takes minutes on this machine): same z and gradients as
-    eager; the graph structure is built once outside the compiled graph and cached."""
+    eager; the cached-graph lookup runs eagerly (torch.compiler.disable), the propagation is traced."""
 
     class Encoder(torch.nn.Module):
         def __init__(self):
