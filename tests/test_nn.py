@@ -379,10 +379,10 @@ def test_gcnconv_refuses_unsupported_inputs():
         GCNConv(4, 3, decomposed_layers=2)
 
 
-def test_gcnconv_models_compile():
-    """A PyG-style VGAE built from the drop-ins under torch.compile (aot_eager: Dynamo + AOTAutograd
-    without Inductor's C++ compile, which takes minutes on this machine): same z and gradients as
-    eager; the cached-graph lookup runs eagerly (torch.compiler.disable), the propagation is traced."""
+@pytest.mark.parametrize("backend", ["inductor", "aot_eager"])
+def test_gcnconv_models_compile(backend):
+    """A PyG-style GAE built from the drop-ins under torch.compile: same z and gradients as eager;
+    the cached-graph lookup runs eagerly (torch.compiler.disable), the propagation is traced."""
 
     class Encoder(torch.nn.Module):
         def __init__(self):
@@ -407,7 +407,7 @@ def test_gcnconv_models_compile():
         return z.detach(), loss.detach(), [p.grad.clone() for p in m.parameters()]
 
     want = step(model)
-    compiled = torch.compile(model, backend="aot_eager")
+    compiled = torch.compile(model, backend=backend)
     torch._dynamo.reset()
     for _ in range(2):  # the second call runs the cached structure through the compiled graph
         got = step(compiled)
