@@ -68,6 +68,19 @@ def test_gcnconv_edge_index_matches_pyg(cin, cout, kw):
     _check_same(ours, theirs, x, ei, ei)  # second call: cached structure
 
 
+def test_gcnconv_int32_and_non_contiguous_inputs_match_pyg():
+    n = 30
+    ei = _edges(n, 100, seed=22)
+    x = torch.randn(8, n, dtype=torch.float64).t()  # non-contiguous [n, 8]
+    w = torch.rand(2 * ei.size(1), dtype=torch.float64)[::2]  # non-contiguous weights
+    ei_nc = ei.t().contiguous().t()  # non-contiguous [2, E]
+    assert not (x.is_contiguous() or w.is_contiguous() or ei_nc.is_contiguous())
+    for adj in (ei.int(), ei_nc, ei_nc.int()):
+        for fw in ({}, {"edge_weight": w}):
+            ours, theirs = _pair(8, 3)
+            _check_same(ours, theirs, x, adj, ei, **fw)
+
+
 def test_gcnconv_target_to_source_flow_matches_pyg():
     n = 30
     ei = _edges(n, 100, seed=11)
