@@ -32,6 +32,17 @@ def random_edges(n, m, gen):
     return torch.randint(0, n, (2, m), generator=gen)
 
 
+def test_edge_index_is_a_cached_tensor_attribute():
+    """PyG's data.edge_index shape: a [2, E] int64 tensor attribute, row-major from the CSR."""
+    g = Graph.from_edge_index(torch.tensor([[0, 2, 3, 1], [1, 0, 2, 3]]), 5, undirected=False)
+    assert isinstance(g.edge_index, torch.Tensor) and g.edge_index is g.edge_index  # built once
+    assert g.edge_index.dtype == torch.int64 and g.edge_index.tolist() == [[0, 1, 2, 3], [1, 3, 0, 2]]
+    assert Graph.from_edge_index(g.edge_index, 5, undirected=False).col.tolist() == g.col.tolist()
+    assert g.to("cpu").edge_index.tolist() == g.edge_index.tolist()
+    empty = Graph.from_edge_index(torch.zeros(2, 0, dtype=torch.long), 3)
+    assert empty.edge_index.shape == (2, 0)
+
+
 def test_from_edge_index_dedups_drops_self_loops_sorts(gen):
     ei = torch.tensor([[0, 0, 1, 2, 2, 3, 3], [1, 1, 1, 0, 3, 0, 2]])
     g = Graph.from_edge_index(ei, 5, undirected=False)

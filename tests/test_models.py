@@ -151,6 +151,8 @@ def test_same_losses_as_pyg_gcn_vgae():
     torch.testing.assert_close(z1, z2)
     torch.testing.assert_close(ours.encode(x, g.edge_index), z2)  # PyG's edge_index, our encoder
     pos, neg = g.edge_index[:, :25], torch.randint(0, g.num_nodes, (2, 25))
+    torch.testing.assert_close(ours.decode(z1, pos), theirs.decode(z2, pos))
+    torch.testing.assert_close(ours.decode(z1, neg, sigmoid=False), theirs.decode(z2, neg, sigmoid=False))
     l1 = ours.recon_loss(z1, pos, neg) + ours.kl_loss().double() / g.num_nodes
     l2 = theirs.recon_loss(z2, pos, neg) + theirs.kl_loss() / g.num_nodes
     torch.testing.assert_close(l1, l2, rtol=1e-6, atol=1e-6)
@@ -185,3 +187,109 @@ def test_vgae_logstd_head_starts_at_zero():
     assert bool((glorot.conv_logstd.weight != 0).any())
     with pytest.raises(ValueError, match="logstd_init"):
         VGAEEncoder(6, 8, 4, logstd_init="ones")
+
+
+def test_encoders_take_every_adjacency_form():
+    """PyG's calling convention: encode(x, edge_index) with a [2, E] tensor, a SparseTensor, a
+    torch.sparse adj_t, a Graph, or blocks; on a simple graph all give the same z."""
+    ts = pytest.importorskip("torch_sparse")
+    g, x = small()
+    ei, n = g.edge_index, g.num_nodes
+    forms = [ei, ei.int(), g, ts.SparseTensor(row=ei[1], col=ei[0], sparse_sizes=(n, n)),
+             torch.sparse_coo_tensor(ei, torch.ones(ei.size(1)), (n, n)).t(),
+             torch.sparse_coo_tensor(ei, torch.ones(ei.size(1)), (n, n)).t().coalesce().to_sparse_csr()]
+    for kind in ("gae", "vgae"):
+        torch.manual_seed(0)
+        model = build_model(kind, x.size(1), 8, 4).double().eval()
+        want = model.encode(x, g)
+        for adj in forms:
+            torch.testing.assert_close(model.encode(x, adj), want)
+            torch.testing.assert_close(model(x, adj), want)  # forward = encode, as in PyG
+        seeds = torch.tensor([1, 7, 20])
+        blocks, inputs = full_blocks(g, seeds)
+        torch.testing.assert_close(model.encode(x[inputs], blocks), want[seeds])
+    with pytest.raises(TypeError, match="edge_index"):
+        model.encode(x, "not a graph")
+
+
+@pytest.mark.parametrize("variational", [False, True])
+@pytest.mark.parametrize("ours_encoder", [False, True])
+def test_pyg_autoencoder_example_loop(variational, ours_encoder):
+    """The training loop of PyG's examples/autoencoder.py (RandomLinkSplit data, encode(x, edge_index),
+    recon_loss with sampled negatives, kl_loss / num_nodes, test(z, pos, neg)) runs unchanged on
+    scalevgae.GAE/VGAE, with the example's encoder built from scalevgae.nn.GCNConv or with
+    scalevgae's own encoders; the trained weights, loaded into PyG's GAE/VGAE around PyG's
+    GCNConv, give the same z, KL and test scores."""
+    pyg = pytest.importorskip("torch_geometric.nn")
+    T = pytest.importorskip("torch_geometric.transforms")
+    from torch_geometric.data import Data
+
+    import scalevgae
+    from scalevgae.nn import GCNConv
+
+    d = planted_partition(300, avg_degree=8, num_communities=8, feature_dim=16, seed=3, p_in=0.95,
+                          feature_noise=0.2)
+    data = Data(x=d.x - d.x.min(), edge_index=d.graph.edge_index, num_nodes=d.graph.num_nodes)
+    torch.manual_seed(0)
+    transform = T.Compose([T.NormalizeFeatures(), T.RandomLinkSplit(
+        num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True, add_negative_train_samples=False)])
+    train_data, val_data, test_data = transform(data)
+    in_channels, out_channels = data.num_features, 16
+
+    def encoder_class(conv, bias=True):
+        class Encoder(torch.nn.Module):  # the example's GCNEncoder / VariationalGCNEncoder
+            def __init__(self, in_channels, out_channels):
+                super().__init__()
+                self.conv1 = conv(in_channels, 2 * out_channels, bias=bias)
+                heads = ("conv_mu", "conv_logstd") if variational else ("conv2",)
+                for name in heads:
+                    setattr(self, name, conv(2 * out_channels, out_channels, bias=bias))
+
+            def forward(self, x, edge_index):
+                x = self.conv1(x, edge_index).relu()
+                if variational:
+                    return self.conv_mu(x, edge_index), self.conv_logstd(x, edge_index)
+                return self.conv2(x, edge_index)
+
+        return Encoder
+
+    if ours_encoder:
+        enc = (scalevgae.VGAEEncoder if variational else scalevgae.GCNEncoder)(
+            in_channels, 2 * out_channels, out_channels, **({"logstd_init": "glorot"} if variational else {}))
+    else:
+        enc = encoder_class(GCNConv)(in_channels, out_channels)
+    model = scalevgae.VGAE(enc) if variational else scalevgae.GAE(enc)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+
+    def train():
+        model.train()
+        optimizer.zero_grad()
+        z = model.encode(train_data.x, train_data.edge_index)
+        loss = model.recon_loss(z, train_data.pos_edge_label_index)
+        if variational:
+            loss = loss + (1 / train_data.num_nodes) * model.kl_loss()
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    @torch.no_grad()
+    def test(model, data):
+        model.eval()
+        z = model.encode(data.x, data.edge_index)
+        return z, model.test(z, data.pos_edge_label_index, data.neg_edge_label_index)
+
+    losses = [train() for _ in range(30)]
+    assert losses[-1] < losses[0]
+
+    twin = (pyg.VGAE if variational else pyg.GAE)(encoder_class(pyg.GCNConv, bias=not ours_encoder)(
+        in_channels, out_channels))
+    state = model.state_dict()
+    if ours_encoder:  # our layer's weight is [in, out]; PyG's lin.weight [out, in]
+        state = {k.replace(".weight", ".lin.weight"): v.t() for k, v in state.items()}
+    twin.load_state_dict(state)
+    for data in (val_data, test_data):
+        (z1, (auc1, ap1)), (z2, (auc2, ap2)) = test(model, data), test(twin, data)
+        torch.testing.assert_close(z1, z2, rtol=1e-4, atol=1e-5)
+        assert abs(auc1 - auc2) < 1e-6 and abs(ap1 - ap2) < 1e-6 and auc1 > 0.6
+        if variational:
+            torch.testing.assert_close(model.kl_loss(), twin.kl_loss(), rtol=1e-4, atol=1e-5)

@@ -68,6 +68,19 @@ def test_gcnconv_edge_index_matches_pyg(cin, cout, kw):
     _check_same(ours, theirs, x, ei, ei)  # second call: cached structure
 
 
+def test_gcnconv_int32_and_non_contiguous_inputs_match_pyg():
+    n = 30
+    ei = _edges(n, 100, seed=22)
+    x = torch.randn(8, n, dtype=torch.float64).t()  # non-contiguous [n, 8]
+    w = torch.rand(2 * ei.size(1), dtype=torch.float64)[::2]  # non-contiguous weights
+    ei_nc = ei.t().contiguous().t()  # non-contiguous [2, E]
+    assert not (x.is_contiguous() or w.is_contiguous() or ei_nc.is_contiguous())
+    for adj in (ei.int(), ei_nc, ei_nc.int()):
+        for fw in ({}, {"edge_weight": w}):
+            ours, theirs = _pair(8, 3)
+            _check_same(ours, theirs, x, adj, ei, **fw)
+
+
 def test_gcnconv_target_to_source_flow_matches_pyg():
     n = 30
     ei = _edges(n, 100, seed=11)
@@ -379,10 +392,10 @@ def test_gcnconv_refuses_unsupported_inputs():
         GCNConv(4, 3, decomposed_layers=2)
 
 
-def test_gcnconv_models_compile():
-    """A PyG-style VGAE built from the drop-ins under torch.compile (aot_eager: Dynamo + AOTAutograd
-    without Inductor's C++ compile, which takes minutes on this machine): same z and gradients as
-    eager; the graph structure is built once outside the compiled graph and cached."""
+@pytest.mark.parametrize("backend", ["inductor", "aot_eager"])
+def test_gcnconv_models_compile(backend):
+    """A PyG-style GAE built from the drop-ins under torch.compile: same z and gradients as eager;
+    the cached-graph lookup runs eagerly (torch.compiler.disable), the propagation is traced."""
 
     class Encoder(torch.nn.Module):
         def __init__(self):
@@ -407,7 +420,7 @@ def test_gcnconv_models_compile():
         return z.detach(), loss.detach(), [p.grad.clone() for p in m.parameters()]
 
     want = step(model)
-    compiled = torch.compile(model, backend="aot_eager")
+    compiled = torch.compile(model, backend=backend)
     torch._dynamo.reset()
     for _ in range(2):  # the second call runs the cached structure through the compiled graph
         got = step(compiled)

@@ -87,6 +87,10 @@ class LinkLoader:
             Negatives and neighbour samples then also depend on the rank. ``(0, 1)``: a single
             process, bit-identical to a loader without the option.
 
+    Batch ``b`` is built by ``self.sampler`` (a :class:`~scalevgae.sampling.link.LinkSampler`,
+    which holds the sampling options above) from its positives and a generator seeded by
+    (seed, epoch, b); the loader only decides which positives, where and when.
+
     Iterating starts a new epoch, unless :meth:`load_state_dict` was just called, in which case
     it resumes the saved epoch at the saved batch. One iterator at a time.
 

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from scalevgae.csr import coo_to_csr, csr_transpose
 from scalevgae.graph import Graph
+from scalevgae.nn.gcn_layer import bias_act
 from scalevgae.ops.propagate import gcn_propagate
 from scalevgae.ops.reference import acc_dtype
 from scalevgae.ops.validate import check_index_range
@@ -120,9 +121,7 @@ class WeightedAdjacency:
         out = torch.zeros_like(x).index_add_(-2, self.target, msg)
         if self.self_weight is not None:
             out = out + self.self_weight.to(x.dtype)[:, None] * x
-        if bias is not None:
-            out = out + bias
-        return torch.relu(out) if activation == "relu" else out
+        return bias_act(out, bias, activation)
 
 
 def _self_loops(target: Tensor, source: Tensor, value: Optional[Tensor], n: int, mode: str,
@@ -222,6 +221,9 @@ class AdjacencyCache:
     def __getstate__(self) -> dict:
         return dict(self.__dict__, _entry=None)  # weak references do not pickle; rebuilt on use
 
+    # Identity and _version checks, and the data-dependent build, run eagerly under torch.compile
+    # (one graph break per call); the propagation itself is traced.
+    @torch.compiler.disable
     def get(self, adj: Any, n: int, edge_weight: Optional[Tensor] = None) -> FusedAdjacency | WeightedAdjacency:
         """The propagation of ``adj`` on ``n`` nodes (``n`` rows of x)."""
         if self._entry is not None:

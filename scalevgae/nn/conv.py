@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from scalevgae.nn.adjacency import AdjacencyCache, is_adjacency
-from scalevgae.nn.gcn_layer import Propagate, gcn_layer, glorot_
+from scalevgae.nn.gcn_layer import Propagate, bias_act, gcn_layer, glorot_
 
 
 def _over_batch(propagate: Propagate) -> Propagate:
@@ -22,10 +22,7 @@ def _over_batch(propagate: Propagate) -> Propagate:
             return propagate(h, bias=bias, activation=activation)
         b, n, f = h.shape
         y = propagate(h.transpose(0, 1).reshape(n, b * f))
-        y = y.reshape(y.size(0), b, f).transpose(0, 1)
-        if bias is not None:
-            y = y + bias
-        return torch.relu(y) if activation == "relu" else y
+        return bias_act(y.reshape(y.size(0), b, f).transpose(0, 1), bias, activation)
 
     return run
 

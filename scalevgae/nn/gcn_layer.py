@@ -55,7 +55,8 @@ def matmul(x: Tensor, weight: Tensor) -> Tensor:
     return torch.sparse.mm(x, weight)
 
 
-def _finish(h: Tensor, bias: Optional[Tensor], activation: Optional[str]) -> Tensor:
+def bias_act(h: Tensor, bias: Optional[Tensor], activation: Optional[str]) -> Tensor:
+    """``act(h + bias)`` for the paths where the op does not fuse them."""
     if bias is not None:
         h = h + bias
     return torch.relu(h) if activation == "relu" else h
@@ -70,7 +71,7 @@ def gcn_layer(propagate: Propagate, x: Tensor, weight: Tensor, bias: Optional[Te
     """
     if weight_first(weight, x):
         return propagate(matmul(x, weight), bias=bias, activation=activation)
-    return _finish(propagate(x) @ weight, bias, activation)
+    return bias_act(propagate(x) @ weight, bias, activation)
 
 
 class GCNLayer(nn.Module):
@@ -138,7 +139,7 @@ def gcn_layer_chunked(graph: Graph, x: Any, weight: Tensor, bias: Optional[Tenso
     for a in range(0, n, batch_size):
         b = min(a + batch_size, n)
         y = propagate_rows(g, h, a, b, norm)
-        out[a:b] = _finish(y if first else y @ weight, bias, activation)
+        out[a:b] = bias_act(y if first else y @ weight, bias, activation)
     return out
 
 
