@@ -55,12 +55,12 @@ inline void check_opt_vector(const c10::optional<at::Tensor>& t, int64_t n, at::
 
 // ---- per-op argument checks, shared by the CPU and CUDA kernels ----
 
-// gcn_spmm: rowptr [R+1] / col [nnz] of one int dtype, x [C, F] floating, optional row_scale [R],
-// col_scale [C], bias [F], self_scale [min(R, C)] (only with self_loops) in the accumulation
+// gcn_spmm: rowptr [R+1] / col [nnz] of one int dtype, x [C, F] floating, optional dst_scale [R],
+// src_scale [C], bias [F], self_scale [min(R, C)] (only with self_loops) in the accumulation
 // dtype, all on x's device.
 inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x,
-                                const c10::optional<at::Tensor>& row_scale,
-                                const c10::optional<at::Tensor>& col_scale,
+                                const c10::optional<at::Tensor>& dst_scale,
+                                const c10::optional<at::Tensor>& src_scale,
                                 const c10::optional<at::Tensor>& bias, bool self_loops,
                                 const c10::optional<at::Tensor>& self_scale) {
   check_index_1d(rowptr, "rowptr");
@@ -72,8 +72,8 @@ inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col,
   check_same_device(rowptr, "rowptr", x, "x");
   check_same_device(col, "col", x, "x");
   const at::ScalarType acc = acc_dtype(x.scalar_type());
-  check_opt_vector(row_scale, rowptr.numel() - 1, acc, x, "row_scale", "rowptr.numel() - 1");
-  check_opt_vector(col_scale, x.size(0), acc, x, "col_scale", "x.size(0)");
+  check_opt_vector(dst_scale, rowptr.numel() - 1, acc, x, "dst_scale", "rowptr.numel() - 1");
+  check_opt_vector(src_scale, x.size(0), acc, x, "src_scale", "x.size(0)");
   check_opt_vector(bias, x.size(1), acc, x, "bias", "x.size(1)");
   TORCH_CHECK_VALUE(self_loops || !self_scale.has_value(), "self_scale needs self_loops=True");
   check_opt_vector(self_scale, std::min<int64_t>(rowptr.numel() - 1, x.size(0)), acc, x,

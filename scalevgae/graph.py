@@ -7,6 +7,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from scalevgae._util import csr_rows
 from scalevgae.csr import coo_to_csr, csr_transpose, gcn_norm
 from scalevgae.ops.propagate import gcn_propagate
 from scalevgae.ops.validate import check_csr, check_index_range, check_index_tensor
@@ -102,7 +103,7 @@ class Graph:
 
     def edge_index(self) -> Tensor:
         """``[2, num_edges]`` COO view of the stored entries."""
-        row = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.device), self.degree())
+        row = csr_rows(self.rowptr, self.col.numel())
         return torch.stack([row, self.col])
 
     def to(self, device: torch.device | str) -> Graph:

@@ -350,9 +350,9 @@ def test_kernel_checks_its_arguments():
     op = torch.ops.scalevgae.gcn_spmm
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(2, 3)
-    with pytest.raises(TypeError, match="row_scale"):
+    with pytest.raises(TypeError, match="dst_scale"):
         op(rowptr, col, x, torch.ones(2, dtype=torch.float64), None, True, None, False, None, None)
-    with pytest.raises(ValueError, match="col_scale"):
+    with pytest.raises(ValueError, match="src_scale"):
         op(rowptr, col, x, None, torch.ones(3), True, None, False, None, None)
     with pytest.raises(TypeError, match="col"):
         op(rowptr, col.int(), x, None, None, True, None, False, None, None)
