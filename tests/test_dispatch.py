@@ -136,3 +136,25 @@ def test_stale_build_skipped_automatically_and_named_when_requested(missing, mon
     for other, f in calls.items():
         if other != missing and not {other, missing} <= sampler:
             f("cpu")  # the ops the build has still run
+
+
+@pytest.mark.skipif(not _ext.loaded(), reason="compiled extension not built")
+def test_selftest_passes_and_catches_a_wrong_kernel(monkeypatch, capsys):
+    """`scalevgae selftest`: one row per (op, backend); a kernel off by 1e-3 fails its row and exit 1."""
+    from scalevgae.cli import main
+    from scalevgae.ops import propagate, selftest
+
+    rows = selftest("cpu", seed=1, backends=["cpu"], log=None)
+    assert {r.op for r in rows} >= {"gcn_propagate", "edge_logits", "edge_bce_loss", "sample_neighbors",
+                                     "has_pairs", "all_pairs_bce_loss"}
+    assert all(r.ok and r.backend == "cpu" for r in rows), rows
+
+    real = propagate._impl
+    monkeypatch.setattr(propagate, "_impl", lambda b: (lambda *a: real(b)(*a) * 1.001) if b == "cpu" else real(b))
+    with pytest.raises(SystemExit) as exc:
+        main(["selftest", "--device", "cpu", "--seed", "2"])
+    assert exc.value.code == 1
+    out = capsys.readouterr()
+    assert "gcn_propagate                  cpu       FAIL" in out.out and "edge_logits" in out.out
+    assert "FAILED: gcn_propagate/cpu" in out.err
+    assert main(["selftest", "--device", "nonsense"]) == 2  # a user's mistake: one line, status 2

@@ -185,6 +185,8 @@ def selftest(
         unusable-but-requested one is a failed row.
     """
     dev = torch.device(device) if device is not None else _default_device()
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("selftest: no CUDA device visible (run it on a GPU machine, or with device='cpu')")
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
     names = list(backends) if backends is not None else [
         b for b in dispatch.BACKENDS if b != "reference" and dispatch._status(b, dev.type).usable]
