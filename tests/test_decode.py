@@ -3,6 +3,7 @@ reference, edge cases, gradients, opcheck, torch.compile, determinism, bad input
 
 from __future__ import annotations
 
+import cuda_sim_support as sim
 import pytest
 import torch
 
@@ -26,9 +27,15 @@ BACKENDS = [
     pytest.param(
         "triton", marks=[pytest.mark.triton, pytest.mark.skipif(not _triton_ok(), reason="no Triton decode")]
     ),
+    sim.param(),
 ]
-COMPILED = [b for b in BACKENDS if b.values[0] in ("cpu", "cuda")]
+COMPILED = [b for b in BACKENDS if b.values[0] in ("cpu", "cuda", "cuda_sim")]
 REGISTERED = [b for b in BACKENDS if b.values[0] != "reference"]  # the backends whose kernels are ops
+
+
+@pytest.fixture(autouse=True)
+def _strict_on_cuda_sim(request):
+    yield from sim.strict_if_sim(request)
 
 
 def _device(backend: str) -> torch.device:
@@ -171,7 +178,7 @@ def test_extreme_logits(backend, dtype):
         _check_against_reference(backend, z, src, dst, label, pw, "mean")
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.values[0] in ("cpu", "cuda")])
+@pytest.mark.parametrize("backend", COMPILED)
 def test_half_precision_accumulates_in_float(backend):
     gen = torch.Generator().manual_seed(13)
     dev = _device(backend)
@@ -281,6 +288,35 @@ def test_deterministic_gradient(backend):
         torch.set_num_threads(threads)
     for other in g[1:]:
         assert torch.equal(g[0], other)
+
+
+@pytest.mark.parametrize("backend", [sim.param()])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_sim_edge_grad_paths_and_block_orders(backend, dtype):
+    """The CUDA edge_grad on cuda_sim: the atomic and the sorted deterministic path vs the
+    reference (a hub in many pairs, self pairs, E = 0), and the deterministic path bitwise equal
+    whatever order (and concurrency) the emulated blocks run in."""
+    gen = torch.Generator().manual_seed(41)
+    ops = decode._ops(backend)
+    n, F = 300, 33
+    z = torch.randn(n, F, generator=gen, dtype=dtype)
+    src, dst = _edges(n, 3000, gen, "cpu")
+    src[::3] = 5  # hub
+    coef = torch.randn(3000, generator=gen, dtype=reference.acc_dtype(dtype))
+    zs = z.double()
+    want = torch.zeros(n, F, dtype=torch.float64)
+    want.index_add_(0, src, coef.double()[:, None] * zs[dst]).index_add_(0, dst, coef.double()[:, None] * zs[src])
+    outs = {}
+    for det in (False, True):
+        outs[det] = ops.edge_grad(coef, z, src, dst, det)
+        torch.testing.assert_close(outs[det].double(), want, **_tol(dtype))
+        assert torch.equal(ops.edge_grad(coef[:0], z, src[:0], dst[:0], det), torch.zeros_like(z))
+    dot = ops.edge_dot(z, src, dst)
+    for seed, concurrent in ((1, 1), (2, 4)):
+        with sim.block_order(seed, concurrent):
+            assert torch.equal(ops.edge_grad(coef, z, src, dst, True), outs[True]), (seed, concurrent)
+            torch.testing.assert_close(ops.edge_grad(coef, z, src, dst, False).double(), want, **_tol(dtype))
+            assert torch.equal(ops.edge_dot(z, src, dst), dot)
 
 
 # ---- bad input ----
