@@ -101,6 +101,32 @@ inline void check_edge_vector(const at::Tensor& t, const at::Tensor& z, const at
   check_same_device(z, "z", t, name);
 }
 
+// Sampling ops (sample_adj, neighbor_sample, csr_has_pairs): rowptr [N+1] / col [nnz] of one int
+// dtype, `nodes` [n] int64 (named nodes_name: nodes, seeds or src), all on rowptr's device; every
+// fanout >= -1 (-1: all neighbours; `fanout_name` names the argument).
+inline void check_sample_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes,
+                              const char* nodes_name, at::IntArrayRef fanouts = {},
+                              const char* fanout_name = "fanout") {
+  check_index_1d(rowptr, "rowptr");
+  check_index_1d(col, "col");
+  check_same_dtype(rowptr, "rowptr", col, "col");
+  TORCH_CHECK_VALUE(rowptr.numel() >= 1, "rowptr must have at least one entry");
+  TORCH_CHECK_TYPE(nodes.scalar_type() == at::kLong, nodes_name, " must be int64, got ", nodes.scalar_type());
+  TORCH_CHECK_VALUE(nodes.dim() == 1, nodes_name, " must be 1-D, got shape ", nodes.sizes());
+  check_same_device(col, "col", rowptr, "rowptr");
+  check_same_device(nodes, nodes_name, rowptr, "rowptr");
+  for (int64_t f : fanouts) TORCH_CHECK_VALUE(f >= -1, fanout_name, " must be >= -1, got ", f);
+}
+
+// csr_has_pairs: the sampling checks with src as the nodes, and dst like src.
+inline void check_has_pairs_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& src,
+                                 const at::Tensor& dst) {
+  check_sample_args(rowptr, col, src, "src");
+  TORCH_CHECK_TYPE(dst.scalar_type() == at::kLong, "dst must be int64, got ", dst.scalar_type());
+  check_length(dst, src.numel(), "dst", "src.numel()");
+  check_same_device(dst, "dst", rowptr, "rowptr");
+}
+
 inline void check_reduction(int64_t reduction) {
   TORCH_CHECK_VALUE(reduction >= 0 && reduction <= 2,
                     "reduction must be 0 (none), 1 (mean) or 2 (sum), got ", reduction);

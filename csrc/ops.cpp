@@ -3,7 +3,9 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
-TORCH_LIBRARY(scalevgae, m) {
+#include "library_ns.h"
+
+SVG_LIBRARY(SVG_NS, m) {
   // ---- propagation (scalevgae/ops/propagate.py) ----
   // y[i] = act(dst_scale[i] * (sum_{e in row i} src_scale[col[e]] * x[col[e]]
   //                            + [self_loops and i < x.size(0)] src_scale[i] * x[i]) + bias)
@@ -55,6 +57,7 @@ TORCH_LIBRARY(scalevgae, m) {
   m.def("csr_has_pairs(Tensor rowptr, Tensor col, Tensor src, Tensor dst) -> Tensor");
 }
 
+#ifndef SVG_CUDA_SIM  // csrc/cuda_sim/ops_sim.cpp defines the module of _C_cuda_sim
 static bool with_cuda() {
 #ifdef WITH_CUDA
   return true;
@@ -66,3 +69,4 @@ static bool with_cuda() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("with_cuda", &with_cuda, "whether the CUDA kernels were compiled in");
 }
+#endif
