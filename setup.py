@@ -5,6 +5,10 @@ Environment switches:
   FORCE_ONLY_CPU=1  never build the CUDA kernels
   DEBUG=1           -O0 -g instead of -O3
   SCALEVGAE_NO_EXT=1  skip the extension entirely (pure-Python install, reference backend only)
+  SCALEVGAE_CUDA_SIM=1  also build scalevgae._C_cuda_sim: the csrc/cuda/*.cu kernels compiled by g++
+                    onto the CPU SIMT layer (csrc/cuda_sim/simt.h), so CI runs them without a GPU
+  SCALEVGAE_SANITIZE=address,undefined | thread  build only _C_cuda_sim, with those sanitizers
+                    (scripts/sanitize_cuda_sim.sh builds it into build/sanitize-*/ and runs it)
 """
 
 import glob
@@ -15,6 +19,28 @@ from setuptools import find_packages, setup
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "0") not in ("", "0", "false", "False")
+
+
+def _cuda_sim_extension(ext_cls, root: str, csrc: str, debug: bool):
+    """scalevgae._C_cuda_sim: csrc/cuda_sim/*.cpp (the .cu kernels included into C++20 TUs and the
+    SIMT runtime) plus ops.cpp's schemas under torch.ops.scalevgae_cuda_sim (SVG_CUDA_SIM)."""
+    sim = os.path.join(csrc, "cuda_sim")
+    sources = sorted(glob.glob(os.path.join(sim, "*.cpp")))
+    cxx = (["-O0", "-g"] if debug else ["-O1"]) + ["-std=c++20", "-Wno-unknown-pragmas"]
+    link = []
+    sanitize = os.environ.get("SCALEVGAE_SANITIZE", "")
+    if sanitize:
+        flags = [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g", "-fno-sanitize-recover=all"]
+        cxx += flags
+        link += flags
+    return ext_cls(
+        "scalevgae._C_cuda_sim",
+        [os.path.relpath(s, root) for s in sources],
+        include_dirs=[os.path.join(sim, "include"), csrc],
+        define_macros=[("SVG_CUDA_SIM", None)],
+        extra_compile_args={"cxx": cxx},
+        extra_link_args=link,
+    )
 
 
 def _extensions():
@@ -51,7 +77,10 @@ def _extensions():
         extra_compile_args=extra,
         extra_link_args=["-fopenmp"],
     )
-    return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
+    exts = [] if os.environ.get("SCALEVGAE_SANITIZE") else [ext]
+    if _flag("SCALEVGAE_CUDA_SIM") or os.environ.get("SCALEVGAE_SANITIZE"):
+        exts.append(_cuda_sim_extension(CppExtension, root, csrc, debug))
+    return exts, {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 
 ext_modules, cmdclass = _extensions()

@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this chec
 from benchmarks.common import markdown_table, peak_extra_memory, time_fn, write_results  # noqa: E402
 from scalevgae.data.synthetic import planted_partition  # noqa: E402
 from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
-from scalevgae.ops import decode, dispatch  # noqa: E402
+from scalevgae.ops import all_pairs, dispatch, edge_bce_loss  # noqa: E402
 
 
 def pyg_loss(z, src, dst, label):
@@ -69,7 +69,7 @@ def bench_edges(device, sizes, features, n, repeat, budget) -> list[dict]:
             nbytes = 2 * (2 * E * idx + 2 * E * F * es) + E * 4 + n * F * es
             row = {"E": E, "F": F, "n": n}
             peers = {
-                "ours": partial(decode.edge_bce_loss, z, src, dst, label),
+                "ours": partial(edge_bce_loss, z, src, dst, label),
                 "pyg": partial(pyg_loss, z, src, dst, label),
                 "pyg_compile": partial(compiled, z, src, dst, label),
             }
@@ -104,12 +104,12 @@ def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
         gen = torch.Generator().manual_seed(N)
         z = (torch.randn(N, F, generator=gen) * 0.3).to(device).requires_grad_()
         row = {"N": N, "F": F, "tile": tile, "pairs": N * N}
-        ours = partial(decode.all_pairs_bce_loss, z, rowptr, col, tile=tile)
+        ours = partial(all_pairs.all_pairs_bce_loss, z, rowptr, col, tile=tile)
         t, mem = _measure(_fwd_bwd(ours, z), device, repeat)
         row.update(ours_s=t, ours_mem_MB=None if mem is None else mem / 2**20, ours_Gpairs_per_s=N * N / t / 1e9)
-        row["engine"] = decode._tile_engine(z, None)
+        row["engine"] = all_pairs._tile_engine(z, None)
         if row["engine"] == "triton" and dispatch._status("cuda", "cuda").usable:  # torch tiles too
-            torch_tiles = partial(decode.all_pairs_bce_loss, z, rowptr, col, tile=tile, backend="cuda")
+            torch_tiles = partial(all_pairs.all_pairs_bce_loss, z, rowptr, col, tile=tile, backend="cuda")
             t, mem = _measure(_fwd_bwd(torch_tiles, z), device, repeat)
             row.update(torch_tiles_s=t, torch_tiles_mem_MB=None if mem is None else mem / 2**20)
         if 5 * N * N * 4 <= budget:  # logits, label, loss terms, their grads
@@ -121,7 +121,7 @@ def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
             t, mem = _measure(_fwd_bwd(partial(dense_all_pairs, z, y, pw), z), device, repeat)
             row.update(dense_s=t, dense_mem_MB=None if mem is None else mem / 2**20, x_vs_dense=t / row["ours_s"])
             with torch.no_grad():
-                a = decode.all_pairs_bce_loss(z, rowptr, col, tile=tile)
+                a = all_pairs.all_pairs_bce_loss(z, rowptr, col, tile=tile)
                 b = dense_all_pairs(z, y, pw)
             row["rel_diff"] = abs(float(a) - float(b)) / abs(float(b))
         else:

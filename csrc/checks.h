@@ -55,12 +55,12 @@ inline void check_opt_vector(const c10::optional<at::Tensor>& t, int64_t n, at::
 
 // ---- per-op argument checks, shared by the CPU and CUDA kernels ----
 
-// gcn_spmm: rowptr [R+1] / col [nnz] of one int dtype, x [C, F] floating, optional row_scale [R],
-// col_scale [C], bias [F], self_scale [min(R, C)] (only with self_loops) in the accumulation
+// gcn_spmm: rowptr [R+1] / col [nnz] of one int dtype, x [C, F] floating, optional dst_scale [R],
+// src_scale [C], bias [F], self_scale [min(R, C)] (only with self_loops) in the accumulation
 // dtype, all on x's device.
 inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x,
-                                const c10::optional<at::Tensor>& row_scale,
-                                const c10::optional<at::Tensor>& col_scale,
+                                const c10::optional<at::Tensor>& dst_scale,
+                                const c10::optional<at::Tensor>& src_scale,
                                 const c10::optional<at::Tensor>& bias, bool self_loops,
                                 const c10::optional<at::Tensor>& self_scale) {
   check_index_1d(rowptr, "rowptr");
@@ -72,8 +72,8 @@ inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col,
   check_same_device(rowptr, "rowptr", x, "x");
   check_same_device(col, "col", x, "x");
   const at::ScalarType acc = acc_dtype(x.scalar_type());
-  check_opt_vector(row_scale, rowptr.numel() - 1, acc, x, "row_scale", "rowptr.numel() - 1");
-  check_opt_vector(col_scale, x.size(0), acc, x, "col_scale", "x.size(0)");
+  check_opt_vector(dst_scale, rowptr.numel() - 1, acc, x, "dst_scale", "rowptr.numel() - 1");
+  check_opt_vector(src_scale, x.size(0), acc, x, "src_scale", "x.size(0)");
   check_opt_vector(bias, x.size(1), acc, x, "bias", "x.size(1)");
   TORCH_CHECK_VALUE(self_loops || !self_scale.has_value(), "self_scale needs self_loops=True");
   check_opt_vector(self_scale, std::min<int64_t>(rowptr.numel() - 1, x.size(0)), acc, x,
@@ -99,6 +99,32 @@ inline void check_edge_vector(const at::Tensor& t, const at::Tensor& z, const at
   check_length(t, src.size(0), name, "src.size(0)");
   TORCH_CHECK_TYPE(t.scalar_type() == acc, name, " must be ", acc, ", got ", t.scalar_type());
   check_same_device(z, "z", t, name);
+}
+
+// Sampling ops (sample_adj, neighbor_sample, csr_has_pairs): rowptr [N+1] / col [nnz] of one int
+// dtype, `nodes` [n] int64 (named nodes_name: nodes, seeds or src), all on rowptr's device; every
+// fanout >= -1 (-1: all neighbours; `fanout_name` names the argument).
+inline void check_sample_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes,
+                              const char* nodes_name, at::IntArrayRef fanouts = {},
+                              const char* fanout_name = "fanout") {
+  check_index_1d(rowptr, "rowptr");
+  check_index_1d(col, "col");
+  check_same_dtype(rowptr, "rowptr", col, "col");
+  TORCH_CHECK_VALUE(rowptr.numel() >= 1, "rowptr must have at least one entry");
+  TORCH_CHECK_TYPE(nodes.scalar_type() == at::kLong, nodes_name, " must be int64, got ", nodes.scalar_type());
+  TORCH_CHECK_VALUE(nodes.dim() == 1, nodes_name, " must be 1-D, got shape ", nodes.sizes());
+  check_same_device(col, "col", rowptr, "rowptr");
+  check_same_device(nodes, nodes_name, rowptr, "rowptr");
+  for (int64_t f : fanouts) TORCH_CHECK_VALUE(f >= -1, fanout_name, " must be >= -1, got ", f);
+}
+
+// csr_has_pairs: the sampling checks with src as the nodes, and dst like src.
+inline void check_has_pairs_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& src,
+                                 const at::Tensor& dst) {
+  check_sample_args(rowptr, col, src, "src");
+  TORCH_CHECK_TYPE(dst.scalar_type() == at::kLong, "dst must be int64, got ", dst.scalar_type());
+  check_length(dst, src.numel(), "dst", "src.numel()");
+  check_same_device(dst, "dst", rowptr, "rowptr");
 }
 
 inline void check_reduction(int64_t reduction) {

@@ -3,20 +3,23 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
-TORCH_LIBRARY(scalevgae, m) {
+#include "library_ns.h"
+
+SVG_LIBRARY(SVG_NS, m) {
   // ---- propagation (scalevgae/ops/propagate.py) ----
-  // y[i] = act(row_scale[i] * (sum_{e in row i} col_scale[col[e]] * x[col[e]]
-  //                            + [self_loops and i < x.size(0)] col_scale[i] * x[i]) + bias)
-  // rowptr [R+1], col [nnz] (same int dtype), x [C, F]; row_scale [R] / col_scale [C] / bias [F]
+  // y[i] = act(dst_scale[i] * (sum_{e in row i} src_scale[col[e]] * x[col[e]]
+  //                            + [self_loops and i < x.size(0)] src_scale[i] * x[i]) + bias)
+  // rowptr [R+1], col [nnz] (same int dtype), x [C, F]; dst_scale [R] / src_scale [C] / bias [F]
   // in the accumulation dtype (float32, or float64 for float64 x); act = relu if `relu`.
+  // The names are the public API's (gcn_propagate); the kernels call them row/col scale.
   // t_rowptr/t_col: the transposed CSR ([C+1], [nnz]) if the caller has it; only the backward
   // reads them (None: the backward builds it).
   // self_scale [min(R, C)] (acc dtype; needs self_loops): the self loop of row i becomes
-  // self_scale[i] * x[i], added AFTER the row scale instead of inside the sum:
-  //   y[i] = act(row_scale[i] * sum_e col_scale[col[e]] * x[col[e]] + self_scale[i] * x[i] + bias)
-  // (sampled blocks, whose self weight c_i^2 differs from row_scale[i] * col_scale[i]).
+  // self_scale[i] * x[i], added AFTER the destination scale instead of inside the sum:
+  //   y[i] = act(dst_scale[i] * sum_e src_scale[col[e]] * x[col[e]] + self_scale[i] * x[i] + bias)
+  // (sampled blocks, whose self weight c_i^2 differs from dst_scale[i] * src_scale[i]).
   m.def(
-      "gcn_spmm(Tensor rowptr, Tensor col, Tensor x, Tensor? row_scale, Tensor? col_scale, "
+      "gcn_spmm(Tensor rowptr, Tensor col, Tensor x, Tensor? dst_scale, Tensor? src_scale, "
       "bool self_loops, Tensor? bias, bool relu, Tensor? t_rowptr, Tensor? t_col, "
       "Tensor? self_scale=None) -> Tensor");
   // ---- edge decoding (scalevgae/ops/decode.py) ----
@@ -54,6 +57,7 @@ TORCH_LIBRARY(scalevgae, m) {
   m.def("csr_has_pairs(Tensor rowptr, Tensor col, Tensor src, Tensor dst) -> Tensor");
 }
 
+#ifndef SVG_CUDA_SIM  // csrc/cuda_sim/ops_sim.cpp defines the module of _C_cuda_sim
 static bool with_cuda() {
 #ifdef WITH_CUDA
   return true;
@@ -65,3 +69,4 @@ static bool with_cuda() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("with_cuda", &with_cuda, "whether the CUDA kernels were compiled in");
 }
+#endif

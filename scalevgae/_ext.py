@@ -1,26 +1,42 @@
-"""Loads the optional compiled extension ``scalevgae._C`` (C++ CPU and CUDA kernels).
+"""Loads the optional compiled extensions and answers "does the build have op X".
 
-Without it the package works on the reference backend; the first op that falls back says so
-once. Importing ``_C`` registers the ``torch.ops.scalevgae.*`` kernels.
+``scalevgae._C``: the C++ CPU kernels (and the CUDA ones when built with CUDA), op namespace
+``torch.ops.scalevgae``. ``scalevgae._C_cuda_sim`` (built only with ``SCALEVGAE_CUDA_SIM=1``, for
+tests): the CUDA kernel sources compiled for the CPU through the SIMT emulator, registering the
+same schemas under ``torch.ops.scalevgae_cuda_sim`` on CPU tensors.
+
+Without ``_C`` the package works on the reference backend; the first op that falls back says so
+once. Importing an extension registers its kernels.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from types import ModuleType
+from typing import Optional
 
-try:
-    from scalevgae import _C  # noqa: F401
+import torch
 
-    _ERROR: str | None = None
-except ImportError as e:  # not built, or built against another torch
-    _C = None
-    _ERROR = f"{type(e).__name__}: {e}"
+NAMESPACE = "scalevgae"
+SIM_NAMESPACE = "scalevgae_cuda_sim"
+
+
+def _load(module: str) -> tuple[Optional[ModuleType], Optional[str]]:
+    try:
+        return importlib.import_module(module), None
+    except ImportError as e:  # not built, or built against another torch
+        return None, f"{type(e).__name__}: {e}"
+
+
+_C, _ERROR = _load("scalevgae._C")
+_C_SIM, _SIM_ERROR = _load("scalevgae._C_cuda_sim")
 
 _warned = False
 
 
 def loaded() -> bool:
-    """Whether the compiled extension imported."""
+    """Whether the compiled extension ``_C`` imported."""
     return _C is not None
 
 
@@ -32,6 +48,38 @@ def error() -> str | None:
 def with_cuda() -> bool:
     """Whether the extension was compiled with its CUDA kernels."""
     return _C is not None and bool(_C.with_cuda())
+
+
+def sim_loaded() -> bool:
+    """Whether the CUDA-on-CPU emulation build ``_C_cuda_sim`` imported."""
+    return _C_SIM is not None
+
+
+def sim_error() -> str | None:
+    """Why ``_C_cuda_sim`` did not import (None if it did)."""
+    return _SIM_ERROR
+
+
+def namespaces() -> tuple[str, ...]:
+    """The op namespaces of the compiled extensions that imported."""
+    return tuple(ns for ns, m in ((NAMESPACE, _C), (SIM_NAMESPACE, _C_SIM)) if m is not None)
+
+
+def has_op(name: str, namespace: str = NAMESPACE) -> bool:
+    """Whether the loaded extension of ``namespace`` registers op ``name`` (a stale build may not)."""
+    if namespace not in namespaces():
+        return False
+    try:
+        getattr(getattr(torch.ops, namespace), name)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def qualified_ops(name: str) -> list[str]:
+    """``"<ns>::<name>"`` for every loaded namespace that has op ``name``: where to register its
+    fake kernel and autograd (one registration path for every compiled backend)."""
+    return [f"{ns}::{name}" for ns in namespaces() if has_op(name, ns)]
 
 
 def warn_fallback_once() -> None:

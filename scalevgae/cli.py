@@ -313,7 +313,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--output", default=None, help="CSV path (default DIR/topk.csv)")
     q.add_argument("--embed-batch-size", type=int, default=65536, help="rows per propagation chunk")
     q.set_defaults(func=cmd_predict)
+    s = sub.add_parser("selftest", help="check every usable kernel backend against the reference (run first on a GPU)")
+    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda if visible)")
+    s.add_argument("--seed", type=int, default=None, help="input seed (default: a fresh one, printed)")
+    s.set_defaults(func=cmd_selftest, backend=None)
     return p
+
+
+def cmd_selftest(args: argparse.Namespace) -> dict:
+    """One line per (op, backend); exit status 1 if any check fails."""
+    from scalevgae.ops import selftest
+
+    rows = selftest(args.device, seed=args.seed)
+    failed = [f"{r.op}/{r.backend}" for r in rows if not r.ok]
+    if failed:
+        print(f"scalevgae selftest: FAILED: {', '.join(failed)}", file=sys.stderr)
+        raise SystemExit(1)
+    return {"checks": len(rows), "failed": 0}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from scalevgae._util import csr_rows
+
 
 def coo_to_csr(
     row: Tensor, col: Tensor, num_rows: int, num_cols: int, *, dedup: bool = True, drop_self_loops: bool = False
@@ -36,10 +38,7 @@ def csr_transpose(rowptr: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, T
 
     Columns of the result are sorted within each row (stable sort), index dtype preserved.
     """
-    n_rows = rowptr.numel() - 1
-    row = torch.repeat_interleave(
-        torch.arange(n_rows, device=col.device, dtype=col.dtype), rowptr.diff().long(), output_size=col.numel()
-    )
+    row = csr_rows(rowptr, col.numel(), col.dtype)
     perm = torch.sort(col, stable=True).indices
     col_t = row[perm]
     counts = torch.bincount(col.long(), minlength=num_cols)

@@ -7,6 +7,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from scalevgae._util import csr_rows
 from scalevgae.csr import coo_to_csr, csr_transpose, gcn_norm
 from scalevgae.ops.propagate import gcn_propagate
 from scalevgae.ops.validate import check_csr, check_index_range, check_index_tensor
@@ -106,8 +107,7 @@ class Graph:
         """``[2, num_edges]`` int64 COO of the stored entries, row-major (built once, cached; PyG's
         ``data.edge_index`` attribute). Row ``i`` of the CSR is ``edge_index[0] == i``."""
         if self._edge_index is None:
-            row = torch.repeat_interleave(torch.arange(self.num_nodes, device=self.device), self.degree())
-            self._edge_index = torch.stack([row, self.col])
+            self._edge_index = torch.stack([csr_rows(self.rowptr, self.col.numel()), self.col])
         return self._edge_index
 
     def to(self, device: torch.device | str) -> Graph:

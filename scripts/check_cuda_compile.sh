@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Compile-only check of every CUDA source with nvcc (no GPU needed): a CUDA syntax or type
-# error fails. Uses torch's headers from the active Python; the CPU torch wheel lacks the
-# generated c10/cuda/impl/cuda_cmake_macros.h, so a one-line stub stands in for it.
+# Compile-only check of every CUDA source with nvcc for sm_90 (no GPU needed), and a static gate:
+#  * a CUDA syntax or type error fails;
+#  * any register spill or local-memory use fails (ptxas -warn-spills / -warn-lmem-usage
+#    warnings, or a non-zero stack frame / spill count in --resource-usage);
+#  * prints the registers of every kernel (min-max over its template instantiations) with the
+#    theoretical occupancy on sm_90 for the block size it is launched with (README "Registers").
+# Uses torch's headers from the active Python; the CPU torch wheel lacks the generated
+# c10/cuda/impl/cuda_cmake_macros.h, so a one-line stub stands in for it.
+#   CUDA_ARCH=sm_90 (default)   REGISTER_TABLE=path: also write the table there (markdown)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
+ARCH=${CUDA_ARCH:-sm_90}
 if ! command -v nvcc >/dev/null 2>&1; then
   echo "check_cuda_compile: nvcc not found; skipping (CUDA sources not compiled)"
   exit 0
@@ -17,16 +24,71 @@ trap 'rm -rf "$stub"' EXIT
 mkdir -p "$stub/c10/cuda/impl"
 echo '#define C10_CUDA_BUILD_SHARED_LIBS' > "$stub/c10/cuda/impl/cuda_cmake_macros.h"
 mapfile -t incs < <($PY -c "from torch.utils.cpp_extension import include_paths; print('\n'.join(include_paths()))")
-args=(-c -std=c++20 -O1 -arch=sm_90 --expt-relaxed-constexpr -DWITH_CUDA -Icsrc -I"$stub")
+args=(-c -std=c++20 -O1 -arch="$ARCH" --expt-relaxed-constexpr -DWITH_CUDA -Icsrc -I"$stub"
+      --resource-usage -Xptxas -warn-spills,-warn-lmem-usage)
 for i in "${incs[@]}"; do args+=(-I"$i"); done
 pyinc=$($PY -c "import sysconfig; print(sysconfig.get_paths()['include'])")
 args+=(-I"$pyinc")
 status=0
 for src in "${sources[@]}"; do
-  if nvcc "${args[@]}" "$src" -o "$stub/$(basename "$src").o"; then
-    echo "check_cuda_compile: OK   $src"
+  log="$stub/$(basename "$src").ptxas"
+  if nvcc "${args[@]}" "$src" -o "$stub/$(basename "$src").o" >"$log" 2>&1; then
+    if grep -Eq 'ptxas warning|[1-9][0-9]* bytes (stack frame|spill)' "$log"; then
+      echo "check_cuda_compile: FAIL $src (register spills or local memory):"
+      grep -E -B2 'ptxas warning|[1-9][0-9]* bytes (stack frame|spill)' "$log" | c++filt | head -40
+      status=1
+    else
+      echo "check_cuda_compile: OK   $src (no spills, no local memory)"
+    fi
   else
+    cat "$log"
     echo "check_cuda_compile: FAIL $src"; status=1
   fi
 done
+# Registers per kernel and the theoretical occupancy on sm_90 (65536 registers and 64 warps per SM,
+# 32 blocks per SM, registers allocated per warp in units of 256 after rounding to 8 per thread).
+cat > "$stub/table.py" <<'EOF'
+import re
+import sys
+
+# Threads per block each kernel is launched with (csrc/cuda/*.cu).
+BLOCK = {"gcn_spmm_chunks_kernel": 256, "gcn_spmm_fixup_kernel": 256, "gcn_spmm_partition_kernel": 256}
+rows, name = {}, None
+for line in sys.stdin:
+    m = re.search(r"Compiling entry function '(.+)' for", line)
+    if m:
+        name = m.group(1)
+        continue
+    m = re.search(r"Used (\d+) registers", line)
+    if m and name:
+        sig = name.split("(")[0]
+        base = re.sub(r"^.*\b(\w+_kernel)\b.*$", r"\1", sig)
+        key = base
+        if base == "gcn_spmm_chunks_kernel":  # V=8 is the half/bf16 path: its own row
+            v = re.search(r"gcn_spmm_chunks_kernel<(\d+)", sig)
+            key = f"{base} (V={v.group(1)})" if v else base
+        rows.setdefault(key, []).append(int(m.group(1)))
+        name = None
+
+
+def occupancy(regs: int, threads: int) -> float:
+    warps = (threads + 31) // 32
+    per_warp = ((max(regs, 1) + 7) // 8 * 8 * 32 + 255) // 256 * 256
+    blocks = min(65536 // per_warp // warps, 32, 64 // warps)
+    return blocks * warps / 64
+
+
+out = ["| kernel | instantiations | registers | block | occupancy (sm_90) |", "|---|---|---|---|---|"]
+for key in sorted(rows):
+    regs = rows[key]
+    threads = BLOCK.get(key.split(" ")[0], 256)
+    lo, hi = min(regs), max(regs)
+    occ = f"{occupancy(hi, threads):.0%}" if lo == hi else f"{occupancy(hi, threads):.0%}-{occupancy(lo, threads):.0%}"
+    out.append(f"| {key} | {len(regs)} | {lo}-{hi} | {threads} | {occ} |")
+print("\n".join(out))
+if len(sys.argv) > 1 and sys.argv[1]:
+    with open(sys.argv[1], "w") as f:
+        f.write("\n".join(out) + "\n")
+EOF
+cat "$stub"/*.ptxas | c++filt | "$PY" "$stub/table.py" "${REGISTER_TABLE:-}"
 exit $status

@@ -3,6 +3,7 @@
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not slow"`: the fast tier, without the
 # tests marked slow).
 set -euo pipefail
+export SCALEVGAE_CUDA_SIM=1  # also build scalevgae._C_cuda_sim: the CUDA kernels on the CPU emulator
 source "$(dirname "$0")/env.sh"
 "$PY" -m ruff check scalevgae tests benchmarks
 PYTHON="$PY" bash scripts/check_cuda_compile.sh

@@ -3,23 +3,21 @@ reference, edge cases, gradients, opcheck, torch.compile, determinism, bad input
 
 from __future__ import annotations
 
-import importlib.machinery
-import sys
-import types
-
+import cuda_sim_support as sim
 import pytest
 import torch
 
 from scalevgae import _ext
 from scalevgae.csr import coo_to_csr
-from scalevgae.ops import decode, dispatch, reference
+from scalevgae.ops import all_pairs, decode, dispatch, reference
 
-HAS_CUDA = torch.cuda.is_available() and _ext.with_cuda() and decode._COMPILED_OPS
-needs_ext = pytest.mark.skipif(not decode._COMPILED_OPS, reason="compiled extension (with decode ops) not built")
+_COMPILED_OPS = all(_ext.has_op(k) for k in decode.KERNELS)
+HAS_CUDA = torch.cuda.is_available() and _ext.with_cuda() and _COMPILED_OPS
+needs_ext = pytest.mark.skipif(not _COMPILED_OPS, reason="compiled extension (with decode ops) not built")
 
 
 def _triton_ok() -> bool:
-    return decode._triton_decode_status()[0] and dispatch._status("triton").usable
+    return dispatch._status("triton").usable
 
 
 BACKENDS = [
@@ -29,8 +27,15 @@ BACKENDS = [
     pytest.param(
         "triton", marks=[pytest.mark.triton, pytest.mark.skipif(not _triton_ok(), reason="no Triton decode")]
     ),
+    sim.param(),
 ]
-COMPILED = [b for b in BACKENDS if b.values[0] in ("cpu", "cuda")]
+COMPILED = [b for b in BACKENDS if b.values[0] in ("cpu", "cuda", "cuda_sim")]
+REGISTERED = [b for b in BACKENDS if b.values[0] != "reference"]  # the backends whose kernels are ops
+
+
+@pytest.fixture(autouse=True)
+def _strict_on_cuda_sim(request):
+    yield from sim.strict_if_sim(request)
 
 
 def _device(backend: str) -> torch.device:
@@ -173,7 +178,7 @@ def test_extreme_logits(backend, dtype):
         _check_against_reference(backend, z, src, dst, label, pw, "mean")
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.values[0] in ("cpu", "cuda")])
+@pytest.mark.parametrize("backend", COMPILED)
 def test_half_precision_accumulates_in_float(backend):
     gen = torch.Generator().manual_seed(13)
     dev = _device(backend)
@@ -216,11 +221,11 @@ def test_gradgradcheck_float64(backend):
 
 
 # ---- registered ops ----
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", REGISTERED)
 def test_opcheck(backend):
     gen = torch.Generator().manual_seed(23)
     dev = _device(backend)
-    ops = torch.ops.scalevgae
+    ops = decode._ops(backend)
     for dtype in (torch.float32, torch.float64):
         for F in (6, 32):
             z = torch.randn(15, F, generator=gen, dtype=dtype).to(dev).requires_grad_()
@@ -234,7 +239,7 @@ def test_opcheck(backend):
             torch.library.opcheck(ops.edge_grad.default, (coef, z, src.int(), dst.int(), True))
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", REGISTERED)
 def test_torch_compile_fullgraph(backend):
     torch._dynamo.reset()
     gen = torch.Generator().manual_seed(29)
@@ -283,6 +288,35 @@ def test_deterministic_gradient(backend):
         torch.set_num_threads(threads)
     for other in g[1:]:
         assert torch.equal(g[0], other)
+
+
+@pytest.mark.parametrize("backend", [sim.param()])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_sim_edge_grad_paths_and_block_orders(backend, dtype):
+    """The CUDA edge_grad on cuda_sim: the atomic and the sorted deterministic path vs the
+    reference (a hub in many pairs, self pairs, E = 0), and the deterministic path bitwise equal
+    whatever order (and concurrency) the emulated blocks run in."""
+    gen = torch.Generator().manual_seed(41)
+    ops = decode._ops(backend)
+    n, F = 300, 33
+    z = torch.randn(n, F, generator=gen, dtype=dtype)
+    src, dst = _edges(n, 3000, gen, "cpu")
+    src[::3] = 5  # hub
+    coef = torch.randn(3000, generator=gen, dtype=reference.acc_dtype(dtype))
+    zs = z.double()
+    want = torch.zeros(n, F, dtype=torch.float64)
+    want.index_add_(0, src, coef.double()[:, None] * zs[dst]).index_add_(0, dst, coef.double()[:, None] * zs[src])
+    outs = {}
+    for det in (False, True):
+        outs[det] = ops.edge_grad(coef, z, src, dst, det)
+        torch.testing.assert_close(outs[det].double(), want, **_tol(dtype))
+        assert torch.equal(ops.edge_grad(coef[:0], z, src[:0], dst[:0], det), torch.zeros_like(z))
+    dot = ops.edge_dot(z, src, dst)
+    for seed, concurrent in ((1, 1), (2, 4)):
+        with sim.block_order(seed, concurrent):
+            assert torch.equal(ops.edge_grad(coef, z, src, dst, True), outs[True]), (seed, concurrent)
+            torch.testing.assert_close(ops.edge_grad(coef, z, src, dst, False).double(), want, **_tol(dtype))
+            assert torch.equal(ops.edge_dot(z, src, dst), dot)
 
 
 # ---- bad input ----
@@ -334,56 +368,6 @@ def test_op_level_checks():
         ops.edge_grad(torch.ones(2), z, src, src, False)
 
 
-# ---- triton wiring ----
-def _fake_triton_module():
-    """Stand-in for scalevgae.ops.triton.decode with the agreed signatures (pure torch)."""
-    mod = types.ModuleType(decode._TRITON_MODULE)
-    mod.__spec__ = importlib.machinery.ModuleSpec(decode._TRITON_MODULE, None)
-    mod.calls = []
-
-    def edge_dot(z, src, dst):
-        mod.calls.append("edge_dot")
-        return reference.edge_logits(z, src, dst)
-
-    def edge_grad(coef, z, src, dst, deterministic):
-        mod.calls.append("edge_grad")
-        acc = reference.acc_dtype(z.dtype)
-        dz = torch.zeros(z.shape, dtype=acc, device=z.device)
-        zs = z.to(acc)
-        dz.index_add_(0, src.long(), coef[:, None] * zs[dst.long()])
-        dz.index_add_(0, dst.long(), coef[:, None] * zs[src.long()])
-        return dz.to(z.dtype)
-
-    mod.edge_dot, mod.edge_grad = edge_dot, edge_grad
-    return mod
-
-
-def test_triton_backend_wiring(monkeypatch):
-    if not dispatch._triton_importable():
-        pytest.skip("triton not installed")
-    fake = _fake_triton_module()
-    monkeypatch.setitem(sys.modules, decode._TRITON_MODULE, fake)
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    gen = torch.Generator().manual_seed(37)
-    z = torch.randn(20, 6, generator=gen, dtype=torch.float64)
-    src, dst = _edges(20, 90, gen, "cpu")
-    label = torch.rand(90, generator=gen, dtype=torch.float64)
-    _check_against_reference("triton", z, src, dst)
-    _check_against_reference("triton", z, src, dst, label, 2.5, "mean")
-    _check_against_reference("triton", z, src, dst, label, None, "none")
-    assert {"edge_dot", "edge_grad"} <= set(fake.calls)
-
-
-def test_triton_backend_missing_module_is_clear(monkeypatch):
-    monkeypatch.setattr(decode, "_TRITON_MODULE", "scalevgae.ops.triton.no_such_module")
-    z = torch.randn(4, 3)
-    e = torch.tensor([0, 1])
-    with pytest.raises(RuntimeError, match="triton.*not"):
-        decode.edge_logits(z, e, e, backend="triton")
-    # automatic choice skips it
-    assert decode._resolve("edge_logits", z.device, None) in ("cpu", "reference")
-
-
 # ---- all-pairs loss ----
 def _graph(n: int, m: int, seed: int):
     gen = torch.Generator().manual_seed(seed)
@@ -402,7 +386,7 @@ def test_all_pairs_matches_dense(backend, n, tile, add_self_loops):
         z = (torch.randn(n, 7, generator=gen, dtype=dtype) * 0.7).to(dev).requires_grad_()
         z64 = z.detach().double().requires_grad_()
         for pw in (None, 4.0):
-            out = decode.all_pairs_bce_loss(
+            out = all_pairs.all_pairs_bce_loss(
                 z,
                 rowptr.to(dev),
                 col.to(dev),
@@ -425,9 +409,9 @@ def test_all_pairs_duplicates_and_existing_self_loops_count_once():
     col = torch.tensor([1, 1, 0, 0, 3, 2, 2])
     rowptr, col = coo_to_csr(row, col, n, n, dedup=False)
     z = torch.randn(n, 3, dtype=torch.float64)
-    src, dst = decode.positive_pairs(rowptr, col, add_self_loops=True)
+    src, dst = all_pairs.positive_pairs(rowptr, col, add_self_loops=True)
     assert src.numel() == 4 + n  # (0,1), (1,0), (2,3), (3,2) + the diagonal
-    out = decode.all_pairs_bce_loss(z, rowptr, col, tile=4)
+    out = all_pairs.all_pairs_bce_loss(z, rowptr, col, tile=4)
     ref = reference.all_pairs_bce_loss_dense(z, rowptr, col)
     torch.testing.assert_close(out, ref)
 
@@ -437,10 +421,10 @@ def test_all_pairs_default_pos_weight_and_kipf_norm():
     n = 20
     rowptr, col = _graph(n, 30, seed=3)
     z = torch.randn(n, 4, dtype=torch.float64)
-    p = decode.positive_pairs(rowptr, col)[0].numel()
+    p = all_pairs.positive_pairs(rowptr, col)[0].numel()
     pw = (n * n - p) / p
-    a = decode.all_pairs_bce_loss(z, rowptr, col, tile=6)
-    b = decode.all_pairs_bce_loss(z, rowptr, col, pos_weight=pw, tile=6)
+    a = all_pairs.all_pairs_bce_loss(z, rowptr, col, tile=6)
+    b = all_pairs.all_pairs_bce_loss(z, rowptr, col, pos_weight=pw, tile=6)
     torch.testing.assert_close(a, b)
     adj = torch.zeros(n, n, dtype=torch.float64)
     adj[reference.csr_rows(rowptr), col] = 1
@@ -455,18 +439,18 @@ def test_all_pairs_gradcheck(backend):
     n = 11
     rowptr, col = _graph(n, 20, seed=5)
     z = (torch.randn(n, 3, dtype=torch.float64) * 0.8).requires_grad_()
-    f = lambda z: decode.all_pairs_bce_loss(z, rowptr, col, tile=4, backend=backend)
+    f = lambda z: all_pairs.all_pairs_bce_loss(z, rowptr, col, tile=4, backend=backend)
     assert torch.autograd.gradcheck(f, (z,))
 
 
 def test_all_pairs_bad_input():
     rowptr, col = _graph(6, 8, seed=1)
     with pytest.raises(ValueError, match="z"):
-        decode.all_pairs_bce_loss(torch.randn(5, 3), rowptr, col)
+        all_pairs.all_pairs_bce_loss(torch.randn(5, 3), rowptr, col)
     with pytest.raises(ValueError, match="tile"):
-        decode.all_pairs_bce_loss(torch.randn(6, 3), rowptr, col, tile=0)
+        all_pairs.all_pairs_bce_loss(torch.randn(6, 3), rowptr, col, tile=0)
     with pytest.raises(IndexError, match="col"):
-        decode.all_pairs_bce_loss(torch.randn(6, 3), rowptr, torch.full_like(col, 6))
+        all_pairs.all_pairs_bce_loss(torch.randn(6, 3), rowptr, torch.full_like(col, 6))
 
 
 @pytest.mark.triton
@@ -485,14 +469,9 @@ def test_all_pairs_triton_tiles_match_dense():
         torch.testing.assert_close(tap.sigmoid_pair_matmul(z).double(), torch.sigmoid(x) @ z64, rtol=1e-5, atol=1e-5)
         z64.requires_grad_()
         rp, c = rowptr.to(dev), col.to(dev)
-        backend = "triton" if decode._triton_decode_status()[0] else None
-        assert decode._tile_engine(z, "triton") == "triton"
-        out = decode.all_pairs_bce_loss(z, rp, c, pos_weight=3.0, backend=backend) if backend else None
-        if out is None:  # no Triton edge kernels: check the tile engine alone through the autograd Function
-            out = decode._AllPairsSoftplusTriton.apply(z)
-            ref = torch.nn.functional.softplus(z64 @ z64.T).sum()
-        else:
-            ref = reference.all_pairs_bce_loss_dense(z64, rp, c, 3.0)
+        assert all_pairs._tile_engine(z, "triton") == "triton"
+        out = all_pairs.all_pairs_bce_loss(z, rp, c, pos_weight=3.0, backend="triton")
+        ref = reference.all_pairs_bce_loss_dense(z64, rp, c, 3.0)
         (dz,) = torch.autograd.grad(out, z)
         (dz_ref,) = torch.autograd.grad(ref, z64)
         torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)

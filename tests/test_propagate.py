@@ -1,4 +1,4 @@
-"""gcn_propagate / scalevgae::gcn_spmm on the reference, cpu and cuda backends.
+"""gcn_propagate / scalevgae::gcn_spmm on the reference, cpu, cuda and cuda_sim backends.
 
 Every backend is compared with the float64 reference on fresh random inputs (the seed is in
 each failure message). The cpu kernel runs the same per-row arithmetic and merge-path chunking
@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import os
 
+import cuda_sim_support as sim
 import pytest
 import torch
 
 from scalevgae.csr import coo_to_csr, csr_transpose
-from scalevgae.ops import available_backends, gcn_propagate, reference
+from scalevgae.ops import available_backends, dispatch, gcn_propagate, reference
 
 _STATUS = available_backends()
 
 
 def _backend_param(name: str):
+    if name == "cuda_sim":
+        return sim.param()
     marks = [pytest.mark.skipif(not _STATUS[name].usable, reason=_STATUS[name].reason)]
     if name == "cuda":
         marks.append(pytest.mark.cuda)
     return pytest.param(name, marks=marks, id=name)
 
 
-BACKENDS = [_backend_param(b) for b in ("reference", "cpu", "cuda")]
-KERNEL_BACKENDS = [_backend_param(b) for b in ("cpu", "cuda")]
+BACKENDS = [_backend_param(b) for b in ("reference", "cpu", "cuda", "cuda_sim")]
+KERNEL_BACKENDS = [_backend_param(b) for b in ("cpu", "cuda", "cuda_sim")]
 needs_cpu_kernels = pytest.mark.skipif(not _STATUS["cpu"].usable, reason=_STATUS["cpu"].reason)
 # Tolerance of a backend's output against the float64 reference, relative to the output scale.
 TOL = {torch.float64: 1e-11, torch.float32: 2e-5, torch.float16: 5e-3, torch.bfloat16: 3e-2}
@@ -34,6 +37,11 @@ TOL = {torch.float64: 1e-11, torch.float32: 2e-5, torch.float16: 5e-3, torch.bfl
 
 def _device(backend: str) -> torch.device:
     return torch.device("cuda" if backend == "cuda" else "cpu")
+
+
+@pytest.fixture(autouse=True)
+def _strict_on_cuda_sim(request):
+    yield from sim.strict_if_sim(request)
 
 
 @pytest.fixture
@@ -178,6 +186,10 @@ def test_deterministic(backend, gen):
     x = torch.randn(3000, 32, generator=gen)
     y = run(backend, rowptr, col, x)
     assert torch.equal(y, run(backend, rowptr, col, x))
+    if backend == "cuda_sim":  # the emulated blocks in two other orders, and several at once
+        for seed, concurrent in ((1, 1), (2, 4)):
+            with sim.block_order(seed, concurrent):
+                assert torch.equal(y, run(backend, rowptr, col, x)), (seed, concurrent)
     norm = (rowptr.diff().double() + 1).rsqrt()
     assert_close(y, truth(rowptr, col, x, norm, norm, True, None, False), torch.float32, gen)
     if backend == "cpu":  # large enough for several threads; the result must not depend on their number
@@ -266,7 +278,7 @@ def _opcheck_samples(dev):
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_opcheck(backend):
     for args in _opcheck_samples(_device(backend)):
-        torch.library.opcheck(torch.ops.scalevgae.gcn_spmm.default, args)
+        torch.library.opcheck(dispatch.ops_of(backend).gcn_spmm.default, args)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -344,15 +356,15 @@ def test_bad_input(backend, gen):
                       symmetric=True, backend=backend)
 
 
-@needs_cpu_kernels
-def test_kernel_checks_its_arguments():
+@pytest.mark.parametrize("backend", [_backend_param("cpu"), _backend_param("cuda_sim")])
+def test_kernel_checks_its_arguments(backend):
     """The compiled op itself rejects what the wrapper would have cast or caught."""
-    op = torch.ops.scalevgae.gcn_spmm
+    op = dispatch.ops_of(backend).gcn_spmm
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(2, 3)
-    with pytest.raises(TypeError, match="row_scale"):
+    with pytest.raises(TypeError, match="dst_scale"):
         op(rowptr, col, x, torch.ones(2, dtype=torch.float64), None, True, None, False, None, None)
-    with pytest.raises(ValueError, match="col_scale"):
+    with pytest.raises(ValueError, match="src_scale"):
         op(rowptr, col, x, None, torch.ones(3), True, None, False, None, None)
     with pytest.raises(TypeError, match="col"):
         op(rowptr, col.int(), x, None, None, True, None, False, None, None)
@@ -455,7 +467,7 @@ def test_self_scale_opcheck(backend):
         if not loops:
             continue
         ss = torch.rand(rowptr.numel() - 1, dtype=rs.dtype, device=dev)
-        torch.library.opcheck(torch.ops.scalevgae.gcn_spmm.default, (*args, ss))
+        torch.library.opcheck(dispatch.ops_of(backend).gcn_spmm.default, (*args, ss))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -493,9 +505,9 @@ def test_self_scale_bad_input(backend, gen):
         call(self_scale=torch.ones(10, device="meta"))
 
 
-@needs_cpu_kernels
-def test_kernel_checks_self_scale():
-    op = torch.ops.scalevgae.gcn_spmm
+@pytest.mark.parametrize("backend", [_backend_param("cpu"), _backend_param("cuda_sim")])
+def test_kernel_checks_self_scale(backend):
+    op = dispatch.ops_of(backend).gcn_spmm
     rowptr, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
     x = torch.randn(3, 3)
     with pytest.raises(ValueError, match="self_scale"):

@@ -215,9 +215,9 @@ def test_errors(tp, monkeypatch):
     gen = torch.Generator().manual_seed(11)
     rowptr, col = random_csr(5, 5, 8, gen)
     x = torch.randn(5, 2, generator=gen).to(DEV)
-    with pytest.raises(TypeError, match="row_scale"):
+    with pytest.raises(TypeError, match="dst_scale"):
         tp.gcn_spmm(rowptr, col, x, torch.ones(5, dtype=torch.float64, device=DEV), None, True, None, False)
-    with pytest.raises(ValueError, match="col_scale"):
+    with pytest.raises(ValueError, match="src_scale"):
         tp.gcn_spmm(rowptr, col, x, None, torch.ones(4, device=DEV), True, None, False)
     with pytest.raises(TypeError, match="rowptr and col"):
         tp.gcn_spmm(rowptr.int(), col, x, None, None, True, None, False)

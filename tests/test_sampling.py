@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 
+import cuda_sim_support as sim
 import pytest
 import torch
 
 from scalevgae import Graph, _ext
 from scalevgae.data import planted_partition
-from scalevgae.ops import reference
+from scalevgae.ops import dispatch, reference
 from scalevgae.sampling import Block, SampledSubgraph, sample_neighbors
+from scalevgae.sampling.membership import has_pairs
 from scalevgae.sampling.membership import has_pairs_reference as csr_contains
 
 needs_ext = pytest.mark.skipif(not _ext.loaded(), reason="compiled extension not built")
@@ -269,14 +271,29 @@ def test_validation(graph):
         sample_neighbors(graph, torch.tensor([1]), [2], backend="triton")
 
 
-@needs_ext
-def test_opcheck(graph):
-    seeds = random_seeds(graph.num_nodes, 10)
+COMPILED = [pytest.param("cpu", marks=needs_ext), sim.param(),
+            pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                            reason="no CUDA device")])]
+
+
+@pytest.fixture(autouse=True)
+def _strict_on_cuda_sim(request):
+    yield from sim.strict_if_sim(request)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_opcheck(graph, backend):
+    dev = "cuda" if backend == "cuda" else "cpu"
+    rowptr, col = graph.rowptr.to(dev), graph.col.to(dev)
+    seeds = random_seeds(graph.num_nodes, 10).to(dev)
+    ops = dispatch.ops_of(backend)
     tests = ("test_schema", "test_faketensor")
-    torch.library.opcheck(torch.ops.scalevgae.sample_adj.default,
-                          (graph.rowptr, graph.col, seeds, 3, False, 7, 0), test_utils=tests)
-    torch.library.opcheck(torch.ops.scalevgae.neighbor_sample.default,
-                          (graph.rowptr, graph.col, seeds, [3, 2], True, 7), test_utils=tests)
+    for idx in (torch.int64, torch.int32):
+        rp, c = rowptr.to(idx), col.to(idx)
+        torch.library.opcheck(ops.sample_adj.default, (rp, c, seeds, 3, False, 7, 0), test_utils=tests)
+        torch.library.opcheck(ops.csr_has_pairs.default, (rp, c, seeds, seeds.flip(0)), test_utils=tests)
+        if backend == "cpu":  # the whole k-hop sample is a CPU kernel only
+            torch.library.opcheck(ops.neighbor_sample.default, (rp, c, seeds, [3, 2], True, 7), test_utils=tests)
 
 
 @needs_ext
@@ -288,14 +305,14 @@ def test_sample_adj_cpu_equals_reference(graph):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("backend", [b for b in COMPILED if b.values[0] != "cpu"])
 @pytest.mark.parametrize("replace", [False, True])
-def test_cuda_equals_reference(graph, replace):
-    g = graph.to("cuda")
+def test_cuda_equals_reference(graph, replace, backend):
+    dev = "cuda" if backend == "cuda" else "cpu"
+    g = graph.to(dev)
     seeds = random_seeds(graph.num_nodes, 80, seed=7)
     for fanouts in ([3, 2], [-1, 4], [40, 2]):
-        a = sample_neighbors(g, seeds.cuda(), fanouts, replace=replace, generator=gen(5), backend="cuda")
+        a = sample_neighbors(g, seeds.to(dev), fanouts, replace=replace, generator=gen(5), backend=backend)
         b = sample_neighbors(graph, seeds, fanouts, replace=replace, generator=gen(5), backend="reference")
         assert torch.equal(a.n_id.cpu(), b.n_id)
         for x, y in zip(a.blocks, b.blocks):
@@ -308,3 +325,27 @@ def test_env_backend_is_respected(graph, monkeypatch):
     seeds = random_seeds(graph.num_nodes, 10)
     sub = sample_neighbors(graph, seeds, [2], generator=gen(0))
     assert os.environ["SCALEVGAE_BACKEND"] == "reference" and sub.n_id.numel() >= 10
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_hub_rows_and_membership_equal_reference(backend):
+    """A 10^4-neighbour hub (fanout -1, small and large fanouts, with replacement) and the
+    membership kernel: bit-identical to the reference on each compiled backend, int32 and int64."""
+    dev = "cuda" if backend == "cuda" else "cpu"
+    n = 12_000
+    g_ = gen(9)
+    hub_nbrs = torch.randperm(n - 1, generator=g_)[:10_000] + 1
+    hub = torch.stack([torch.zeros_like(hub_nbrs), hub_nbrs])
+    ei = torch.cat([hub, torch.randint(0, n, (2, 20_000), generator=g_)], 1)
+    graph = Graph.from_edge_index(ei, num_nodes=n)
+    nodes = torch.cat([torch.tensor([0]), torch.randperm(n - 1, generator=g_)[:300] + 1])
+    for idx in (torch.int64, torch.int32):
+        rp, c = graph.rowptr.to(idx), graph.col.to(idx)
+        for fanout, replace in [(-1, False), (5, False), (40, False), (3000, False), (7, True)]:
+            a = dispatch.ops_of(backend).sample_adj(rp.to(dev), c.to(dev), nodes.to(dev), fanout, replace, 11, 2)
+            b = reference.sample_adj(rp, c, nodes, fanout, replace, 11, 2)
+            assert torch.equal(a[0].cpu(), b[0]) and torch.equal(a[1].cpu(), b[1]), (idx, fanout, replace)
+    src = torch.cat([torch.zeros(3000, dtype=torch.long), torch.randint(0, n, (3000,), generator=g_)])
+    dst = torch.cat([torch.randint(0, n, (3000,), generator=g_), graph.col[:3000]])
+    got = has_pairs(graph.to(dev), src.to(dev), dst.to(dev), backend=backend).cpu()
+    assert torch.equal(got, csr_contains(graph.rowptr, graph.col, src, dst)) and got.any() and not got.all()

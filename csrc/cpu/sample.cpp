@@ -149,20 +149,10 @@ at::Tensor to_tensor(const std::vector<int64_t>& v) {
   return t;
 }
 
-void check_graph(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes, const char* nodes_name) {
-  check_index_1d(rowptr, "rowptr");
-  check_index_1d(col, "col");
-  check_same_dtype(rowptr, "rowptr", col, "col");
-  TORCH_CHECK_TYPE(nodes.scalar_type() == at::kLong, nodes_name, " must be int64, got ", nodes.scalar_type());
-  TORCH_CHECK_VALUE(nodes.dim() == 1, nodes_name, " must be 1-D, got shape ", nodes.sizes());
-  TORCH_CHECK_VALUE(rowptr.numel() >= 1, "rowptr must have at least one entry");
-}
-
 std::tuple<at::Tensor, at::Tensor> sample_adj_cpu(const at::Tensor& rowptr, const at::Tensor& col,
                                                   const at::Tensor& nodes, int64_t fanout, bool replace,
                                                   int64_t seed, int64_t hop) {
-  check_graph(rowptr, col, nodes, "nodes");
-  TORCH_CHECK_VALUE(fanout >= -1, "fanout must be >= -1, got ", fanout);
+  check_sample_args(rowptr, col, nodes, "nodes", {fanout});
   auto rp = rowptr.contiguous(), cl = col.contiguous(), nd = nodes.contiguous();
   at::Tensor out_rp, out_col;
   AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "sample_adj_cpu", [&] {
@@ -211,8 +201,7 @@ SampleResult sample_hops(const idx_t* rp, const idx_t* cl, int64_t num_nodes, co
 
 SampleResult neighbor_sample_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seeds,
                                  at::IntArrayRef fanouts, bool replace, int64_t seed) {
-  check_graph(rowptr, col, seeds, "seeds");
-  for (int64_t f : fanouts) TORCH_CHECK_VALUE(f >= -1, "fanouts must be >= -1, got ", f);
+  check_sample_args(rowptr, col, seeds, "seeds", fanouts, "fanouts");
   auto rp = rowptr.contiguous(), cl = col.contiguous(), sd = seeds.contiguous();
   const int64_t num_nodes = rp.numel() - 1;
   SampleResult out;
@@ -234,9 +223,7 @@ SampleResult neighbor_sample_cpu(const at::Tensor& rowptr, const at::Tensor& col
 
 at::Tensor csr_has_pairs_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& src,
                              const at::Tensor& dst) {
-  check_graph(rowptr, col, src, "src");
-  check_length(dst, src.numel(), "dst", "src.numel()");
-  TORCH_CHECK_TYPE(dst.scalar_type() == at::kLong, "dst must be int64, got ", dst.scalar_type());
+  check_has_pairs_args(rowptr, col, src, dst);
   auto rp = rowptr.contiguous(), cl = col.contiguous(), s = src.contiguous(), d = dst.contiguous();
   auto out = at::empty({s.numel()}, s.options().dtype(at::kBool));
   bool* o = out.data_ptr<bool>();

@@ -15,6 +15,8 @@
 #include <type_traits>
 
 #include "checks.h"
+#include "cuda_launch.h"
+#include "library_ns.h"
 #include "decode_host.h"
 #include "decode_math.h"
 
@@ -195,7 +197,7 @@ void launch_edge_dot(const at::Tensor& z, const at::Tensor& src, const at::Tenso
       with_vec_group<scalar_t>(z, F, [&](auto vec_c, auto g_c) {
         constexpr int VEC = decltype(vec_c)::value;
         constexpr int G = decltype(g_c)::value;
-        edge_dot_kernel<scalar_t, acc_t, index_t, VEC, G><<<blocks_for(E, G), kThreads, 0, stream>>>(
+        SVG_LAUNCH(blocks_for(E, G), kThreads, 0, stream, edge_dot_kernel<scalar_t, acc_t, index_t, VEC, G>)(
             z.data_ptr<scalar_t>(), src.data_ptr<index_t>(), dst.data_ptr<index_t>(), E, F,
             logits ? logits->data_ptr<acc_t>() : nullptr, label ? label->data_ptr<acc_t>() : nullptr,
             static_cast<acc_t>(pos_weight), static_cast<acc_t>(scale), loss ? loss->data_ptr<acc_t>() : nullptr,
@@ -256,7 +258,7 @@ at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const a
         with_vec_group<scalar_t>(z, F, [&](auto vec_c, auto g_c) {
           constexpr int VEC = decltype(vec_c)::value;
           constexpr int G = decltype(g_c)::value;
-          edge_grad_segment_kernel<scalar_t, acc_t, index_t, VEC, G><<<blocks_for(n, G), kThreads, 0, stream>>>(
+          SVG_LAUNCH(blocks_for(n, G), kThreads, 0, stream, edge_grad_segment_kernel<scalar_t, acc_t, index_t, VEC, G>)(
               coef.data_ptr<acc_t>(), z.data_ptr<scalar_t>(), src.data_ptr<index_t>(), dst.data_ptr<index_t>(),
               perm.data_ptr<int64_t>(), rowptr.data_ptr<int64_t>(), E, n, F, dz.data_ptr<scalar_t>());
           C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -272,7 +274,7 @@ at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const a
       with_vec_group<scalar_t>(z, F, [&](auto vec_c, auto g_c) {
         constexpr int VEC = decltype(vec_c)::value;
         constexpr int G = decltype(g_c)::value;
-        edge_grad_atomic_kernel<scalar_t, acc_t, index_t, VEC, G><<<blocks_for(E, G), kThreads, 0, stream>>>(
+        SVG_LAUNCH(blocks_for(E, G), kThreads, 0, stream, edge_grad_atomic_kernel<scalar_t, acc_t, index_t, VEC, G>)(
             coef.data_ptr<acc_t>(), z.data_ptr<scalar_t>(), src.data_ptr<index_t>(), dst.data_ptr<index_t>(), E, F,
             dz_acc.data_ptr<acc_t>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -284,7 +286,7 @@ at::Tensor edge_grad_cuda(const at::Tensor& coef_, const at::Tensor& z_, const a
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(scalevgae, CUDA, m) {
+SVG_LIBRARY_IMPL(SVG_NS, SVG_CUDA_KEY, m) {
   m.impl("edge_dot", &edge_dot_cuda);
   m.impl("edge_bce", &edge_bce_cuda);
   m.impl("edge_grad", &edge_grad_cuda);

@@ -18,6 +18,8 @@
 #include <cstring>
 
 #include "checks.h"
+#include "cuda_launch.h"
+#include "library_ns.h"
 #include "propagate_host.h"
 #include "propagate_math.h"
 
@@ -220,12 +222,12 @@ void launch(Problem<scalar_t, acc_t, index_t> p, cudaStream_t stream) {
   const int64_t blocks = (p.n_chunks + kWarpsPerBlock - 1) / kWarpsPerBlock;
   TORCH_CHECK(blocks <= 0x7fffffffLL, "gcn_spmm: too many chunks");
   const int64_t part_blocks = (p.n_chunks + 1 + 255) / 256;
-  gcn_spmm_partition_kernel<<<static_cast<unsigned>(part_blocks), 256, 0, stream>>>(p);
+  SVG_LAUNCH(static_cast<unsigned>(part_blocks), 256, 0, stream, gcn_spmm_partition_kernel)(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const unsigned grid = static_cast<unsigned>(blocks);
-  gcn_spmm_chunks_kernel<V><<<grid, kWarp * kWarpsPerBlock, 0, stream>>>(p);
+  SVG_LAUNCH(grid, kWarp * kWarpsPerBlock, 0, stream, gcn_spmm_chunks_kernel<V>)(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  gcn_spmm_fixup_kernel<<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(p);
+  SVG_LAUNCH(static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream, gcn_spmm_fixup_kernel)(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -294,6 +296,6 @@ at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const 
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(scalevgae, CUDA, m) { m.impl("gcn_spmm", &gcn_spmm_cuda); }
+SVG_LIBRARY_IMPL(SVG_NS, SVG_CUDA_KEY, m) { m.impl("gcn_spmm", &gcn_spmm_cuda); }
 
 }  // namespace scalevgae

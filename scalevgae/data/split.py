@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from scalevgae._util import csr_rows
 from scalevgae.graph import Graph
 from scalevgae.sampling.negative import negative_pairs
 
@@ -76,7 +77,7 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
         raise ValueError(f"need 0 <= val, 0 <= test and val + test < 1, got val={val}, test={test}")
     n = graph.num_nodes
     dev = graph.device
-    row = torch.repeat_interleave(torch.arange(n, device=dev), graph.degree(), output_size=graph.num_edges)
+    row = csr_rows(graph.rowptr, graph.num_edges)
     col = graph.col
     undirected = graph.is_symmetric
     if undirected:

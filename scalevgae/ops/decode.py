@@ -1,25 +1,25 @@
-"""Fused inner-product decoding: edge scores, the BCE loss over sampled pairs, the all-pairs loss.
+"""Fused inner-product decoding: edge scores and the BCE loss over sampled pairs.
 
-The C++/CUDA kernels are ``torch.ops.scalevgae.edge_dot / edge_bce / edge_grad``
-(csrc/cpu/decode.cpp, csrc/cuda/decode.cu, arithmetic in csrc/decode_math.h), the Triton ones
-``edge_dot / edge_grad`` in ``scalevgae.ops.triton.decode`` and the ground truth in
-``reference``. Extra memory is O(E): the forward never gathers E x F rows and the backward
-scatters ``dloss/dlogit * z[other end]`` straight into dz.
+The kernels are the ops ``edge_dot / edge_bce / edge_grad`` (schemas in csrc/ops.cpp) in the
+namespaces ``scalevgae`` (C++ csrc/cpu/decode.cpp and CUDA csrc/cuda/decode.cu, arithmetic in
+csrc/decode_math.h), ``scalevgae_cuda_sim`` (the CUDA source on CPU tensors, tests) and
+``scalevgae_triton`` (scalevgae/ops/triton/decode.py); the ground truth is in ``reference``.
+Fake kernels and autograd are registered here, by one function, for every namespace.
+Extra memory is O(E): the forward never gathers E x F rows and the backward scatters
+``dloss/dlogit * z[other end]`` straight into dz.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 from scalevgae import _ext
+from scalevgae._util import acc_dtype
 from scalevgae.ops import dispatch, reference
 from scalevgae.ops.validate import (
-    check_csr,
     check_float_tensor,
     check_index_range,
     check_index_tensor,
@@ -28,20 +28,21 @@ from scalevgae.ops.validate import (
 )
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+KERNELS = ("edge_dot", "edge_bce", "edge_grad")
 
 
 # ---------------------------------------------------------------------------------------------
 # BCE arithmetic in torch (the Triton path and double backward): same formulas as decode_math.h
 # ---------------------------------------------------------------------------------------------
-def _softplus_neg(x: Tensor) -> Tensor:
+def softplus_neg(x: Tensor) -> Tensor:
     """softplus(-x) = log(1 + exp(-x)), exact and finite for any x (no threshold)."""
     return torch.log1p(torch.exp(-x.abs())) + torch.relu(-x)
 
 
-def _bce_from_logits(x: Tensor, label: Tensor, pos_weight: float, reduction: int) -> tuple[Tensor, Tensor]:
+def bce_from_logits(x: Tensor, label: Tensor, pos_weight: float, reduction: int) -> tuple[Tensor, Tensor]:
     """(loss, dlogit) from logits [E]: the torch twin of the edge_bce kernel's epilogue."""
     lw = 1 + (pos_weight - 1) * label
-    loss = (1 - label) * x + lw * _softplus_neg(x)
+    loss = (1 - label) * x + lw * softplus_neg(x)
     dlogit = (1 - label) - lw * torch.sigmoid(-x)
     n = x.numel()
     if reduction == _REDUCTIONS["none"]:
@@ -58,16 +59,16 @@ def _deterministic() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fake kernels and autograd of the compiled ops
+# Fake kernels and autograd of the ops (every namespace)
 # ---------------------------------------------------------------------------------------------
 def _fake_edge_dot(z: Tensor, src: Tensor, dst: Tensor) -> Tensor:
     torch._check(z.dim() == 2, lambda: "z must be 2-D")
-    return z.new_empty(src.shape[0], dtype=reference.acc_dtype(z.dtype))
+    return z.new_empty(src.shape[0], dtype=acc_dtype(z.dtype))
 
 
 def _fake_edge_bce(z: Tensor, src: Tensor, dst: Tensor, label: Tensor, pos_weight: float, reduction: int):
     torch._check(z.dim() == 2, lambda: "z must be 2-D")
-    acc = reference.acc_dtype(z.dtype)
+    acc = acc_dtype(z.dtype)
     e = src.shape[0]
     loss = z.new_empty((e,) if reduction == 0 else (), dtype=acc)
     return loss, z.new_empty(e, dtype=acc)
@@ -81,7 +82,7 @@ def _fake_edge_grad(coef: Tensor, z: Tensor, src: Tensor, dst: Tensor, determini
 def register_decode_ops(ns: str) -> None:
     """Register fake kernels and autograd for ``<ns>::edge_dot / edge_bce / edge_grad``.
 
-    Backward formulas (the indices and labels are constants):
+    Backward formulas (the indices and labels are constants); each calls the ops of ``ns``:
       edge_dot:  dz = edge_grad(grad, z)
       edge_bce:  dz = edge_grad(grad_loss * dlogit, z)   (dlogit, the op's 2nd output, is not
                  differentiable; under create_graph it is recomputed from differentiable ops)
@@ -102,7 +103,7 @@ def register_decode_ops(ns: str) -> None:
         z, src, dst = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None
-        acc = reference.acc_dtype(z.dtype)
+        acc = acc_dtype(z.dtype)
         return lib.edge_grad(grad.to(acc).contiguous(), z, src, dst, _deterministic()), None, None
 
     torch.library.register_autograd(f"{ns}::edge_dot", dot_backward, setup_context=dot_setup)
@@ -119,7 +120,7 @@ def register_decode_ops(ns: str) -> None:
         if torch.is_grad_enabled() and z.requires_grad:
             # create_graph: rebuild dlogit from differentiable pieces so second derivatives hold.
             x = lib.edge_dot(z, src, dst)
-            dlogit = _bce_from_logits(x, label, ctx.pos_weight, ctx.reduction)[1]
+            dlogit = bce_from_logits(x, label, ctx.pos_weight, ctx.reduction)[1]
         coef = (grad_loss.to(dlogit.dtype) * dlogit).contiguous()
         dz = lib.edge_grad(coef, z, src, dst, _deterministic())
         return dz, None, None, None, None, None
@@ -145,97 +146,26 @@ def register_decode_ops(ns: str) -> None:
     torch.library.register_autograd(f"{ns}::edge_grad", grad_backward, setup_context=grad_setup)
 
 
-def _has_compiled_ops() -> bool:
-    """Whether the loaded extension has the decode ops (a stale build may not)."""
-    if not _ext.loaded():
-        return False
-    try:
-        torch.ops.scalevgae.edge_dot  # noqa: B018
-    except (AttributeError, RuntimeError):
-        return False
-    return True
-
-
-_COMPILED_OPS = _has_compiled_ops()
-if _COMPILED_OPS:
-    register_decode_ops("scalevgae")
-
-
-# ---------------------------------------------------------------------------------------------
-# Triton backend (kernels from scalevgae/ops/triton/decode.py, imported lazily)
-# ---------------------------------------------------------------------------------------------
-_TRITON_MODULE = "scalevgae.ops.triton.decode"
-
-
-def _triton_decode_status() -> tuple[bool, str]:
-    try:
-        found = importlib.util.find_spec(_TRITON_MODULE) is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        return False, f"{_TRITON_MODULE} (the Triton edge kernels) is not present in this install"
-    return True, ""
-
-
-def _triton_module() -> Any:
-    try:
-        return importlib.import_module(_TRITON_MODULE)
-    except ImportError as e:
-        raise RuntimeError(
-            f"edge decoding: the triton backend is not usable: cannot import {_TRITON_MODULE} ({e})"
-        ) from e
-
-
-class _TritonEdgeDot(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-        ctx.save_for_backward(z, src, dst)
-        return _triton_module().edge_dot(z, src, dst)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        z, src, dst = ctx.saved_tensors
-        coef = grad.to(reference.acc_dtype(z.dtype)).contiguous()
-        return _triton_module().edge_grad(coef, z, src, dst, _deterministic()), None, None
-
-
-class _TritonEdgeBCE(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        ctx, z: Tensor, src: Tensor, dst: Tensor, label: Tensor, pos_weight: float, reduction: int
-    ) -> Tensor:
-        x = _triton_module().edge_dot(z, src, dst)
-        loss, dlogit = _bce_from_logits(x, label, pos_weight, reduction)
-        ctx.save_for_backward(z, src, dst, dlogit)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        z, src, dst, dlogit = ctx.saved_tensors
-        coef = (grad.to(dlogit.dtype) * dlogit).contiguous()
-        return _triton_module().edge_grad(coef, z, src, dst, _deterministic()), None, None, None, None, None
+for _ns in _ext.namespaces():
+    if all(_ext.has_op(k, _ns) for k in KERNELS):
+        register_decode_ops(_ns)
 
 
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
-def _resolve(op: str, device: torch.device, backend: Optional[str]) -> str:
-    """dispatch.resolve, minus the backends whose decode kernels are absent from this install."""
-    requested = backend if backend is not None else os.environ.get("SCALEVGAE_BACKEND") or None
-    supported = list(dispatch.BACKENDS)
-    ok, why = _triton_decode_status()
-    if not ok:
-        if requested == "triton":
-            raise RuntimeError(f"{op}: backend 'triton' is not usable: {why}")
-        supported.remove("triton")
-    if _ext.loaded() and not _COMPILED_OPS:
-        if requested in ("cpu", "cuda"):
-            raise RuntimeError(
-                f"{op}: backend {requested!r} is not usable: the compiled extension has no edge decoding "
-                "ops (stale build; rebuild it)"
-            )
-        supported = [b for b in supported if b not in ("cpu", "cuda")]
-    return dispatch.resolve(op, device, backend, supported=tuple(supported))
+def _ops(backend: str) -> Any:
+    """``torch.ops.<ns>`` holding the decode kernels of a kernel backend."""
+    if backend == "triton":
+        from scalevgae.ops.triton import decode as _td  # registers scalevgae_triton::edge_*
+
+        return _td.ops()
+    return dispatch.ops_of(backend)
+
+
+def resolve(op: str, device: torch.device, backend: Optional[str]) -> str:
+    """The backend that runs decode op `op` (see ``dispatch.resolve``)."""
+    return dispatch.resolve(op, device, backend, kernels=KERNELS)
 
 
 def _check_edges(z: Tensor, src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor]:
@@ -260,19 +190,17 @@ def edge_logits(z: Tensor, src: Tensor, dst: Tensor, *, backend: Optional[str] =
         z: ``[n, F]`` node embeddings (float32/float64; float16/bfloat16 accumulate in float32),
             any strides; ``n >= max(src, dst) + 1``.
         src, dst: ``[E]`` int32/int64 node indices in ``[0, n)`` (repeats and ``src == dst`` allowed).
-        backend: "reference", "cpu", "cuda", "triton" or None (see ``scalevgae.ops.dispatch``).
+        backend: "reference", "cpu", "cuda", "triton", "cuda_sim" or None (see ``scalevgae.ops.dispatch``).
 
     Returns:
         ``[E]`` logits in the accumulation dtype (float32; float64 for float64 z). The backward
         scatters ``grad[e] * z[other end]`` into dz without an E x F intermediate.
     """
     src, dst = _check_edges(z, src, dst)
-    name = _resolve("edge_logits", z.device, backend)
-    if name in ("cpu", "cuda"):
-        return torch.ops.scalevgae.edge_dot(z, src, dst)
-    if name == "triton":
-        return _TritonEdgeDot.apply(z.contiguous(), src.contiguous(), dst.contiguous())
-    return reference.edge_logits(z, src, dst)
+    name = resolve("edge_logits", z.device, backend)
+    if name == "reference":
+        return reference.edge_logits(z, src, dst)
+    return _ops(name).edge_dot(z, src, dst)
 
 
 def edge_bce_loss(
@@ -296,11 +224,11 @@ def edge_bce_loss(
         label: ``[E]`` targets in [0, 1] (floating or bool; not differentiated).
         pos_weight: weight of the positive term (a Python float; None = 1).
         reduction: "mean" (E = 0 gives 0, not NaN), "sum" or "none".
-        backend: "reference", "cpu", "cuda", "triton" or None.
+        backend: "reference", "cpu", "cuda", "triton", "cuda_sim" or None.
 
     Returns:
         A scalar (mean/sum) or ``[E]`` (none), in the accumulation dtype. Differentiable in z
-        (also twice, through the compiled ops).
+        (also twice, through the registered ops).
     """
     src, dst = _check_edges(z, src, dst)
     check_tensor(label, "label")
@@ -316,171 +244,8 @@ def edge_bce_loss(
             raise ValueError(f"pos_weight must be a scalar, got shape {tuple(pos_weight.shape)}")
         pos_weight = float(pos_weight)
     pw = 1.0 if pos_weight is None else float(pos_weight)
-    name = _resolve("edge_bce_loss", z.device, backend)
+    name = resolve("edge_bce_loss", z.device, backend)
     if name == "reference":
         return reference.edge_bce_loss(z, src, dst, label, pos_weight, reduction)
-    acc = reference.acc_dtype(z.dtype)
-    y = label.to(acc).contiguous()
-    red = _REDUCTIONS[reduction]
-    if name == "triton":
-        return _TritonEdgeBCE.apply(z.contiguous(), src.contiguous(), dst.contiguous(), y, pw, red)
-    return torch.ops.scalevgae.edge_bce(z, src, dst, y, pw, red)[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# All-pairs reconstruction loss
-# ---------------------------------------------------------------------------------------------
-def _softplus_sum_tile(x: Tensor) -> Tensor:
-    """sum softplus(x) (= BCE of every entry against label 0), one fused kernel, as float64."""
-    zero = x.new_zeros(()).expand_as(x)
-    return torch.nn.functional.binary_cross_entropy_with_logits(x, zero, reduction="sum").double()
-
-
-class _AllPairsSoftplus(torch.autograd.Function):
-    """sum_{i,j} softplus(z_i . z_j) over all N^2 ordered pairs, tile by tile.
-
-    Forward and backward loop over tile pairs (I <= J, off-diagonal tiles counted twice by
-    symmetry); the backward recomputes each tile: dz = 2 grad sigmoid(Z Z^T) Z.
-    Memory O(N F + tile^2).
-    """
-
-    @staticmethod
-    def forward(ctx, z: Tensor, tile: int) -> Tensor:
-        acc = reference.acc_dtype(z.dtype)
-        zs = z.detach().to(acc)
-        n = zs.size(0)
-        total = torch.zeros((), dtype=torch.float64, device=z.device)
-        for i0 in range(0, n, tile):
-            zi = zs[i0 : i0 + tile]
-            for j0 in range(i0, n, tile):
-                s = _softplus_sum_tile(zi @ zs[j0 : j0 + tile].T)
-                total += s if j0 == i0 else 2 * s
-        ctx.save_for_backward(z)
-        ctx.tile = tile
-        return total.to(acc)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor):
-        (z,) = ctx.saved_tensors
-        tile = ctx.tile
-        acc = reference.acc_dtype(z.dtype)
-        zs = z.detach().to(acc)
-        n = zs.size(0)
-        g = torch.zeros_like(zs)
-        for i0 in range(0, n, tile):
-            zi = zs[i0 : i0 + tile]
-            for j0 in range(i0, n, tile):
-                zj = zs[j0 : j0 + tile]
-                s = torch.sigmoid_(zi @ zj.T)
-                g[i0 : i0 + tile].addmm_(s, zj)
-                if j0 != i0:
-                    g[j0 : j0 + tile].addmm_(s.T, zi)
-        return (g.mul_(2 * grad.to(acc))).to(z.dtype), None
-
-
-class _AllPairsSoftplusTriton(torch.autograd.Function):
-    """Same value and gradient as ``_AllPairsSoftplus`` from the fused Triton tile kernels
-    (scalevgae/ops/triton/all_pairs.py): tiles are reduced in registers, never stored."""
-
-    @staticmethod
-    def forward(ctx, z: Tensor) -> Tensor:
-        from scalevgae.ops.triton import all_pairs as _tap
-
-        ctx.save_for_backward(z)
-        return _tap.softplus_pair_sum(z.detach())
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor):
-        from scalevgae.ops.triton import all_pairs as _tap
-
-        (z,) = ctx.saved_tensors
-        g = _tap.sigmoid_pair_matmul(z.detach())
-        return g.mul_(2 * grad.to(g.dtype)).to(z.dtype)
-
-
-def _tile_engine(z: Tensor, backend: Optional[str]) -> str:
-    """'triton' (fused row kernels) or 'torch' (matmul tiles) for the dense part of the loss."""
-    requested = backend if backend is not None else os.environ.get("SCALEVGAE_BACKEND") or None
-    fits = z.size(1) > 0
-    if requested == "triton":
-        return "triton" if fits else "torch"
-    if requested is None and z.is_cuda and fits and dispatch._status("triton", "cuda").usable:
-        return "triton"
-    return "torch"
-
-
-def positive_pairs(rowptr: Tensor, col: Tensor, add_self_loops: bool = True) -> tuple[Tensor, Tensor]:
-    """The distinct positive pairs of ``1[A + I > 0]`` as int64 ``(src [P], dst [P])``."""
-    n = rowptr.numel() - 1
-    key = reference.csr_rows(rowptr) * n + col.long()
-    if add_self_loops:
-        key = torch.cat([key, torch.arange(n, device=key.device) * (n + 1)])
-    key = torch.unique(key)
-    return torch.div(key, max(n, 1), rounding_mode="floor"), key % max(n, 1)
-
-
-def all_pairs_bce_loss(
-    z: Tensor,
-    rowptr: Tensor,
-    col: Tensor,
-    *,
-    pos_weight: Optional[float] = None,
-    add_self_loops: bool = True,
-    tile: int = 2048,
-    backend: Optional[str] = None,
-) -> Tensor:
-    """The exact full-graph VGAE reconstruction term, without the N x N matrix.
-
-    With ``Y = 1[A + I > 0]`` (``I`` only if `add_self_loops`; duplicate entries count once),
-    ``P = sum Y`` and ``x_ij = z_i . z_j``, returns
-
-        ``L = (1 / N^2) sum_{i,j} BCEWithLogits(x_ij, Y_ij; pos_weight)``,
-        ``pos_weight = (N^2 - P) / P`` by default,
-
-    i.e. ``mean(weighted_cross_entropy_with_logits(logits, labels, pos_weight))`` of tkipf/gae.
-    Kipf's cost also multiplies by ``norm = N^2 / (2 (N^2 - P))``; that factor is not applied
-    here (multiply by it to reproduce his loss scale exactly).
-
-    Computed as ``sum_{all i,j} softplus(x_ij)`` (every pair as a negative) in tiles of
-    ``tile x tile`` pairs scored with a matmul and reduced on the spot (backward recomputes the
-    tiles), plus a sparse correction over the P positives through ``edge_logits``:
-    ``pos_weight * softplus(-x) - softplus(x)``. Memory O(N F + tile^2 + P).
-
-    Args:
-        z: ``[N, F]`` embeddings, N = rowptr.numel() - 1.
-        rowptr, col: the adjacency ``A`` as a CSR (``[N + 1]``, ``[nnz]``).
-        pos_weight: positive weight (float) or None for ``(N^2 - P) / P``.
-        add_self_loops: label the diagonal positive (``A + I``, as in the paper).
-        tile: tile edge length of the torch tiles (pairs per tile = tile^2).
-        backend: backend of the sparse correction. The dense part runs as torch matmul tiles,
-            or as fused Triton row kernels (``scalevgae/ops/triton/all_pairs.py``) when
-            backend is "triton", or by default on CUDA when Triton is usable.
-
-    Returns:
-        Scalar loss in the accumulation dtype, differentiable in z (first order).
-    """
-    check_float_tensor(z, "z", dim=2)
-    check_same_device(("z", z), ("rowptr", rowptr), ("col", col))
-    n = rowptr.numel() - 1 if isinstance(rowptr, Tensor) else -1
-    check_csr(rowptr, col, n)
-    if z.size(0) != n:
-        raise ValueError(f"z must have one row per node: z.size(0) = {z.size(0)} but rowptr has {n} rows")
-    if not isinstance(tile, int) or tile <= 0:
-        raise ValueError(f"tile must be a positive int, got {tile!r}")
-    acc = reference.acc_dtype(z.dtype)
-    if n == 0:
-        return z.sum(dtype=acc) * 0
-    src, dst = positive_pairs(rowptr, col, add_self_loops)
-    n2, p = float(n) * n, src.numel()
-    if pos_weight is None:
-        pos_weight = (n2 - p) / p if p > 0 else 1.0
-    pw = float(pos_weight)
-    if _tile_engine(z, backend) == "triton":
-        neg = _AllPairsSoftplusTriton.apply(z)
-    else:
-        neg = _AllPairsSoftplus.apply(z, tile)
-    x = edge_logits(z, src, dst, backend=backend)
-    corr = (pw * _softplus_neg(x) - _softplus_neg(-x)).sum()
-    return (neg + corr) / n2
+    y = label.to(acc_dtype(z.dtype)).contiguous()
+    return _ops(name).edge_bce(z, src, dst, y, pw, _REDUCTIONS[reduction])[0]

@@ -1,8 +1,9 @@
 """gcn_propagate: fused normalized propagation y = act(D_dst (A + I) D_src x + bias).
 
-The C++/CUDA kernels are ``torch.ops.scalevgae.gcn_spmm`` (csrc/*/propagate.*), the Triton
-kernel ``torch.ops.scalevgae_triton.gcn_spmm`` (ops/triton/propagate.py) and the ground truth
-``reference.gcn_spmm``. Autograd and fake kernels are registered here for the compiled op.
+The C++/CUDA kernels are ``torch.ops.scalevgae.gcn_spmm`` (csrc/*/propagate.*; the CUDA sources
+also as ``torch.ops.scalevgae_cuda_sim.gcn_spmm`` on CPU tensors), the Triton kernel
+``torch.ops.scalevgae_triton.gcn_spmm`` (ops/triton/propagate.py) and the ground truth
+``reference.gcn_spmm``. Autograd and fake kernels are registered here, by one function, for each.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 from scalevgae import _ext
+from scalevgae._util import acc_dtype
 from scalevgae.csr import csr_transpose, gcn_norm
 from scalevgae.ops import dispatch, reference
 from scalevgae.ops.validate import (
@@ -25,7 +27,7 @@ from scalevgae.ops.validate import (
 _ACTIVATIONS = (None, "relu")
 
 
-def _fake_gcn_spmm(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col, self_scale=None):
+def _fake_gcn_spmm(rowptr, col, x, dst_scale, src_scale, self_loops, bias, relu, t_rowptr, t_col, self_scale=None):
     torch._check(x.dim() == 2, lambda: "x must be 2-D")
     torch._check(self_scale is None or self_loops, lambda: "self_scale needs self_loops=True")
     return x.new_empty(rowptr.size(0) - 1, x.size(1))
@@ -44,24 +46,25 @@ def register_gcn_spmm(op_name: str) -> None:
     torch.library.register_fake(op_name)(_fake_gcn_spmm)
 
     def setup_context(ctx, inputs, output):
-        rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, t_rowptr, t_col, self_scale = inputs
+        rowptr, col, x, dst_scale, src_scale, self_loops, bias, relu, t_rowptr, t_col, self_scale = inputs
         # relu: the output itself is the mask (y > 0); a GCN keeps it alive for the next layer anyway.
-        ctx.save_for_backward(rowptr, col, row_scale, col_scale, t_rowptr, t_col, self_scale,
+        ctx.save_for_backward(rowptr, col, dst_scale, src_scale, t_rowptr, t_col, self_scale,
                               output if relu else None)
         ctx.self_loops, ctx.relu, ctx.n_src = self_loops, relu, x.size(0)
 
     def backward(ctx, grad):
-        rowptr, col, row_scale, col_scale, t_rowptr, t_col, self_scale, out = ctx.saved_tensors
+        rowptr, col, dst_scale, src_scale, t_rowptr, t_col, self_scale, out = ctx.saved_tensors
         # relu'(y) applied in one pass without a bool mask tensor (what torch.relu's backward runs).
         g = torch.ops.aten.threshold_backward(grad, out, 0) if ctx.relu else grad
         dx = dbias = None
         if ctx.needs_input_grad[2]:
             if t_rowptr is None or t_col is None:
                 t_rowptr, t_col = csr_transpose(rowptr, col, ctx.n_src)
-            dx = op(t_rowptr, t_col, g.contiguous(), col_scale, row_scale, ctx.self_loops, None, False, rowptr, col,
+            # the transpose's destinations are the sources: the scales swap roles
+            dx = op(t_rowptr, t_col, g.contiguous(), src_scale, dst_scale, ctx.self_loops, None, False, rowptr, col,
                     self_scale)
         if ctx.needs_input_grad[6]:
-            dbias = g.sum(0, dtype=reference.acc_dtype(g.dtype))
+            dbias = g.sum(0, dtype=acc_dtype(g.dtype))
         grads = (None, None, dx, None, None, None, dbias, None, None, None, None)
         # The dispatcher drops a trailing self_scale=None (its default) from the inputs.
         return grads[: len(ctx.needs_input_grad)]
@@ -69,13 +72,13 @@ def register_gcn_spmm(op_name: str) -> None:
     torch.library.register_autograd(op_name, backward, setup_context=setup_context)
 
 
-if _ext.loaded():
-    register_gcn_spmm("scalevgae::gcn_spmm")
+for _op in _ext.qualified_ops("gcn_spmm"):
+    register_gcn_spmm(_op)
 
 
 def _impl(backend: str) -> Callable[..., Tensor]:
-    if backend in ("cpu", "cuda"):
-        return torch.ops.scalevgae.gcn_spmm
+    if backend in dispatch.COMPILED:
+        return dispatch.ops_of(backend).gcn_spmm
     if backend == "triton":
         from scalevgae.ops.triton import propagate as _tp  # registers scalevgae_triton::gcn_spmm
 
@@ -130,7 +133,7 @@ def gcn_propagate(
             the self loop weighs ``dst_scale[i] * src_scale[i]``.
         add_self_loops: add the ``i -> i`` term.
         bias: ``[F]`` added after scaling. activation: None or ``"relu"``.
-        backend: "reference", "cpu", "cuda", "triton" or None (see ``dispatch``).
+        backend: "reference", "cpu", "cuda", "triton", "cuda_sim" or None (see ``dispatch``).
         transpose: the transposed CSR ``(rowptr_t [n_src+1], col_t [nnz])`` for the backward,
             if the caller has it cached. symmetric: the caller declares ``A`` symmetric (square),
             so the backward reuses ``(rowptr, col)`` itself.
@@ -154,7 +157,7 @@ def gcn_propagate(
     validate = validate and not torch.compiler.is_compiling()
     if validate:
         check_csr(rowptr, col, n_src)
-    acc = reference.acc_dtype(x.dtype)
+    acc = acc_dtype(x.dtype)
     if src_scale is None and dst_scale is None:
         if n_src != n_dst:
             raise ValueError("a bipartite input (x.size(0) > rowptr.numel() - 1) needs src_scale and dst_scale")
@@ -181,6 +184,6 @@ def gcn_propagate(
         if n_src != n_dst:
             raise ValueError("symmetric=True needs a square graph")
         t_rowptr, t_col = rowptr, col
-    name = dispatch.resolve("gcn_propagate", x.device, backend)
+    name = dispatch.resolve("gcn_propagate", x.device, backend, kernels=("gcn_spmm",))
     return _impl(name)(rowptr, col, x.contiguous(), dst_scale, src_scale, add_self_loops, bias,
                        activation == "relu", t_rowptr, t_col, self_scale)

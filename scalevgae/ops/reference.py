@@ -10,35 +10,27 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-
-def acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Accumulation dtype: float64 for float64 inputs, float32 otherwise."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def csr_rows(rowptr: Tensor) -> Tensor:
-    """Row index of every stored entry of a CSR: [nnz] int64."""
-    n_rows = rowptr.numel() - 1
-    return torch.repeat_interleave(torch.arange(n_rows, device=rowptr.device), rowptr.diff().long())
+# The shared helpers (scalevgae/_util.py); tests reach them as reference.acc_dtype / csr_rows.
+from scalevgae._util import acc_dtype, csr_rows  # noqa: F401
 
 
 def gcn_spmm(
     rowptr: Tensor,
     col: Tensor,
     x: Tensor,
-    row_scale: Optional[Tensor],
-    col_scale: Optional[Tensor],
+    dst_scale: Optional[Tensor],
+    src_scale: Optional[Tensor],
     self_loops: bool,
     bias: Optional[Tensor],
     relu: bool,
     self_scale: Optional[Tensor] = None,
 ) -> Tensor:
-    """y = act(row_scale * ((A + I) (col_scale * x)) + bias), A the CSR (rowptr, col).
+    """y = act(dst_scale * ((A + I) (src_scale * x)) + bias), A the CSR (rowptr, col).
 
     rowptr [R+1], col [nnz], x [C, F] -> y [R, F] (x.dtype). The self loop adds x[i] to row i
     for i < min(R, C). With ``self_scale`` [min(R, C)] (needs self_loops) the self loop is
-    ``self_scale[i] * x[i]`` added after the row scale instead:
-    ``y = act(row_scale * (A (col_scale * x)) + self_scale * x + bias)``.
+    ``self_scale[i] * x[i]`` added after the destination scale instead:
+    ``y = act(dst_scale * (A (src_scale * x)) + self_scale * x + bias)``.
     Computed in the accumulation dtype.
     """
     acc = acc_dtype(x.dtype)
@@ -47,14 +39,14 @@ def gcn_spmm(
     if self_scale is not None and not self_loops:
         raise ValueError("self_scale needs self_loops=True")
     xs = x.to(acc)
-    if col_scale is not None:
-        xs = xs * col_scale.to(acc)[:, None]
+    if src_scale is not None:
+        xs = xs * src_scale.to(acc)[:, None]
     y = torch.zeros(n_rows, x.size(1), dtype=acc, device=x.device)
     y = y.index_add(0, csr_rows(rowptr), xs[col.long()])
     if self_loops and self_scale is None:
         y = y + torch.cat([xs[:k], xs.new_zeros(n_rows - k, x.size(1))])
-    if row_scale is not None:
-        y = y * row_scale.to(acc)[:, None]
+    if dst_scale is not None:
+        y = y * dst_scale.to(acc)[:, None]
     if self_scale is not None:
         self_term = self_scale.to(acc)[:, None] * x[:k].to(acc)
         y = y + torch.cat([self_term, self_term.new_zeros(n_rows - k, x.size(1))])
@@ -98,7 +90,7 @@ def edge_bce_loss(
 def all_pairs_bce_loss_dense(
     z: Tensor, rowptr: Tensor, col: Tensor, pos_weight: Optional[float] = None, add_self_loops: bool = True
 ) -> Tensor:
-    """Dense N x N ground truth of ``decode.all_pairs_bce_loss`` (memory O(N^2)).
+    """Dense N x N ground truth of ``all_pairs.all_pairs_bce_loss`` (memory O(N^2)).
 
     Y = 1[A + I > 0] (I only with `add_self_loops`), P = Y.sum(), default pos_weight (N^2 - P) / P;
     returns mean_{i,j} BCEWithLogits(z_i . z_j, Y_ij; pos_weight).
@@ -116,6 +108,33 @@ def all_pairs_bce_loss_dense(
     if n == 0:
         return zs.sum() * 0
     return torch.nn.functional.binary_cross_entropy_with_logits(zs @ zs.T, y, pos_weight=pw)
+# ---- edge membership (scalevgae/sampling/membership.py) ----
+
+
+def csr_has_pairs(rowptr: Tensor, col: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """[K] bool: (src[k], dst[k]) is a stored entry of the CSR (rows sorted). O(K log deg)."""
+    src, dst = src.long(), dst.long()
+    found = torch.zeros(src.numel(), dtype=torch.bool, device=src.device)
+    idx = torch.arange(src.numel(), device=src.device)
+    lo, hi, want = rowptr[src].long(), rowptr[src + 1].long(), dst
+    colx = col.long()
+    while idx.numel():
+        act = lo < hi
+        idx, lo, hi, want = idx[act], lo[act], hi[act], want[act]
+        if not idx.numel():
+            break
+        mid = (lo + hi) // 2
+        v = colx[mid]
+        eq = v == want
+        found[idx[eq]] = True
+        go = ~eq
+        less = v < want
+        lo = torch.where(less, mid + 1, lo)[go]
+        hi = torch.where(less, hi, mid)[go]
+        idx, want = idx[go], want[go]
+    return found
+
+
 # ---- neighbor sampling (mirrors csrc/sample_math.h bit for bit) ----
 _M32 = 0xFFFFFFFF
 

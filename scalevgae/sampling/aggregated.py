@@ -15,11 +15,12 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from scalevgae._util import acc_dtype
 from scalevgae.graph import Graph
+from scalevgae.ops import sample
 from scalevgae.ops.propagate import gcn_propagate
-from scalevgae.ops.reference import acc_dtype
 from scalevgae.sampling.block import Block, SampledSubgraph
-from scalevgae.sampling.neighbor import _adj, _make_blocks, _prepare, _sample_hops
+from scalevgae.sampling.neighbor import _make_blocks, _prepare, _sample_hops
 
 
 @dataclass(repr=False)
@@ -95,7 +96,7 @@ def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Te
         raise ValueError("sample_aggregated needs at least one fanout")
     n_id, hop_ptr, rowptrs, cols = _sample_hops(graph, seeds, fanouts[:-1], replace, seed, name)
     last = len(fanouts) - 1
-    rowptr, gcol = _adj(name)(graph.rowptr, graph.col, n_id, fanouts[-1], replace, seed, last)
+    rowptr, gcol = sample.sample_adj(graph.rowptr, graph.col, n_id, fanouts[-1], replace, seed, last, backend=name)
     # Scales of the input layer's rows as _make_blocks gives them (c_i d_i / k_i and c_i^2).
     c = graph.gcn_norm(torch.float64)[n_id]
     deg = (graph.rowptr[n_id + 1] - graph.rowptr[n_id]).double()

@@ -8,8 +8,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from scalevgae._util import acc_dtype
 from scalevgae.ops.propagate import gcn_propagate
-from scalevgae.ops.reference import acc_dtype
 
 
 @dataclass(repr=False)

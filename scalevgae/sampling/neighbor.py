@@ -1,46 +1,23 @@
 """k-hop neighbor sampling into bipartite GCN blocks.
 
-Kernels: ``torch.ops.scalevgae.neighbor_sample`` (the whole sample on CPU; relabel through a
-per-thread dense array, or a hash map on graphs over 2^25 nodes)
-and ``torch.ops.scalevgae.sample_adj`` (one hop of per-row sampling, CPU and CUDA; the CUDA
-backend relabels with sort-based torch ops). The reference (``reference.sample_adj`` + the same
-torch relabel) draws the very same random numbers, so all backends return identical samples.
+Kernels (scalevgae/ops/sample.py): ``neighbor_sample`` (the whole sample on CPU; relabel through
+a per-thread dense array, or a hash map on graphs over 2^25 nodes) and ``sample_adj`` (one hop of
+per-row sampling, CPU and CUDA; the cuda and cuda_sim backends relabel with sort-based torch
+ops). The reference (``reference.sample_adj`` + the same torch relabel) draws the very same random numbers, so all backends return identical samples.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from scalevgae.graph import Graph
-from scalevgae.ops import dispatch, reference
+from scalevgae.ops import dispatch, sample
 from scalevgae.ops.validate import check_index_range, check_index_tensor
 from scalevgae.sampling.block import Block, SampledSubgraph
-from scalevgae.sampling.membership import _has_op
-
-_SUPPORTED = ("reference", "cpu", "cuda")
-
-
-def _fake_sample_adj(rowptr, col, nodes, fanout, replace, seed, hop):
-    ctx = torch.library.get_ctx()
-    return nodes.new_empty(nodes.size(0) + 1), nodes.new_empty(ctx.new_dynamic_size())
-
-
-def _fake_neighbor_sample(rowptr, col, seeds, fanouts, replace, seed):
-    ctx = torch.library.get_ctx()
-    n_id = seeds.new_empty(ctx.new_dynamic_size())
-    hop_ptr = seeds.new_empty(len(fanouts) + 1)
-    rowptrs = [seeds.new_empty(ctx.new_dynamic_size()) for _ in fanouts]
-    cols = [seeds.new_empty(ctx.new_dynamic_size()) for _ in fanouts]
-    return n_id, hop_ptr, rowptrs, cols
-
-
-if _has_op("sample_adj"):
-    torch.library.register_fake("scalevgae::sample_adj")(_fake_sample_adj)
-if _has_op("neighbor_sample"):
-    torch.library.register_fake("scalevgae::neighbor_sample")(_fake_neighbor_sample)
 
 
 def draw_seed(generator: Optional[torch.Generator] = None) -> int:
@@ -123,7 +100,7 @@ def sample_neighbors(
         graph: the graph (CPU or CUDA).
         seeds: ``[B]`` int32/int64 distinct node ids on the graph's device.
         fanouts: ints >= -1, first hop first.
-        backend: "cpu", "cuda", "reference" or None (see ``scalevgae.ops.dispatch``).
+        backend: "cpu", "cuda", "reference", "cuda_sim" or None (see ``scalevgae.ops.dispatch``).
 
     Returns:
         :class:`SampledSubgraph` with ``n_id`` (seeds first) and the blocks, input layer first.
@@ -141,10 +118,9 @@ def _prepare(graph: Graph, seeds: Tensor, fanouts: Sequence[int], generator: Opt
     fanouts = _check_fanouts(fanouts)
     seeds = _check_seeds(graph, seeds)
     seed = draw_seed(generator)
-    name = dispatch.resolve("sample_neighbors", graph.device, backend, supported=_SUPPORTED)
-    if name in ("cpu", "cuda") and not _has_op("neighbor_sample"):
-        raise RuntimeError("the compiled extension predates the sampling ops; rebuild it "
-                           "(python setup.py build_ext --inplace)")
+    # the cpu backend runs neighbor_sample, the others sample_adj hop by hop (a cpu build has both)
+    name = dispatch.resolve("sample_neighbors", graph.device, backend, supported=sample.BACKENDS,
+                            kernels=("sample_adj", "neighbor_sample"))
     return graph, seeds, fanouts, seed, name
 
 
@@ -154,15 +130,10 @@ def _sample_hops(graph: Graph, seeds: Tensor, fanouts: list[int], replace: bool,
     if not fanouts:
         return seeds, [seeds.numel()], [], []
     if name == "cpu":
-        n_id, hop_t, rowptrs, cols = torch.ops.scalevgae.neighbor_sample(
-            graph.rowptr, graph.col, seeds, fanouts, replace, seed)
-        return n_id, hop_t.tolist(), list(rowptrs), list(cols)
-    return _relabel_hops(graph.rowptr, graph.col, seeds, fanouts, replace, seed, _adj(name))
-
-
-def _adj(name: str) -> Callable[..., tuple[Tensor, Tensor]]:
-    """One hop of per-row sampling (global columns) on backend ``name``."""
-    return reference.sample_adj if name == "reference" else torch.ops.scalevgae.sample_adj
+        n_id, hop_t, rowptrs, cols = sample.neighbor_sample(graph.rowptr, graph.col, seeds, fanouts, replace, seed)
+        return n_id, hop_t.tolist(), rowptrs, cols
+    return _relabel_hops(graph.rowptr, graph.col, seeds, fanouts, replace, seed,
+                         partial(sample.sample_adj, backend=name))
 
 
 def _make_blocks(graph: Graph, n_id: Tensor, hop_ptr: list[int], rowptrs: list[Tensor],

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from scalevgae.graph import Graph
-from scalevgae.ops.decode import all_pairs_bce_loss, edge_bce_loss
+from scalevgae.ops.all_pairs import all_pairs_bce_loss
+from scalevgae.ops.decode import edge_bce_loss
 
 
 def kipf_weights(num_nodes: int, num_edges: int) -> tuple[float, float]:

@@ -36,7 +36,7 @@ try:
 except ImportError as e:
     raise ImportError("the triton backend needs the `triton` package (pip install triton)") from e
 
-from scalevgae.ops.reference import acc_dtype
+from scalevgae._util import acc_dtype
 from scalevgae.ops.triton.propagate import _interpret, _next_pow2
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

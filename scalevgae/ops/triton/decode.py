@@ -4,7 +4,13 @@
     edge_grad(coef, z, src, dst, deterministic) -> dz [n, F] (z.dtype):
         dz[src[e]] += coef[e] * z[dst[e]];  dz[dst[e]] += coef[e] * z[src[e]]
 
-Plain functions without autograd (``scalevgae.ops.decode`` wraps them). z may have any strides;
+Registered as ``torch.ops.scalevgae_triton.edge_dot / edge_bce / edge_grad`` with the schemas of
+csrc/ops.cpp; fake kernels and autograd come from ``scalevgae.ops.decode.register_decode_ops``,
+the same code as for the compiled ops. (``torch.library.triton_op`` would let torch.compile see
+inside the kernels, but under TRITON_INTERPRET=1 -- how Triton runs on GPU-less machines, i.e. how
+CI tests it -- torch.compile of a triton_op fails on torch 2.13 ("Cannot access data pointer of
+Tensor"), and edge_grad's host-side sort is data-dependent anyway, so these are opaque
+``custom_op``s like ``scalevgae_triton::gcn_spmm``.) z may have any strides;
 src/dst are int32 or int64; accumulation is float32 (float64 for float64 z); all row * stride
 offsets are int64. ``edge_grad`` scatters with atomic adds into an accumulation-dtype buffer;
 ``deterministic=True`` instead sorts the 2E (target, source, coef) triples by target once and
@@ -23,7 +29,8 @@ try:
 except ImportError as e:
     raise ImportError("the triton backend needs the `triton` package (pip install triton)") from e
 
-from scalevgae.ops.reference import acc_dtype
+from scalevgae._util import acc_dtype
+from scalevgae.ops.decode import bce_from_logits, register_decode_ops
 from scalevgae.ops.triton.propagate import _interpret, _next_pow2, gcn_spmm_launch
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -159,3 +166,34 @@ def _edge_grad_sorted(coef: Tensor, z: Tensor, src: Tensor, dst: Tensor) -> Tens
     torch.cumsum(counts, 0, out=rowptr[1:])
     w = torch.cat([coef, coef])[order]
     return gcn_spmm_launch(rowptr, other[order], z, None, None, False, None, False, edge_weight=w)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ops
+# ---------------------------------------------------------------------------------------------
+NAMESPACE = "scalevgae_triton"
+
+
+@torch.library.custom_op(f"{NAMESPACE}::edge_dot", mutates_args=(), device_types=("cpu", "cuda"))
+def _edge_dot_op(z: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    return edge_dot(z, src, dst)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::edge_bce", mutates_args=(), device_types=("cpu", "cuda"))
+def _edge_bce_op(z: Tensor, src: Tensor, dst: Tensor, label: Tensor, pos_weight: float,
+                 reduction: int) -> tuple[Tensor, Tensor]:
+    # the logits from the Triton kernel, the BCE epilogue in torch (O(E), same formulas as the C++)
+    return bce_from_logits(edge_dot(z, src, dst), label, pos_weight, reduction)
+
+
+@torch.library.custom_op(f"{NAMESPACE}::edge_grad", mutates_args=(), device_types=("cpu", "cuda"))
+def _edge_grad_op(coef: Tensor, z: Tensor, src: Tensor, dst: Tensor, deterministic: bool) -> Tensor:
+    return edge_grad(coef, z, src, dst, deterministic)
+
+
+register_decode_ops(NAMESPACE)
+
+
+def ops():
+    """``torch.ops.scalevgae_triton``: the registered Triton decode (and propagation) ops."""
+    return getattr(torch.ops, NAMESPACE)

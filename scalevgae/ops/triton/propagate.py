@@ -1,4 +1,4 @@
-"""Triton kernels of gcn_spmm: y = act(row_scale * ((A + I)(col_scale * x)) + bias) over a CSR.
+"""Triton kernels of gcn_spmm: y = act(dst_scale * ((A + I)(src_scale * x)) + bias) over a CSR.
 
 Registered as ``torch.ops.scalevgae_triton.gcn_spmm`` with the schema of ``scalevgae::gcn_spmm``
 (csrc/ops.cpp); fake kernel and autograd come from ``scalevgae.ops.propagate.register_gcn_spmm``,
@@ -35,8 +35,8 @@ try:
 except ImportError as e:  # the dispatcher only imports this module when triton is importable
     raise ImportError("the triton backend needs the `triton` package (pip install triton)") from e
 
+from scalevgae._util import acc_dtype
 from scalevgae.ops.propagate import register_gcn_spmm
-from scalevgae.ops.reference import acc_dtype
 
 OP_NAME = "scalevgae_triton::gcn_spmm"
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -62,7 +62,7 @@ def _item_tile(F, n_fb, BLOCK_F: tl.constexpr):
 def _gather_sum(col_ptr, x_ptr, cs_ptr, w_ptr, start, end, f, fmask, stride_xr, stride_xf,
                 HAS_CS: tl.constexpr, HAS_W: tl.constexpr, ACC: tl.constexpr,
                 BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr):
-    """sum_{e in [start, end)} [w[e]] * col_scale[col[e]] * x[col[e], f] -> [BLOCK_F] in ACC."""
+    """sum_{e in [start, end)} [w[e]] * src_scale[col[e]] * x[col[e], f] -> [BLOCK_F] in ACC."""
     acc = tl.zeros([BLOCK_E, BLOCK_F], dtype=ACC)
     for e0 in range(start, end, BLOCK_E):
         e = e0 + tl.arange(0, BLOCK_E)
@@ -84,9 +84,9 @@ def _finish_row(s, row, f, fmask, smask, x_ptr, rs_ptr, cs_ptr, ss_ptr, bias_ptr
                 n_x, stride_xr, stride_xf, stride_yr,
                 SELF_LOOPS: tl.constexpr, HAS_RS: tl.constexpr, HAS_CS: tl.constexpr, HAS_SS: tl.constexpr,
                 HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ACC: tl.constexpr):
-    """Epilogue of row `row` (int64): + self loop, * row_scale, + bias, relu, store where smask.
+    """Epilogue of row `row` (int64): + self loop, * dst_scale, + bias, relu, store where smask.
 
-    With a self_scale (HAS_SS) the self loop is self_scale[row] * x[row], added after row_scale."""
+    With a self_scale (HAS_SS) the self loop is self_scale[row] * x[row], added after dst_scale."""
     if SELF_LOOPS:
         # the transposed (backward) CSR may have more rows than x; the row test is made a vector
         # because the interpreter mis-types (vector bool & scalar bool)
@@ -176,8 +176,8 @@ def _next_pow2(v: int) -> int:
     return 1 << max(0, int(v) - 1).bit_length()
 
 
-def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tensor],
-                col_scale: Optional[Tensor], bias: Optional[Tensor], self_loops: bool = True,
+def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, dst_scale: Optional[Tensor],
+                src_scale: Optional[Tensor], bias: Optional[Tensor], self_loops: bool = True,
                 self_scale: Optional[Tensor] = None) -> None:
     """Cheap structural checks (no device sync); value checks are done by the public function."""
     if x.device.type != "cuda" and not (x.device.type == "cpu" and _interpret()):
@@ -195,7 +195,7 @@ def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tens
     acc = acc_dtype(x.dtype)
     if self_scale is not None and not self_loops:
         raise ValueError("self_scale needs self_loops=True")
-    for name, t, n in (("row_scale", row_scale, n_rows), ("col_scale", col_scale, x.size(0)),
+    for name, t, n in (("dst_scale", dst_scale, n_rows), ("src_scale", src_scale, x.size(0)),
                        ("bias", bias, x.size(1)), ("self_scale", self_scale, min(n_rows, x.size(0)))):
         if t is None:
             continue
@@ -203,7 +203,7 @@ def _check_args(rowptr: Tensor, col: Tensor, x: Tensor, row_scale: Optional[Tens
             raise TypeError(f"{name} must have the accumulation dtype {acc} for x of {x.dtype}, got {t.dtype}")
         if t.dim() != 1 or t.numel() != n:
             raise ValueError(f"{name} must have shape [{n}], got {tuple(t.shape)}")
-    for name, t in (("rowptr", rowptr), ("col", col), ("row_scale", row_scale), ("col_scale", col_scale),
+    for name, t in (("rowptr", rowptr), ("col", col), ("dst_scale", dst_scale), ("src_scale", src_scale),
                     ("bias", bias), ("self_scale", self_scale)):
         if t is not None and t.device != x.device:
             raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
@@ -221,8 +221,8 @@ def gcn_spmm_launch(
     rowptr: Tensor,
     col: Tensor,
     x: Tensor,
-    row_scale: Optional[Tensor],
-    col_scale: Optional[Tensor],
+    dst_scale: Optional[Tensor],
+    src_scale: Optional[Tensor],
     self_loops: bool,
     bias: Optional[Tensor],
     relu: bool,
@@ -235,13 +235,13 @@ def gcn_spmm_launch(
     """Run the kernels (no autograd). rowptr [R+1], col [nnz], x [C, F] -> y [R, F] (x.dtype).
 
     ``self_scale`` [min(R, C)] (acc dtype, needs self_loops): row i's self loop is
-    ``self_scale[i] * x[i]`` added after row_scale (csrc/ops.cpp).
+    ``self_scale[i] * x[i]`` added after dst_scale (csrc/ops.cpp).
 
     ``edge_weight`` [nnz] (acc dtype) multiplies each stored entry (the decoder's deterministic
     edge_grad is this weighted SpMM). ``chunk`` / ``long_row_threshold`` override the split-path
     tunables (tests use small ones). The result is deterministic (no atomics).
     """
-    _check_args(rowptr, col, x, row_scale, col_scale, bias, self_loops, self_scale)
+    _check_args(rowptr, col, x, dst_scale, src_scale, bias, self_loops, self_scale)
     if edge_weight is not None and (edge_weight.dtype != acc_dtype(x.dtype) or edge_weight.shape != col.shape):
         raise TypeError(f"edge_weight must be [{col.numel()}] of {acc_dtype(x.dtype)}, got "
                         f"{tuple(edge_weight.shape)} {edge_weight.dtype}")
@@ -258,8 +258,8 @@ def gcn_spmm_launch(
     ACC = tl.float64 if acc == torch.float64 else tl.float32
     dummy = torch.empty(1, dtype=acc, device=x.device)  # stands for an absent vector (never read)
     rs, cs, b, ss, w = (dummy if t is None else t.contiguous()
-                        for t in (row_scale, col_scale, bias, self_scale, edge_weight))
-    flags = dict(SELF_LOOPS=bool(self_loops), HAS_RS=row_scale is not None, HAS_CS=col_scale is not None,
+                        for t in (dst_scale, src_scale, bias, self_scale, edge_weight))
+    flags = dict(SELF_LOOPS=bool(self_loops), HAS_RS=dst_scale is not None, HAS_CS=src_scale is not None,
                  HAS_SS=self_scale is not None, HAS_BIAS=bias is not None, RELU=bool(relu), ACC=ACC)
 
     deg = rowptr[1:] - rowptr[:-1]
@@ -294,7 +294,7 @@ def gcn_spmm_launch(
     cw = max(1, min(8, ce * block_f // 512))
     _chunk_kernel[(n_chunks * n_fb,)](
         chunk_start, chunk_end, col, x, cs, w, part, F, n_fb, sxr, sxf,
-        HAS_CS=col_scale is not None, HAS_W=edge_weight is not None, ACC=ACC, BLOCK_E=ce, BLOCK_F=block_f,
+        HAS_CS=src_scale is not None, HAS_W=edge_weight is not None, ACC=ACC, BLOCK_E=ce, BLOCK_F=block_f,
         num_warps=cw)
     block_c = min(_next_pow2(int(n_ch.max())), 32)
     _long_rows_kernel[(n_long * n_fb,)](
@@ -311,8 +311,8 @@ def _gcn_spmm_op(
     rowptr: Tensor,
     col: Tensor,
     x: Tensor,
-    row_scale: Optional[Tensor],
-    col_scale: Optional[Tensor],
+    dst_scale: Optional[Tensor],
+    src_scale: Optional[Tensor],
     self_loops: bool,
     bias: Optional[Tensor],
     relu: bool,
@@ -321,7 +321,7 @@ def _gcn_spmm_op(
     self_scale: Optional[Tensor] = None,
 ) -> Tensor:
     # t_rowptr / t_col are read by the backward only (register_gcn_spmm)
-    return gcn_spmm_launch(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu, self_scale=self_scale)
+    return gcn_spmm_launch(rowptr, col, x, dst_scale, src_scale, self_loops, bias, relu, self_scale=self_scale)
 
 
 register_gcn_spmm(OP_NAME)
@@ -331,8 +331,8 @@ def gcn_spmm(
     rowptr: Tensor,
     col: Tensor,
     x: Tensor,
-    row_scale: Optional[Tensor],
-    col_scale: Optional[Tensor],
+    dst_scale: Optional[Tensor],
+    src_scale: Optional[Tensor],
     self_loops: bool,
     bias: Optional[Tensor],
     relu: bool,
@@ -342,10 +342,10 @@ def gcn_spmm(
 ) -> Tensor:
     """``torch.ops.scalevgae_triton.gcn_spmm`` (differentiable in x and bias).
 
-    rowptr [R+1], col [nnz] (same int dtype), x [C, F] with C >= R; row_scale [R], col_scale [C],
+    rowptr [R+1], col [nnz] (same int dtype), x [C, F] with C >= R; dst_scale [R], src_scale [C],
     bias [F] in the accumulation dtype (or None); t_rowptr [C+1] / t_col [nnz]: the transposed
     CSR for the backward, if cached; self_scale [min(R, C)] (acc dtype, needs self_loops): per-row
-    self-loop weight added after row_scale. Returns y [R, F] of x.dtype.
+    self-loop weight added after dst_scale. Returns y [R, F] of x.dtype.
     """
-    return torch.ops.scalevgae_triton.gcn_spmm(rowptr, col, x, row_scale, col_scale, self_loops, bias, relu,
+    return torch.ops.scalevgae_triton.gcn_spmm(rowptr, col, x, dst_scale, src_scale, self_loops, bias, relu,
                                                t_rowptr, t_col, self_scale)
