@@ -15,12 +15,14 @@ columns, ``--feature-dim``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
 import sys
 import time
-from typing import Any, Optional, Sequence
+import typing
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -134,12 +136,7 @@ def _load_model(path: str, device: torch.device):
 # ---- commands ----
 def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
-    cfg = TrainConfig(model=a.model, mode=a.mode, hidden=a.hidden, latent=a.latent, dropout=a.dropout,
-                      epochs=a.epochs, steps=a.steps, lr=a.lr, optimizer=a.optimizer, neg_ratio=a.neg_ratio,
-                      batch_size=a.batch_size, fanouts=tuple(a.fanouts), patience=a.patience or None,
-                      seed=a.seed, device=a.device, amp=a.amp, checkpoint_every=a.checkpoint_every,
-                      eval_every=a.eval_every, ema_decay=a.ema_decay, exclude_heldout=not a.no_exclude_heldout,
-                      progress=not a.no_progress)
+    cfg = config_from_args(a)
     cfg.resolved()  # fail fast on bad options
     # Under torchrun: join the process group (NCCL on GPUs, gloo on CPU); a no-op otherwise.
     info = init_distributed(device=None if a.device == "auto" else a.device)
@@ -241,11 +238,69 @@ def _node_list(s: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"--query must be comma-separated node indices, got {s!r}") from None
 
 
-def _fanouts(s: str) -> list[int]:
-    try:
-        return [int(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--fanouts must be comma-separated integers, got {s!r}") from None
+class HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to every option that has a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        d = action.default
+        if "default" in h or d is None or d is argparse.SUPPRESS or isinstance(d, bool) or not action.option_strings:
+            return h
+        return h + " (default: %(default)s)"
+
+
+def _int_tuple(flag: str) -> Callable[[str], tuple]:
+    def parse(s: str) -> tuple:
+        try:
+            return tuple(int(v) for v in s.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be comma-separated integers, got {s!r}") from None
+    return parse
+
+
+def add_config_options(parser: argparse.ArgumentParser, *, only: Optional[set[str]] = None,
+                       exclude: Iterable[str] = ()) -> None:
+    """One ``--<field-name>`` option per TrainConfig field, typed, with its default and help.
+
+    Fields read ``metadata["help"]`` (required) and optionally ``"choices"``, ``"off"`` (a CLI value
+    that means None, e.g. ``--patience 0``) and ``"cli_default"``. Booleans that default to True
+    become ``--no-<name>`` switches, those that default to False ``--<name>`` switches."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if (only is not None and f.name not in only) or f.name in exclude:
+            continue
+        meta = f.metadata
+        if "help" not in meta:
+            raise TypeError(f"TrainConfig.{f.name} needs metadata={{'help': ...}} for its command-line option")
+        flag = "--" + f.name.replace("_", "-")
+        default = meta.get("cli_default", f.default)
+        help_ = meta["help"].replace("%", "%%")
+        base = hints[f.name]
+        if typing.get_origin(base) is typing.Union:  # Optional[X]
+            base = next(t for t in typing.get_args(base) if t is not type(None))
+        if base is bool:
+            if default:
+                parser.add_argument("--no-" + flag[2:], dest=f.name, action="store_false", help=help_ + " (default: on; this switch turns it off)")
+            else:
+                parser.add_argument(flag, dest=f.name, action="store_true", help=help_)
+            continue
+        kw: dict[str, Any] = {"type": base, "default": default}
+        if base is tuple:
+            kw = {"type": _int_tuple(flag), "default": ",".join(str(v) for v in default)}
+            kw["metavar"] = "A,B"
+        if "choices" in meta:
+            kw["choices"] = tuple(meta["choices"])
+        parser.add_argument(flag, dest=f.name, help=help_, **kw)
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of the options :func:`add_config_options` added (``"off"`` values -> None)."""
+    kw = {}
+    for f in dataclasses.fields(TrainConfig):
+        if hasattr(a, f.name):
+            v = getattr(a, f.name)
+            kw[f.name] = None if "off" in f.metadata and v == f.metadata["off"] else v
+    return TrainConfig(**kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
-    common.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    add_config_options(common, only={"device"})
     common.add_argument("--backend", default=None, choices=["reference", "cpu", "cuda", "triton"],
                         help="kernel backend for every op (default: best available)")
     data = argparse.ArgumentParser(add_help=False)
@@ -267,51 +322,34 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--val", type=float, default=0.05, help="validation edge fraction")
     data.add_argument("--test", type=float, default=0.10, help="test edge fraction")
 
-    t = sub.add_parser("train", parents=[common, data], help="train a model, write metrics.json and model.pt")
-    t.add_argument("--model", default="vgae", choices=["vgae", "gae"])
-    t.add_argument("--mode", default="full", choices=["full", "minibatch"])
-    t.add_argument("--epochs", type=int, default=None, help="default 200 (full) / 100 (minibatch)")
-    t.add_argument("--steps", type=int, default=None, help="stop after this many optimizer steps")
-    t.add_argument("--batch-size", type=int, default=512, help="minibatch: positive pairs per batch")
-    t.add_argument("--fanouts", type=_fanouts, default=[10, 5], help="minibatch: neighbours per layer, e.g. 10,5")
-    t.add_argument("--neg-ratio", type=int, default=None, help="sampled negatives per positive (default 5)")
-    t.add_argument("--hidden", type=int, default=32)
-    t.add_argument("--latent", type=int, default=16)
-    t.add_argument("--dropout", type=float, default=0.0)
-    t.add_argument("--lr", type=float, default=None, help="default 0.01 (full) / 0.001 (minibatch)")
-    t.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    t.add_argument("--patience", type=int, default=100, help="early-stopping patience in epochs (0: off)")
-    t.add_argument("--ema-decay", type=float, default=None,
-                   help="evaluate/keep an exponential moving average of the weights (default 0.95 full, off minibatch; 0: off)")
-    t.add_argument("--eval-every", type=int, default=1, help="epochs between validation evaluations")
-    t.add_argument("--no-exclude-heldout", action="store_true",
-                   help="train validation/test edges as non-edges like the paper's loss (default: never)")
-    t.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="bf16 autocast (auto: on GPU)")
-    t.add_argument("--seed", type=int, default=0, help="split, initialisation and sampling seed")
-    t.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (0: none)")
+    t = sub.add_parser("train", parents=[common, data], help="train a model, write metrics.json and model.pt",
+                       formatter_class=HelpFormatter)
+    add_config_options(t, exclude={"device"})
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     t.add_argument("--save-embeddings", action="store_true", help="write DIR/embeddings.npy (full graph)")
     t.add_argument("--plot", action="store_true", help="write DIR/latent.png")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", parents=[common], help="score DIR/model.pt on its validation and test pairs")
+    e = sub.add_parser("eval", parents=[common], help="score DIR/model.pt on its validation and test pairs",
+                       formatter_class=HelpFormatter)
     e.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
     e.set_defaults(func=cmd_eval)
 
-    m = sub.add_parser("embed", parents=[common], help="full-graph latent means of DIR/model.pt")
+    m = sub.add_parser("embed", parents=[common], help="full-graph latent means of DIR/model.pt",
+                       formatter_class=HelpFormatter)
     m.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
     m.add_argument("--output", default=None, help=".npy path (default DIR/embeddings.npy)")
-    m.add_argument("--embed-batch-size", type=int, default=65536, help="rows per propagation chunk")
+    add_config_options(m, only={"embed_batch_size"})
     m.add_argument("--plot", action="store_true", help="write DIR/latent.png")
     m.set_defaults(func=cmd_embed)
-    q = sub.add_parser("predict", parents=[common], help="top-k most likely new links of DIR/model.pt as CSV")
+    q = sub.add_parser("predict", parents=[common], help="top-k most likely new links of DIR/model.pt as CSV",
+                       formatter_class=HelpFormatter)
     q.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
     q.add_argument("--top-k", type=int, default=10, help="candidates per query node")
     q.add_argument("--query", type=_node_list, default=None, help="comma-separated node indices (default: all nodes)")
     q.add_argument("--include-known", action="store_true", help="also rank pairs that are already edges")
     q.add_argument("--output", default=None, help="CSV path (default DIR/topk.csv)")
-    q.add_argument("--embed-batch-size", type=int, default=65536, help="rows per propagation chunk")
+    add_config_options(q, only={"embed_batch_size"})
     q.set_defaults(func=cmd_predict)
     return p
 

@@ -103,3 +103,25 @@ def test_eval_every_and_heldout_flag(tmp_path):
     assert m["config"]["eval_every"] == 3 and m["config"]["exclude_heldout"] is False
     rows = [json.loads(ln) for ln in open(os.path.join(out, "metrics.jsonl")).read().splitlines()]
     assert [("val_auc" in r) for r in rows] == [False, False, True, False, False, True]
+
+
+def test_train_options_generated_from_config():
+    """Every TrainConfig field is a --<field-name> option with help; the defaults parse back to the config's."""
+    import dataclasses
+
+    from scalevgae.cli import build_parser, config_from_args
+    from scalevgae.train import TrainConfig
+
+    p = build_parser()
+    text = p._subparsers._group_actions[0].choices["train"].format_help()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text or "--no-" + flag[2:] in text, f.name
+        assert f.metadata.get("help"), f.name
+    cfg = config_from_args(p.parse_args(["train"]))
+    want = {f.name: f.metadata.get("cli_default", f.default) for f in dataclasses.fields(TrainConfig)}
+    assert cfg.to_dict() == {**want, "fanouts": list(want["fanouts"])}
+    cfg = config_from_args(p.parse_args(["train", "--patience", "0", "--no-progress", "--fanouts", "4,3",
+                                         "--kl-weight", "0.5", "--weight-decay", "1e-4", "--full-max-nodes", "9"]))
+    assert (cfg.patience, cfg.progress, cfg.fanouts, cfg.kl_weight, cfg.weight_decay, cfg.full_max_nodes) == \
+        (None, False, (4, 3), 0.5, 1e-4, 9)
