@@ -64,7 +64,7 @@ class TrainConfig:
     dropout: float = field(default=0.0, metadata={"help": "dropout on the encoder's inputs, in [0, 1)"})
     epochs: Optional[int] = field(default=None, metadata={"help": "default 200 (full) / 100 (minibatch)"})
     steps: Optional[int] = field(default=None, metadata={"help": "stop after this many optimizer steps "
-                                                                 "(default: no limit)"})
+                                                                 "(default, or 0: no limit)", "off": 0})
     lr: Optional[float] = field(default=None, metadata={"help": "learning rate; default 0.01 (full) / 0.001 "
                                                               "(minibatch)"})
     optimizer: str = field(default="adam", metadata={"help": "optimizer", "choices": OPTIMIZERS})
@@ -97,6 +97,8 @@ class TrainConfig:
     embed_batch_size: int = field(default=65536, metadata={"help": "rows per propagation chunk of "
                                                                    "full-graph inference"})
     progress: bool = field(default=True, metadata={"help": "progress bar / progress lines"})
+    progress_every: float = field(default=30.0, metadata={
+        "help": "seconds between plain progress lines when the output is not a terminal"})
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -114,6 +116,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ValueError(f"{name} must be positive, got {v}")
+        if self.progress_every <= 0:
+            raise ValueError(f"progress_every must be positive, got {self.progress_every}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
         if not 0 <= self.dropout < 1:
