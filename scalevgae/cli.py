@@ -86,7 +86,7 @@ def _load(spec: DatasetSpec, seed: int, *, progress: bool, recorded: Optional[di
         check_fingerprint(spec, recorded, force=force)
     with phase(f"loading {spec.label} (parse, CSR build)", progress):
         data = load_dataset(spec)
-    check_splittable(data.graph, spec.val, spec.test, spec.label)
+    check_splittable(data.graph, spec.val, spec.test, spec.dataset if spec.kind == "file" else spec.label)
     with phase("splitting edges into train/validation/test", progress):
         split = split_edges(data.graph, spec.val, spec.test, seed=seed)
     return spec, data, split
@@ -139,7 +139,11 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
     else:
         check_fresh(out, a.overwrite)
         cfg, spec = config_from_args(a), dataclass_from_args(DatasetSpec, a)
-    rcfg = cfg.resolved()  # fail fast on bad options
+    try:
+        rcfg = cfg.resolved()  # fail fast on bad options
+    except ValueError as e:  # "dropout must be ..." -> "--dropout must be ..."
+        field, _, rest = str(e).partition(" ")
+        raise ValueError(f"--{field.replace('_', '-')} {rest}" if hasattr(cfg, field) else str(e)) from None
     if rcfg.mode == "full" and given & {"fanouts", "batch_size"}:
         raise ValueError("--fanouts and --batch-size apply to --mode minibatch only")
     # Under torchrun: join the process group (NCCL on GPUs, gloo on CPU); a no-op otherwise.

@@ -182,8 +182,7 @@ def load_dataset(spec: DatasetSpec) -> GraphData:
         from scalevgae.data.io import load_edge_list, load_graph
 
         path = spec.dataset
-        base = path[:-3] if path.endswith(".gz") else path
-        if not os.path.isdir(path) and not base.endswith((".npz", ".mtx")):
+        if _is_edge_list(path):
             data = load_edge_list(path, delimiter=spec.delimiter, undirected=not spec.directed, ids=spec.ids,
                                   features=spec.features)
         else:
@@ -204,10 +203,16 @@ def load_dataset(spec: DatasetSpec) -> GraphData:
     return data
 
 
+def _is_edge_list(path: str) -> bool:
+    from scalevgae.data.io import EDGE_LIST_SUFFIXES
+
+    base = path[:-3] if path.endswith(".gz") else path
+    return not os.path.isdir(path) and base.endswith(EDGE_LIST_SUFFIXES)
+
+
 def _read_features_already(spec: DatasetSpec) -> bool:
     """Edge lists read ``--features`` themselves (their integer ids index its rows)."""
-    base = spec.dataset[:-3] if spec.dataset.endswith(".gz") else spec.dataset
-    return spec.kind == "file" and not os.path.isdir(spec.dataset) and not base.endswith((".npz", ".mtx"))
+    return spec.kind == "file" and _is_edge_list(spec.dataset)
 
 
 def split_size(graph: Graph) -> int:
@@ -229,7 +234,7 @@ def check_splittable(graph: Graph, val: float, test: float, name: str) -> None:
     n = graph.num_nodes
     non_edges = n * (n - 1) // 2 - m if graph.is_symmetric else n * (n - 1) - m
     if m < need or m - n_held < 1:
-        raise ValueError(f"{name}: {m} edges, but --val {val} / --test {test} need at least {need} edges "
+        raise ValueError(f"{name}: {m} edge{'' if m == 1 else 's'}, but --val {val} / --test {test} need at least {need} edges "
                          "(one validation and one test edge, and training edges); use a larger graph or "
                          "larger --val/--test")
     if non_edges < n_held:

@@ -77,5 +77,5 @@ def phase(what: str, enabled: bool = True, after: float = 2.0) -> Iterator[None]
         yield
     finally:
         timer.cancel()
-        if said.is_set():
-            print(f"scalevgae: {what}: done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+    if said.is_set():
+        print(f"scalevgae: {what}: done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
