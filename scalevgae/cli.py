@@ -137,7 +137,8 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
         spec = dataclass_from_args(DatasetSpec, explicit, base=base_spec)
         recorded = rec.get("fingerprint")
     else:
-        check_fresh(out, a.overwrite)
+        if _is_main_process():  # other ranks may start after rank 0 has begun writing the folder
+            check_fresh(out, a.overwrite)
         cfg, spec = config_from_args(a), dataclass_from_args(DatasetSpec, a)
     try:
         rcfg = cfg.resolved()  # fail fast on bad options

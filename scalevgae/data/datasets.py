@@ -45,7 +45,8 @@ class DatasetSpec:
         "help": "folder with the Planetoid ind.<name>.* files (default: $SCALEVGAE_PLANETOID_ROOT or "
                 "shared/datasets/planetoid next to the repository)"})
     features: Optional[str] = field(default=None, metadata={
-        "help": "node features file (.npy, .npz with key x, or a text matrix), one row per node"})
+        "help": "node features file (.npy, .npz with key x, or a text matrix), one row per node "
+                "(default: the dataset's own, else --feature-dim generated columns)"})
     delimiter: Optional[str] = field(default=None, metadata={
         "help": "edge lists: column separator (default: whitespace or comma)"})
     directed: bool = field(default=False, metadata={
@@ -55,8 +56,8 @@ class DatasetSpec:
         "choices": ("auto", "int", "str")})
     nodes: int = field(default=2000, metadata={"help": "synthetic: number of nodes"})
     avg_degree: float = field(default=16.0, metadata={"help": "synthetic: average degree"})
-    graph_seed: int = field(default=0, metadata={"help": "synthetic graph / default-feature seed"})
-    feature_dim: int = field(default=32, metadata={"help": "size of default features for featureless graphs"})
+    graph_seed: int = field(default=0, metadata={"help": "seed of the synthetic graph and of generated features"})
+    feature_dim: int = field(default=32, metadata={"help": "columns of the features generated for featureless graphs"})
     val: float = field(default=0.05, metadata={"help": "validation edge fraction"})
     test: float = field(default=0.10, metadata={"help": "test edge fraction"})
 
