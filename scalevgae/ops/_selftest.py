@@ -144,7 +144,7 @@ def _cases(dev: torch.device, seed: int) -> dict[str, tuple[Sequence[str], Seque
         g = gen()
         gr = graph(g)
         src, dst = edges(g, 300, 2000, torch.int64)
-        known = gr.edge_index()[:, :500]  # half the queries are edges
+        known = gr.edge_index[:, :500]  # half the queries are edges
         src[:500], dst[:500] = known[0], known[1]
         return [membership.has_pairs(gr, src, dst, backend=backend)]
 
