@@ -50,7 +50,7 @@ def run(data, tmp_path=None, **kw):
 
 @pytest.mark.parametrize("model", ["vgae", "gae"])
 def test_full_mode_learns_and_restores_best(data, tmp_path, model):
-    tr, res = run(data, tmp_path, model=model, epochs=40, seed=1)
+    tr, res = run(data, tmp_path, model=model, epochs=40, seed=1, patience=None)
     assert res.epochs_run == 40 and res.steps == 40
     assert res.best_val_auc > 0.75
     auc, ap = tr.evaluate(tr.split.val_pos, tr.split.val_neg)
@@ -62,7 +62,7 @@ def test_full_mode_learns_and_restores_best(data, tmp_path, model):
 
 
 def test_early_stopping(data):
-    tr, res = run(data, epochs=200, lr=0.05, patience=5, seed=0)
+    tr, res = run(data, epochs=200, lr=0.05, patience=5, min_delta=0.0, seed=0)
     assert res.stopped_early and res.epochs_run < 200
     assert res.epochs_run - res.best_epoch == 5
 
@@ -116,7 +116,7 @@ def test_resume_equals_uninterrupted(data, tmp_path, mode, kill):
 
 
 def test_minibatch_mode_with_loader(data):
-    tr, res = run(data, mode="minibatch", epochs=15, batch_size=32, lr=0.01)
+    tr, res = run(data, mode="minibatch", epochs=15, batch_size=32, lr=0.01, patience=None)
     assert tr.steps_per_epoch == len(tr.loader) > 1
     assert res.steps == 15 * tr.steps_per_epoch and res.best_val_auc > 0.7
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-MODES = ("full", "minibatch")
+MODES = ("auto", "full", "minibatch")
 MODELS = ("vgae", "gae")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -44,14 +44,24 @@ class TrainConfig:
     Cora it adds ~0.3 AUC / AP to every full-mode run over 10 seeds). Off in minibatch mode, where
     steps are many and noisy-but-small and an average lags the early, fast-moving iterates.
 
-    Early stopping: validation AUC every ``eval_every`` epochs; stop after ``patience`` epochs
-    without improvement (None: never) and always restore the best-validation weights. The
-    patience is long (100) because small validation sets are noisy (Cora: 263 edges) and a
-    short patience stops on noise.
+    Mode ``auto`` (the default): full mode with the exact all-pairs objective up to
+    ``auto_full_nodes`` nodes, minibatch mode above; :meth:`resolved` with the graph's node count
+    makes the choice and :attr:`mode_reason` says why.
+
+    Stopping (plateau): validation AUC every ``eval_every`` epochs (full mode) or every
+    ``eval_steps`` optimizer steps (minibatch; default about a tenth of an epoch); stop when it has
+    not risen by at least ``min_delta`` (absolute AUC) above the last such rise for ``patience``
+    evaluations in a row (None: never), after ``epochs`` epochs (the maximum), or when
+    ``time_budget`` seconds of wall clock (training and evaluation) are spent; in every case the
+    run ends evaluated and checkpointed and the best-validation weights are restored. Validation
+    scores a fixed seeded subset of ``eval_pairs`` positive and as many negative validation pairs
+    through their exact (unsampled) 2-hop blocks when that is cheaper than full-graph inference,
+    all pairs with full inference otherwise.
     """
 
     model: str = "vgae"
-    mode: str = "full"
+    mode: str = field(default="auto", metadata={"help": "auto (full with the exact objective up to "
+                                                   "--auto-full-nodes nodes, minibatch above), full or minibatch"})
     hidden: int = 32
     latent: int = 16
     dropout: float = 0.0
@@ -69,8 +79,20 @@ class TrainConfig:
     ema_decay: Optional[float] = None
     batch_size: int = 512
     fanouts: tuple = (10, 5)
-    patience: Optional[int] = 100
+    patience: Optional[int] = field(default=10, metadata={
+        "help": "stop after this many evaluations in a row without a rise of --min-delta in validation AUC "
+                "(None: never)"})
+    min_delta: float = field(default=0.001, metadata={"help": "smallest validation-AUC rise that counts as progress"})
+    time_budget: Optional[float] = field(default=None, metadata={
+        "help": "seconds of wall clock (training + evaluation) after which the run ends, evaluated and checkpointed"})
     eval_every: int = 1
+    eval_steps: Optional[int] = field(default=None, metadata={
+        "help": "minibatch mode: validate every this many steps (default: about a tenth of an epoch)"})
+    eval_pairs: int = field(default=4096, metadata={
+        "help": "validate on this many positive (and as many negative) seeded validation pairs through their "
+                "exact blocks when cheaper than full inference (0: always all pairs, full inference)"})
+    auto_full_nodes: int = field(default=20000, metadata={
+        "help": "mode auto: full mode with the exact objective up to this many nodes, minibatch above"})
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"
@@ -87,25 +109,41 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
-        for name in ("hidden", "latent", "batch_size", "eval_every", "full_max_nodes"):
+        for name in ("hidden", "latent", "batch_size", "eval_every", "full_max_nodes", "auto_full_nodes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("epochs", "steps", "neg_ratio", "patience"):
+        for name in ("epochs", "steps", "neg_ratio", "patience", "eval_steps", "time_budget"):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ValueError(f"{name} must be positive, got {v}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
+        if not self.min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+        if self.eval_pairs < 0:
+            raise ValueError(f"eval_pairs must be >= 0, got {self.eval_pairs}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.mode == "minibatch" and len(self.fanouts) != 2:
+        if self.mode != "full" and len(self.fanouts) != 2:
             raise ValueError(f"the two-layer encoders need two fanouts, got {tuple(self.fanouts)}")
 
-    def resolved(self) -> TrainConfig:
-        """A copy with the mode-dependent defaults filled in."""
+    def choose_mode(self, num_nodes: int) -> tuple[str, str]:
+        """(mode, why) for a graph of ``num_nodes`` nodes; an explicit mode is kept."""
+        if self.mode != "auto":
+            return self.mode, f"mode {self.mode} requested"
+        if num_nodes <= self.auto_full_nodes:
+            return "full", (f"auto: {num_nodes} nodes <= auto_full_nodes={self.auto_full_nodes}, "
+                            "full mode with the exact all-pairs objective")
+        return "minibatch", (f"auto: {num_nodes} nodes > auto_full_nodes={self.auto_full_nodes}, "
+                             "minibatch mode (neighbor sampling)")
+
+    def resolved(self, num_nodes: Optional[int] = None) -> TrainConfig:
+        """A copy with the mode-dependent defaults filled in; with ``num_nodes`` mode ``auto``
+        becomes full or minibatch (:meth:`choose_mode`), without it auto keeps full's defaults."""
         self.validate()
-        full = self.mode == "full"
-        c = dataclasses.replace(self, fanouts=tuple(int(f) for f in self.fanouts))
+        mode = self.mode if num_nodes is None else self.choose_mode(num_nodes)[0]
+        full = mode != "minibatch"
+        c = dataclasses.replace(self, mode=mode, fanouts=tuple(int(f) for f in self.fanouts))
         if c.epochs is None:
             c.epochs = 200 if full else 100
         if c.lr is None:
