@@ -31,7 +31,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # As `import scalevgae` does, but before torch loads (idle OpenMP threads spinning cost 5x here).
@@ -39,8 +39,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from scalevgae.cli import features_of, load_dataset  # noqa: E402
 from scalevgae.data import split_edges  # noqa: E402
+from scalevgae.data.datasets import DatasetSpec, load_dataset  # noqa: E402
 from scalevgae.metrics import link_scores  # noqa: E402
 from scalevgae.train import TrainConfig, Trainer  # noqa: E402
 
@@ -62,6 +62,28 @@ def _value(s: str) -> Any:
 def time_to_quality(curve: list[dict], final: float) -> float:
     """Seconds at which validation AUC first came within ``WITHIN`` of ``final``."""
     return next(p["seconds"] for p in curve if p["val_auc"] >= final - WITHIN)
+
+
+def replay(curve: list[dict], patience: Optional[int], min_delta: float) -> dict:
+    """The stopping rule (the Trainer's) replayed on a curve recorded without stopping: where it
+    stops, the restored best evaluation's test AUC/AP, and end / t_q. Exact for the quality (the
+    rule does not change the trajectory); times are the recorded ones."""
+    best, ref, bad, stop = -1, -1.0, 0, len(curve) - 1
+    for i, p in enumerate(curve):
+        if best < 0 or p["val_auc"] > curve[best]["val_auc"]:
+            best = i
+        if p["val_auc"] - min_delta > ref:
+            ref, bad = p["val_auc"], 0
+        else:
+            bad += 1
+            if patience is not None and bad >= patience:
+                stop = i
+                break
+    b, seen = curve[best], curve[: stop + 1]
+    end = seen[-1]["seconds"]
+    return dict(patience=patience, min_delta=min_delta, stop_eval=stop + 1, stop_epoch=seen[-1]["epoch"],
+                seconds=end, test_auc=b["test_auc"], test_ap=b["test_ap"], final_val_auc=b["val_auc"],
+                end_over_t_q=end / max(time_to_quality(seen, b["val_auc"]), 1e-9))
 
 
 def run_ours(x: torch.Tensor, split, mode: str, seed: int, overrides: dict) -> dict:
@@ -187,6 +209,27 @@ def plot(runs: list[dict], title: str, path: str) -> None:
     plt.close(fig)
 
 
+def replay_table(path: str, patiences: list, deltas: list[float]) -> None:
+    """Mean over the recorded runs of each system, per (patience, min_delta)."""
+    with open(path) as f:
+        runs = json.load(f)["runs"]
+    cols = ["system", "patience", "min_delta", "seeds", "seconds", "end_over_t_q_max", "test_auc", "test_ap"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for system in dict.fromkeys(r["system"] for r in runs):
+        rs = [r for r in runs if r["system"] == system]
+        for pat in patiences:
+            for dl in deltas if pat is not None else [0.0]:
+                rep = [replay(r["curve"], pat, dl) for r in rs]
+                row = dict(system=system, patience=pat, min_delta=dl, seeds=len(rep),
+                           seconds=statistics.mean(x["seconds"] for x in rep),
+                           end_over_t_q_max=max(x["end_over_t_q"] for x in rep),
+                           test_auc=statistics.mean(x["test_auc"] for x in rep),
+                           test_ap=statistics.mean(x["test_ap"] for x in rep))
+                lines.append("| " + " | ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                                               for c in cols) + " |")
+    print("\n".join(lines))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--graph", default="cora")
@@ -199,12 +242,19 @@ def main() -> None:
     p.add_argument("--pyg-eval-every", type=int, default=1)
     p.add_argument("--name", default=None, help="result file suffix (default: the graph's name)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--replay", default=None, metavar="JSON",
+                   help="no training: replay stopping rules (--patience-grid x --min-delta-grid) on the curves of a "
+                        "results .json recorded with --set patience=None")
+    p.add_argument("--patience-grid", type=_value, nargs="+", default=[None, 100, 50, 20, 10, 5, 3])
+    p.add_argument("--min-delta-grid", type=float, nargs="+", default=[0.0, 0.001, 0.002])
     a = p.parse_args()
+    if a.replay:
+        return replay_table(a.replay, a.patience_grid, a.min_delta_grid)
     if a.threads:
         torch.set_num_threads(a.threads)
     overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in a.set)}
-    data = load_dataset(a.graph, root=a.root, nodes=a.nodes)
-    x = features_of(data, 64, 0)
+    data = load_dataset(DatasetSpec(dataset=a.graph, root=a.root, nodes=a.nodes).resolved())
+    x = data.x
     name = a.name or (f"synthetic-{a.nodes}" if a.graph == "synthetic" else os.path.basename(a.graph).split(".")[0])
     runs = []
     for seed in a.seeds:
