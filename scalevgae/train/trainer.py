@@ -141,12 +141,12 @@ class Trainer:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default
-        # about a tenth of an epoch, so a plateau is seen within the first epoch on large graphs).
+        # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default a
+        # twentieth of an epoch: on large graphs validation AUC plateaus within the first epoch).
         if self.full or cfg.eval_steps is None and cfg.eval_every > 1:
             self.eval_steps = cfg.eval_every * self.steps_per_epoch
         else:
-            self.eval_steps = cfg.eval_steps or max(1, math.ceil(self.steps_per_epoch / 10))
+            self.eval_steps = cfg.eval_steps or max(1, math.ceil(self.steps_per_epoch / 20))
         self.val_set = ValidationSet(split.train_graph, x, split.val_pos, split.val_neg, num_pairs=cfg.eval_pairs,
                                      seed=cfg.seed + 3, device=self.device)
         use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
