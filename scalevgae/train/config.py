@@ -49,7 +49,7 @@ class TrainConfig:
     makes the choice and :attr:`mode_reason` says why.
 
     Stopping (plateau): validation AUC every ``eval_every`` epochs (full mode) or every
-    ``eval_steps`` optimizer steps (minibatch; default a twentieth of an epoch); stop when it has
+    ``eval_steps`` optimizer steps (minibatch; default a twentieth of an epoch, at least 50); stop when it has
     not risen by at least ``min_delta`` (absolute AUC) above the last such rise for ``patience``
     evaluations in a row (None: never), after ``epochs`` epochs (the maximum), or when
     ``time_budget`` seconds of wall clock (training and evaluation) are spent; in every case the
@@ -108,7 +108,8 @@ class TrainConfig:
                 "checkpointed (default: none)"})
     eval_every: int = field(default=1, metadata={"help": "full mode: epochs between validation evaluations"})
     eval_steps: Optional[int] = field(default=None, metadata={
-        "help": "minibatch mode: steps between validation evaluations (default: a twentieth of an epoch)"})
+        "help": "minibatch mode: steps between validation evaluations (default: a twentieth of an epoch, "
+                "at least 50)"})
     eval_pairs: int = field(default=4096, metadata={
         "help": "validate on this many positive (and as many negative) seeded validation pairs through their "
                 "exact blocks when cheaper than full inference (0: all pairs, full inference)"})

@@ -37,6 +37,7 @@ from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_w
 from scalevgae.train.progress import progress_bar
 
 METRICS_NAME = "metrics.jsonl"
+MIN_EVAL_STEPS = 50  # the fewest steps between minibatch validations by default
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,11 +143,13 @@ class Trainer:
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default a
-        # twentieth of an epoch: on large graphs validation AUC plateaus within the first epoch).
+        # twentieth of an epoch, since on large graphs validation AUC plateaus within the first
+        # epoch, but at least MIN_EVAL_STEPS: on small graphs at minibatch mode's lr, fewer steps
+        # than that between validations see noise, not progress, and stop on it).
         if self.full or cfg.eval_steps is None and cfg.eval_every > 1:
             self.eval_steps = cfg.eval_every * self.steps_per_epoch
         else:
-            self.eval_steps = cfg.eval_steps or max(1, math.ceil(self.steps_per_epoch / 20))
+            self.eval_steps = cfg.eval_steps or max(MIN_EVAL_STEPS, math.ceil(self.steps_per_epoch / 20))
         self.val_set = ValidationSet(split.train_graph, x, split.val_pos, split.val_neg, num_pairs=cfg.eval_pairs,
                                      seed=cfg.seed + 3, device=self.device)
         use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
