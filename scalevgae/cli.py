@@ -175,17 +175,18 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
                    seconds=time.perf_counter() - t0, train_seconds=res.train_seconds,
                    train_pairs_per_s=res.train_pairs_per_s, peak_memory_bytes=peak_memory_bytes(trainer.device),
                    best_epoch=res.best_epoch, epochs_run=int(epochs) if epochs == int(epochs) else round(epochs, 3),
-                   steps=res.steps, stopped_early=res.stopped_early,
+                   steps=res.steps, stopped_early=res.stopped_early, out_of_time=res.out_of_time,
+                   mode=res.mode, mode_reason=res.mode_reason,
                    objective="all_pairs" if trainer.all_pairs else "sampled",
                    num_nodes=data.num_nodes, num_edges=data.graph.num_edges,
                    config={**trainer.cfg.to_dict(), **spec.to_dict(), "backend": a.backend},
                    world_size=info.world_size)
-    line = (f"{cfg.model.upper()} on {spec.label}, {cfg.mode}: test AUC {test_auc:.3f} / AP {test_ap:.3f} in "
+    line = (f"{cfg.model.upper()} on {spec.label}, {res.mode}: test AUC {test_auc:.3f} / AP {test_ap:.3f} in "
             f"{out_rec['seconds']:.0f} s, peak {out_rec['peak_memory_bytes'] / 2**30:.1f} GB → {a.out.rstrip('/')}/")
     if not info.is_main:
         return line, out_rec
     save_model(os.path.join(out, MODEL_NAME), trainer.model, record, data.x.shape[1])
-    title = f"{cfg.model.upper()} on {spec.label} ({cfg.mode}): test AUC {test_auc:.3f} / AP {test_ap:.3f}"
+    title = f"{cfg.model.upper()} on {spec.label} ({res.mode}): test AUC {test_auc:.3f} / AP {test_ap:.3f}"
     if a.save_embeddings or a.plot:
         with phase("full-graph embeddings", talk):
             mu = trainer.model.embed(data.x, data.graph, batch_size=cfg.embed_batch_size, device=trainer.device)

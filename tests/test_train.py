@@ -50,7 +50,7 @@ def run(data, tmp_path=None, **kw):
 
 @pytest.mark.parametrize("model", ["vgae", "gae"])
 def test_full_mode_learns_and_restores_best(data, tmp_path, model):
-    tr, res = run(data, tmp_path, model=model, epochs=40, seed=1)
+    tr, res = run(data, tmp_path, model=model, epochs=40, seed=1, patience=None)
     assert res.epochs_run == 40 and res.steps == 40
     assert res.best_val_auc > 0.75
     auc, ap = tr.evaluate(tr.split.val_pos, tr.split.val_neg)
@@ -62,7 +62,7 @@ def test_full_mode_learns_and_restores_best(data, tmp_path, model):
 
 
 def test_early_stopping(data):
-    tr, res = run(data, epochs=200, lr=0.05, patience=5, seed=0)
+    tr, res = run(data, epochs=200, lr=0.05, patience=5, min_delta=0.0, seed=0)
     assert res.stopped_early and res.epochs_run < 200
     assert res.epochs_run - res.best_epoch == 5
 
@@ -116,7 +116,7 @@ def test_resume_equals_uninterrupted(data, tmp_path, mode, kill):
 
 
 def test_minibatch_mode_with_loader(data):
-    tr, res = run(data, mode="minibatch", epochs=15, batch_size=32, lr=0.01)
+    tr, res = run(data, mode="minibatch", epochs=15, batch_size=32, lr=0.01, patience=None)
     assert tr.steps_per_epoch == len(tr.loader) > 1
     assert res.steps == 15 * tr.steps_per_epoch and res.best_val_auc > 0.7
 
@@ -287,3 +287,103 @@ def test_ema_defaults_and_checks():
     assert TrainConfig(mode="minibatch").resolved().ema_decay is None
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0).resolved()
+
+
+def test_plateau_min_delta_stops_on_creep(data):
+    # A rise smaller than min_delta does not restart the plateau clock: stopping comes earlier
+    # than with min_delta=0, and the restored weights are still the best-validation ones.
+    kw = dict(epochs=200, lr=0.01, patience=5, seed=0)
+    _, strict = run(data, min_delta=0.0, **kw)
+    tr, loose = run(data, min_delta=0.05, **kw)
+    assert loose.stopped_early and loose.epochs_run < strict.epochs_run
+    rows = [r for r in loose.history if "val_auc" in r]
+    ref, bad = -1.0, 0
+    for r in rows:  # the rule, replayed from the log
+        bad = 0 if r["val_auc"] - 0.05 > ref else bad + 1
+        ref = r["val_auc"] if bad == 0 else ref
+    assert bad == 5 and len(rows) == loose.epochs_run
+    assert tr.evaluate(tr.split.val_pos, tr.split.val_neg) == (loose.best_val_auc, loose.best_val_ap)
+    assert max(r["val_auc"] for r in rows) == loose.best_val_auc
+
+
+def test_time_budget_ends_cleanly_and_resume_honours_it(data, tmp_path):
+    d, sp = data
+    cfg = TrainConfig(epochs=100000, patience=None, time_budget=1.0, progress=False)
+    tr = Trainer(cfg, d.x, sp, out_dir=str(tmp_path))
+    res = tr.fit()
+    assert res.out_of_time and not res.stopped_early and 0 < res.epochs_run < 100000
+    last = res.history[-1]
+    assert "val_auc" in last and 1.0 <= last["elapsed_s"] < 30  # evaluated at the end
+    assert os.path.isfile(tmp_path / "checkpoint.pt")  # and checkpointed
+    # Resuming with the same budget does nothing more; a larger budget trains on.
+    again = Trainer(cfg, d.x, sp, out_dir=str(tmp_path)).fit(resume=True)
+    assert again.steps == res.steps and again.out_of_time
+    more = Trainer(TrainConfig(epochs=100000, patience=None, time_budget=2.0, progress=False), d.x, sp,
+                   out_dir=str(tmp_path)).fit(resume=True)
+    assert more.steps > res.steps and more.out_of_time and more.history[-1]["elapsed_s"] >= 2.0
+
+
+def test_resume_honours_plateau_state(data, tmp_path):
+    # Killed in the middle of a plateau: the resumed run stops at the same evaluation.
+    kw = dict(epochs=300, lr=0.05, patience=8, min_delta=0.002, seed=2, checkpoint_every=1)
+    _, ref = run(data, tmp_path / "a", **kw)
+    assert ref.stopped_early
+    d, sp = data
+    cfg = TrainConfig(progress=False, **kw)
+    out = str(tmp_path / "b")
+    kill = ref.steps - 3  # inside the final patience window
+    assert Trainer(cfg, d.x, sp, out_dir=out).fit(max_steps_this_call=kill) is None
+    res = Trainer(cfg, d.x, sp, out_dir=out).fit(resume=True)
+    assert res.stopped_early and res.steps == ref.steps and res.best_epoch == ref.best_epoch
+
+
+def test_mode_auto_choice(data):
+    d, sp = data
+    tr = Trainer(TrainConfig(progress=False, epochs=1), d.x, sp)
+    assert tr.cfg.mode == "full" and tr.all_pairs and "auto" in tr.mode_reason
+    tr = Trainer(TrainConfig(progress=False, epochs=1, auto_full_nodes=50), d.x, sp, loader_factory=FakeLinkLoader)
+    assert tr.cfg.mode == "minibatch" and "80 nodes > auto_full_nodes=50" in tr.mode_reason
+    assert tr.cfg.lr == 0.001 and tr.cfg.ema_decay is None  # minibatch defaults follow the choice
+    assert TrainConfig(mode="full").choose_mode(10**9)[0] == "full"
+
+
+def test_minibatch_validates_within_epochs(data):
+    tr, res = run(data, mode="minibatch", epochs=3, batch_size=8, lr=0.01, patience=None, eval_steps=3)
+    rows, spe = res.history, tr.steps_per_epoch
+    assert tr.eval_steps == 3 and spe > 8 and spe % 3 and res.steps == 3 * spe
+    evals = set(range(3, 3 * spe + 1, 3)) | {3 * spe}
+    assert [r["step"] for r in rows] == sorted(evals | {spe, 2 * spe})  # a row per evaluation and per epoch
+    assert [r["step"] for r in rows if "val_auc" in r] == sorted(evals)
+    assert rows[0]["epoch"] == round(3 / spe, 4) and rows[-1]["epoch"] == 3
+
+
+@pytest.mark.parametrize("model", ["vgae", "gae"])
+def test_subset_validation_is_exact(model):
+    # A sparse graph: the 2-hop blocks of a small subset of the validation pairs are a small
+    # share of it, so the subset path is taken; its scores equal full inference on those pairs.
+    from scalevgae.train.evaluation import ValidationSet
+
+    d = planted_partition(3000, avg_degree=3, feature_dim=8, seed=1)
+    sp = split_edges(d.graph, 0.1, 0.1, seed=0)
+    x = torch.as_tensor(d.x).float()
+    tr = Trainer(TrainConfig(model=model, epochs=3, eval_pairs=20, ema_decay=0.0, progress=False), x, sp)
+    assert tr.val_set.subset and tr.val_set.pos.size(1) == 20 == tr.val_set.neg.size(1)
+    tr.fit()
+    pos, neg = tr.val_set.global_pairs()
+    assert tr.validate() == tr.evaluate(pos, neg)  # the same numbers as full inference
+    with torch.no_grad():
+        z_sub = tr.model.encode(tr.val_set.blocks, tr.val_set.x) if model == "gae" else None
+    if z_sub is not None:
+        torch.testing.assert_close(z_sub, tr.embed()[tr.val_set.n_id[: z_sub.size(0)]], rtol=1e-5, atol=1e-6)
+    # Same seed, same subset; the numpy path reads the same rows.
+    other = ValidationSet(sp.train_graph, x.numpy(), sp.val_pos, sp.val_neg, num_pairs=20, seed=tr.cfg.seed + 3,
+                          device=torch.device("cpu"))
+    assert torch.equal(other.global_pairs()[0], pos) and torch.equal(other.x, tr.val_set.x)
+    # Dense graph: the blocks would cover it, so full inference on all pairs.
+    dense = Trainer(TrainConfig(epochs=1, eval_pairs=20, progress=False), *_data80())
+    assert not dense.val_set.subset
+
+
+def _data80():
+    d = planted_partition(80, avg_degree=6, feature_dim=16, seed=3)
+    return d.x, split_edges(d.graph, 0.1, 0.1, seed=0)

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-MODES = ("full", "minibatch")
+MODES = ("auto", "full", "minibatch")
 MODELS = ("vgae", "gae")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -44,10 +44,23 @@ class TrainConfig:
     Cora it adds ~0.3 AUC / AP to every full-mode run over 10 seeds). Off in minibatch mode, where
     steps are many and noisy-but-small and an average lags the early, fast-moving iterates.
 
-    Early stopping: validation AUC every ``eval_every`` epochs; stop after ``patience`` epochs
-    without improvement (None: never) and always restore the best-validation weights. The
-    patience is long (100) because small validation sets are noisy (Cora: 263 edges) and a
-    short patience stops on noise.
+    Mode ``auto`` (the default): full mode with the exact all-pairs objective up to
+    ``auto_full_nodes`` nodes, minibatch mode above; :meth:`resolved` with the graph's node count
+    makes the choice and :attr:`mode_reason` says why.
+
+    Stopping (plateau): validation AUC every ``eval_every`` epochs (full mode) or every
+    ``eval_steps`` optimizer steps (minibatch; default a twentieth of an epoch, at least 50); stop when it has
+    not risen by at least ``min_delta`` (absolute AUC) above the last such rise for ``patience``
+    evaluations in a row (None: never), after ``epochs`` epochs (the maximum), or when
+    ``time_budget`` seconds of wall clock (training and evaluation) are spent; in every case the
+    run ends evaluated (checkpointed too when out of time, or with ``checkpoint_every``) and the
+    best-validation weights are restored. Defaults (patience 10, min_delta 0.003) from replaying
+    the rule on recorded curves (benchmarks/time_to_quality.py --replay; README, "Time to
+    quality"): on Cora full mode they stop at epoch ~70 instead of 200 with the same test AUC/AP,
+    within 1.5x the time validation AUC first came within 0.005 of its final value. Validation
+    scores a fixed seeded subset of ``eval_pairs`` positive and as many negative validation pairs
+    through their exact (unsampled) 2-hop blocks when that is cheaper than full-graph inference,
+    all pairs with full inference otherwise.
 
     Every field carries ``metadata={"help": ...}`` (and ``"choices"`` where it has them): the
     command line generates its ``--<field-name>`` options from them (``scalevgae.cli``), so a
@@ -56,9 +69,10 @@ class TrainConfig:
     """
 
     model: str = field(default="vgae", metadata={"help": "VGAE (variational) or GAE", "choices": MODELS})
-    mode: str = field(default="full", metadata={
-        "help": "full: whole-graph steps (exact all-pairs loss up to --full-max-nodes); "
-                "minibatch: neighbour-sampled link batches", "choices": MODES})
+    mode: str = field(default="auto", metadata={
+        "help": "auto: full up to --auto-full-nodes nodes, minibatch above; full: whole-graph steps (exact "
+                "all-pairs loss up to --full-max-nodes); minibatch: neighbour-sampled link batches",
+        "choices": MODES})
     hidden: int = field(default=32, metadata={"help": "width of the first GCN layer"})
     latent: int = field(default=16, metadata={"help": "latent dimension (width of z)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout on the encoder's inputs, in [0, 1)"})
@@ -85,9 +99,22 @@ class TrainConfig:
                 "(default 0.95 full, off minibatch; 0: off)"})
     batch_size: int = field(default=512, metadata={"help": "minibatch: positive pairs per batch"})
     fanouts: tuple = field(default=(10, 5), metadata={"help": "minibatch: neighbours per layer, e.g. 10,5"})
-    patience: Optional[int] = field(default=100, metadata={
-        "help": "early-stopping patience in epochs (0: off)", "off": 0})
-    eval_every: int = field(default=1, metadata={"help": "epochs between validation evaluations"})
+    patience: Optional[int] = field(default=10, metadata={
+        "help": "stop after this many evaluations in a row without a rise of --min-delta in validation AUC "
+                "(0: never)", "off": 0})
+    min_delta: float = field(default=0.003, metadata={"help": "smallest validation-AUC rise that counts as progress"})
+    time_budget: Optional[float] = field(default=None, metadata={
+        "help": "seconds of wall clock (training + validation) after which the run ends, validated and "
+                "checkpointed (default: none)"})
+    eval_every: int = field(default=1, metadata={"help": "full mode: epochs between validation evaluations"})
+    eval_steps: Optional[int] = field(default=None, metadata={
+        "help": "minibatch mode: steps between validation evaluations (default: a twentieth of an epoch, "
+                "at least 50)"})
+    eval_pairs: int = field(default=4096, metadata={
+        "help": "validate on this many positive (and as many negative) seeded validation pairs through their "
+                "exact blocks when cheaper than full inference (0: all pairs, full inference)"})
+    auto_full_nodes: int = field(default=20000, metadata={
+        "help": "mode auto: full mode with the exact objective up to this many nodes, minibatch above"})
     seed: int = field(default=0, metadata={"help": "split, initialisation and sampling seed"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1 or auto"})
     amp: str = field(default="auto", metadata={"help": "bf16 autocast (auto: on GPU)",
@@ -109,10 +136,10 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
-        for name in ("hidden", "latent", "batch_size", "eval_every", "full_max_nodes"):
+        for name in ("hidden", "latent", "batch_size", "eval_every", "full_max_nodes", "auto_full_nodes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("epochs", "steps", "neg_ratio", "patience"):
+        for name in ("epochs", "steps", "neg_ratio", "patience", "eval_steps", "time_budget"):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ValueError(f"{name} must be positive, got {v}")
@@ -120,16 +147,32 @@ class TrainConfig:
             raise ValueError(f"progress_every must be positive, got {self.progress_every}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
+        if not self.min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+        if self.eval_pairs < 0:
+            raise ValueError(f"eval_pairs must be >= 0, got {self.eval_pairs}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.mode == "minibatch" and len(self.fanouts) != 2:
+        if self.mode != "full" and len(self.fanouts) != 2:
             raise ValueError(f"the two-layer encoders need two fanouts, got {tuple(self.fanouts)}")
 
-    def resolved(self) -> TrainConfig:
-        """A copy with the mode-dependent defaults filled in."""
+    def choose_mode(self, num_nodes: int) -> tuple[str, str]:
+        """(mode, why) for a graph of ``num_nodes`` nodes; an explicit mode is kept."""
+        if self.mode != "auto":
+            return self.mode, f"mode {self.mode} requested"
+        if num_nodes <= self.auto_full_nodes:
+            return "full", (f"auto: {num_nodes} nodes <= auto_full_nodes={self.auto_full_nodes}, "
+                            "full mode with the exact all-pairs objective")
+        return "minibatch", (f"auto: {num_nodes} nodes > auto_full_nodes={self.auto_full_nodes}, "
+                             "minibatch mode (neighbor sampling)")
+
+    def resolved(self, num_nodes: Optional[int] = None) -> TrainConfig:
+        """A copy with the mode-dependent defaults filled in; with ``num_nodes`` mode ``auto``
+        becomes full or minibatch (:meth:`choose_mode`), without it auto keeps full's defaults."""
         self.validate()
-        full = self.mode == "full"
-        c = dataclasses.replace(self, fanouts=tuple(int(f) for f in self.fanouts))
+        mode = self.mode if num_nodes is None else self.choose_mode(num_nodes)[0]
+        full = mode != "minibatch"
+        c = dataclasses.replace(self, mode=mode, fanouts=tuple(int(f) for f in self.fanouts))
         if c.epochs is None:
             c.epochs = 200 if full else 100
         if c.lr is None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -31,10 +32,12 @@ from scalevgae.train.checkpoint import (
     set_rng_state,
 )
 from scalevgae.train.config import TrainConfig
+from scalevgae.train.evaluation import ValidationSet
 from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_weight
 from scalevgae.train.progress import progress_bar
 
 METRICS_NAME = "metrics.jsonl"
+MIN_EVAL_STEPS = 50  # the fewest steps between minibatch validations by default
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,6 +61,9 @@ class TrainResult:
     train_pairs_per_s: float
     stopped_early: bool
     history: list = field(default_factory=list)
+    out_of_time: bool = False  # the time budget ended the run
+    mode: str = ""
+    mode_reason: str = ""
 
 
 class Trainer:
@@ -85,13 +91,14 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, x: Any, split: LinkSplit, *, out_dir: Optional[str] = None,
                  loader_factory: Optional[Callable[..., Any]] = None):
-        self.cfg = cfg = config.resolved()
+        n = split.train_graph.num_nodes
+        self.cfg = cfg = config.resolved(n)
+        self.mode_reason = config.choose_mode(n)[1]  # recorded in metrics.json by the CLI
         self.dist = sdist.current()
         self.device = resolve_device(cfg.device)
         self.split = split
         self.out_dir = out_dir
         self.graph: Graph = split.train_graph.to(self.device)
-        n = self.graph.num_nodes
         if x is None or x.shape[0] != n:
             raise ValueError(f"x must have {n} rows (one per node), got {None if x is None else tuple(x.shape)}")
         self.full = cfg.mode == "full"
@@ -135,12 +142,22 @@ class Trainer:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default a
+        # twentieth of an epoch, since on large graphs validation AUC plateaus within the first
+        # epoch, but at least MIN_EVAL_STEPS: on small graphs at minibatch mode's lr, fewer steps
+        # than that between validations see noise, not progress, and stop on it).
+        if self.full or cfg.eval_steps is None and cfg.eval_every > 1:
+            self.eval_steps = cfg.eval_every * self.steps_per_epoch
+        else:
+            self.eval_steps = cfg.eval_steps or max(MIN_EVAL_STEPS, math.ceil(self.steps_per_epoch / 20))
+        self.val_set = ValidationSet(split.train_graph, x, split.val_pos, split.val_neg, num_pairs=cfg.eval_pairs,
+                                     seed=cfg.seed + 3, device=self.device)
         use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
         self._amp_device = self.device.type if use_amp else None
         self.state: dict[str, Any] = dict(
             epoch=0, global_step=0, batch_in_epoch=0, best_val_auc=-1.0, best_val_ap=-1.0, best_epoch=-1,
             bad_evals=0, stopped_early=False, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0, train_time=0.0,
-            total_pairs=0)
+            total_pairs=0, plateau_ref=-1.0, period_steps=0, wall_time=0.0, out_of_time=False)
         self.best_state: Optional[dict[str, Tensor]] = None
         # Averaged weights (cfg.ema_decay): what validation sees and what the run returns.
         self.ema_state: Optional[dict[str, Tensor]] = None
@@ -153,6 +170,8 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(_LossModule(self), device_ids=ids)
+        if cfg.progress and self.dist.is_main:
+            print(f"scalevgae: {self.mode_reason}", file=sys.stderr)
 
     def _reseed_rank(self, step: int) -> None:
         """Per-rank torch RNG (dropout) and full-mode negative generator, from (seed, rank, step)."""
@@ -289,6 +308,8 @@ class Trainer:
 
     def save(self) -> None:
         path = self.checkpoint_path()
+        if hasattr(self, "_fit_t0"):
+            self.state["wall_time"] = self._elapsed()
         if path is not None and self.dist.is_main:
             save_checkpoint(path, self.state_dict())
 
@@ -309,13 +330,25 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
 
     # ---- loop ----
+    def _elapsed(self) -> float:
+        """Wall-clock seconds of fit() so far, over all resumed calls (training + evaluation)."""
+        return self._wall0 + time.perf_counter() - self._fit_t0
+
+    def _out_of_time(self) -> bool:
+        return self.cfg.time_budget is not None and self._elapsed() >= self.cfg.time_budget
+
+    def _done(self) -> bool:
+        return bool(self.state["stopped_early"] or self.state["out_of_time"])
+
     def fit(self, *, resume: bool = False, max_steps_this_call: Optional[int] = None,
             on_step: Optional[Callable[[int], None]] = None) -> Optional[TrainResult]:
-        """Train to the configured epochs/steps or until early stopping; restore the best weights.
+        """Train until the validation AUC plateaus (``patience``/``min_delta``), the configured
+        epochs/steps are done or ``time_budget`` is spent; restore the best weights.
 
         resume: continue from ``out_dir/checkpoint.pt`` (same config and seed) and end with the
-        same weights as an uninterrupted run. max_steps_this_call: return None after this many
-        optimizer steps, as if the process were killed (for tests and time-boxed jobs).
+        same weights as an uninterrupted run (the time budget counts the earlier calls' time).
+        max_steps_this_call: return None after this many optimizer steps, as if the process
+        were killed (for tests and time-boxed jobs).
         on_step: called with the global step after every optimizer step (e.g. to score the
         model along the way); its time is not counted as step time.
         """
@@ -326,11 +359,14 @@ class Trainer:
                 raise ValueError("resume needs out_dir (where checkpoint.pt lives)")
             self.load_state_dict(load_checkpoint(path, map_location=self.device))
             self._truncate_metrics()
+        self._fit_t0, self._wall0 = time.perf_counter(), st["wall_time"]
+        # A resumed run gets the budget of this call's config (rank 0's clock decides).
+        st["out_of_time"] = self._broadcast(self._out_of_time())
         bar = progress_bar(cfg.progress and self.dist.is_main, self.total_steps, st["global_step"],
                            every=cfg.progress_every)
         steps_here = 0
         try:
-            while st["epoch"] < self.epochs and not st["stopped_early"]:
+            while st["epoch"] < self.epochs and not self._done():
                 if st["batch_in_epoch"] < self.steps_per_epoch and st["global_step"] < self.total_steps:
                     self.model.train()
                     t0 = time.perf_counter()  # step time includes waiting for the batch
@@ -341,6 +377,7 @@ class Trainer:
                         dt = time.perf_counter() - t0
                         st["global_step"] += 1
                         st["batch_in_epoch"] += 1
+                        st["period_steps"] += 1
                         st["loss_sum"] += loss
                         st["epoch_pairs"] += pairs
                         st["epoch_time"] += dt
@@ -350,19 +387,28 @@ class Trainer:
                         if bar is not None:
                             bar.update(1)
                             bar.set_postfix(loss=f"{loss:.4f}", pairs_s=f"{pairs / max(dt, 1e-9):.3g}")
+                        epoch_end = (st["batch_in_epoch"] >= self.steps_per_epoch
+                                     or st["global_step"] >= self.total_steps)
+                        # Ranks decide on time together, at evaluations (_end_period broadcasts).
+                        late = not self.dist.enabled and self._out_of_time()
+                        if not epoch_end and (st["global_step"] % self.eval_steps == 0 or late):
+                            self._end_period(epoch_end=False)
                         if cfg.checkpoint_every and st["global_step"] % cfg.checkpoint_every == 0:
                             self.save()
                         if on_step is not None:
                             on_step(st["global_step"])
                         if max_steps_this_call is not None and steps_here >= max_steps_this_call:
                             return None
-                        if st["global_step"] >= self.total_steps:
+                        if epoch_end or self._done():
                             break
                         t0 = time.perf_counter()
-                self._end_epoch()
+                if not self._done():
+                    self._end_period(epoch_end=True)
         finally:
             if bar is not None:
                 bar.close()
+        if st["out_of_time"] or cfg.checkpoint_every:
+            self.save()  # the run ends checkpointed (resume with a larger budget continues it)
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         elif self.ema_state is not None:
@@ -371,34 +417,52 @@ class Trainer:
             best_epoch=st["best_epoch"], best_val_auc=st["best_val_auc"], best_val_ap=st["best_val_ap"],
             epochs_run=st["epoch"], steps=st["global_step"], train_seconds=st["train_time"],
             train_pairs_per_s=st["total_pairs"] / max(st["train_time"], 1e-9), stopped_early=st["stopped_early"],
-            history=list(self.history))
+            history=list(self.history), out_of_time=st["out_of_time"], mode=cfg.mode, mode_reason=self.mode_reason)
 
-    def _end_epoch(self) -> None:
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        """Validation (AUC, AP) of the current (averaged) weights, as the stopping rule sees it."""
+        with _swapped(self.model, self.ema_state):
+            return self.val_set.score(self.model, self.embed)
+
+    def _end_period(self, *, epoch_end: bool) -> None:
+        """Log the steps since the last row; validate and apply the stopping rules when due.
+
+        A row ends every epoch and, in minibatch mode, every ``eval_steps`` steps within one
+        (its ``epoch`` is then fractional)."""
         cfg, st = self.cfg, self.state
-        ep = st["epoch"]
-        nb = max(st["batch_in_epoch"], 1)
+        ep, spe = st["epoch"], self.steps_per_epoch
+        nb = max(st["period_steps"], 1)
         # Logged over all ranks: mean loss, pairs of all ranks per second of rank time.
         loss = sdist.all_reduce_mean(st["loss_sum"] / nb, self.dist)
         pairs = sdist.all_reduce_mean(float(st["epoch_pairs"]), self.dist) * self.dist.world_size
-        row: dict[str, Any] = dict(epoch=ep + 1, step=st["global_step"], loss=loss,
-                                   epoch_seconds=st["epoch_time"],
+        row: dict[str, Any] = dict(epoch=ep + 1 if epoch_end else round(ep + st["batch_in_epoch"] / spe, 4),
+                                   step=st["global_step"], loss=loss, epoch_seconds=st["epoch_time"],
                                    pairs_per_s=pairs / max(st["epoch_time"], 1e-9))
-        last = ep + 1 >= self.epochs
-        if (ep + 1) % cfg.eval_every == 0 or last:
+        last = st["global_step"] >= self.total_steps or (epoch_end and ep + 1 >= self.epochs)
+        # Same decision on every rank: rank 0's clock.
+        late = self._broadcast(self._out_of_time()) if self.dist.enabled else self._out_of_time()
+        if st["global_step"] % self.eval_steps == 0 or last or late:
             # Same weights on every rank; rank 0's numbers decide (early stopping stays in step).
             weights = self.ema_state if self.ema_state is not None else self.model.state_dict()
-            with _swapped(self.model, self.ema_state):
-                auc, ap = self._broadcast(self.evaluate(self.split.val_pos, self.split.val_neg))
+            auc, ap = self._broadcast(self.validate())
             row.update(val_auc=auc, val_ap=ap)
             if auc > st["best_val_auc"]:
-                st.update(best_val_auc=auc, best_val_ap=ap, best_epoch=ep + 1, bad_evals=0)
+                st.update(best_val_auc=auc, best_val_ap=ap, best_epoch=row["epoch"])
                 self.best_state = {k: v.detach().clone() for k, v in weights.items()}
+            if auc - cfg.min_delta > st["plateau_ref"]:  # progress: the plateau clock restarts
+                st.update(plateau_ref=auc, bad_evals=0)
             else:
                 st["bad_evals"] += 1
-                if cfg.patience is not None and st["bad_evals"] * cfg.eval_every >= cfg.patience:
+                if cfg.patience is not None and st["bad_evals"] >= cfg.patience:
                     st["stopped_early"] = True
+            st["out_of_time"] = late
+        st["wall_time"] = self._elapsed()
+        row["elapsed_s"] = st["wall_time"]
         self._log(row)
-        st.update(epoch=ep + 1, batch_in_epoch=0, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0)
+        st.update(loss_sum=0.0, epoch_pairs=0, epoch_time=0.0, period_steps=0)
+        if epoch_end:
+            st.update(epoch=ep + 1, batch_in_epoch=0)
 
 
 @contextlib.contextmanager

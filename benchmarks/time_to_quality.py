@@ -1,0 +1,295 @@
+"""Time to quality: validation AUC against wall-clock seconds, scalevgae (each mode, defaults)
+against PyG's VGAE recipe, on the same split of one graph.
+
+    python benchmarks/time_to_quality.py --graph cora
+    python benchmarks/time_to_quality.py --graph synthetic --nodes 100000
+    python benchmarks/time_to_quality.py --graph my.npz --systems auto pyg --seeds 0 1 2
+
+Graphs: cora | citeseer | pubmed (Planetoid files, ../shared/datasets/planetoid or --root),
+synthetic (the CLI's built-in planted-partition graph, --nodes), or any file ``scalevgae train
+--dataset`` reads. Split: Kipf's 85/5/10 with the seed (split seed = model seed, as the CLI).
+
+Systems: ``auto`` / ``full`` / ``minibatch`` run ``Trainer(TrainConfig(mode=...))`` with every
+other setting at its default (``--set key=value`` overrides, e.g. ``--set patience=None``);
+``pyg`` is PyG's examples/autoencoder.py VGAE recipe (GCNConv encoder 2x hidden -> latent,
+``torch_geometric.nn.VGAE``, full-batch, Adam lr 0.01, ``recon_loss`` with one sampled negative
+per positive + KL / N, 400 epochs, no early stopping) validating every ``--pyg-eval-every``
+epochs. Curves: validation AUC after each evaluation against the wall clock since training
+started (training + validation; the test scoring done for the table is taken off the clock).
+Table: final test AUC/AP (the weights each system ends with: the restored best for scalevgae,
+the last for PyG), training seconds, and ``t_q``: when validation AUC first came within 0.005 of
+its final value (end / t_q is what issue 18 bounds by 1.5).
+
+Writes benchmarks/results/time-to-quality-<graph>.{png,md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# As `import scalevgae` does, but before torch loads (idle OpenMP threads spinning cost 5x here).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from scalevgae.data import split_edges  # noqa: E402
+from scalevgae.data.datasets import DatasetSpec, load_dataset  # noqa: E402
+from scalevgae.metrics import link_scores  # noqa: E402
+from scalevgae.train import TrainConfig, Trainer  # noqa: E402
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+WITHIN = 0.005  # "came within 0.005 of its final value"
+
+
+def _value(s: str) -> Any:
+    if s == "None":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(s)
+        except ValueError:
+            pass
+    return s
+
+
+def time_to_quality(curve: list[dict], final: float) -> float:
+    """Seconds at which validation AUC first came within ``WITHIN`` of ``final``."""
+    return next(p["seconds"] for p in curve if p["val_auc"] >= final - WITHIN)
+
+
+def replay(curve: list[dict], patience: Optional[int], min_delta: float) -> dict:
+    """The stopping rule (the Trainer's) replayed on a curve recorded without stopping: where it
+    stops, the restored best evaluation's test AUC/AP, and end / t_q. Exact for the quality (the
+    rule does not change the trajectory); times are the recorded ones."""
+    best, ref, bad, stop = -1, -1.0, 0, len(curve) - 1
+    for i, p in enumerate(curve):
+        if best < 0 or p["val_auc"] > curve[best]["val_auc"]:
+            best = i
+        if p["val_auc"] - min_delta > ref:
+            ref, bad = p["val_auc"], 0
+        else:
+            bad += 1
+            if patience is not None and bad >= patience:
+                stop = i
+                break
+    b, seen = curve[best], curve[: stop + 1]
+    end = seen[-1]["seconds"]
+    return dict(patience=patience, min_delta=min_delta, stop_eval=stop + 1, stop_epoch=seen[-1]["epoch"],
+                seconds=end, test_auc=b["test_auc"], test_ap=b["test_ap"], final_val_auc=b["val_auc"],
+                end_over_t_q=end / max(time_to_quality(seen, b["val_auc"]), 1e-9))
+
+
+def run_ours(x: torch.Tensor, split, mode: str, seed: int, overrides: dict) -> dict:
+    """Train with defaults (plus overrides); curve of (wall seconds, val AUC) and test AUC/AP
+    after each evaluation, the test scoring off the clock."""
+    cfg = TrainConfig(mode=mode, seed=seed, progress=False, **overrides)
+    tr = Trainer(cfg, x, split)
+    off = [0.0]
+    tests: list[tuple[float, float]] = []
+    validate = tr.validate
+
+    def validate_and_test() -> tuple[float, float]:
+        out = validate()
+        t = time.perf_counter()
+        from scalevgae.train.trainer import _swapped
+
+        with _swapped(tr.model, tr.ema_state):
+            tests.append(tr.evaluate(split.test_pos, split.test_neg))
+        off[0] += time.perf_counter() - t
+        offs.append(off[0])
+        return out
+
+    offs: list[float] = []
+    tr.validate = validate_and_test  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    res = tr.fit()
+    seconds = time.perf_counter() - t0 - off[0]
+    evals = [r for r in res.history if "val_auc" in r]
+    curve = [dict(seconds=r["elapsed_s"] - o, val_auc=r["val_auc"], test_auc=ta, test_ap=tp, epoch=r["epoch"])
+             for r, o, (ta, tp) in zip(evals, offs, tests)]
+    auc, ap = tr.evaluate(split.test_pos, split.test_neg)
+    return dict(system=f"scalevgae {res.mode}" + (" (auto)" if mode == "auto" else ""), mode=res.mode,
+                mode_reason=res.mode_reason, seed=seed, seconds=seconds, test_auc=auc, test_ap=ap,
+                final_val_auc=res.best_val_auc, best_epoch=res.best_epoch, evaluations=len(curve),
+                stopped_early=res.stopped_early, steps=res.steps, curve=curve)
+
+
+def run_pyg(x: torch.Tensor, split, seed: int, *, epochs: int, eval_every: int, hidden: int = 32,
+            latent: int = 16) -> dict:
+    """PyG's examples/autoencoder.py VGAE (full batch) on the same split."""
+    from torch_geometric.nn import VGAE, GCNConv
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, cin: int):
+            super().__init__()
+            self.conv1 = GCNConv(cin, hidden)
+            self.conv_mu = GCNConv(hidden, latent)
+            self.conv_logstd = GCNConv(hidden, latent)
+
+        def forward(self, x, edge_index):
+            h = self.conv1(x, edge_index).relu()
+            return self.conv_mu(h, edge_index), self.conv_logstd(h, edge_index)
+
+    torch.manual_seed(seed)
+    n = x.size(0)
+    ei = split.train_graph.edge_index()
+    model = VGAE(Encoder(x.size(1)))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+
+    def scores(pos, neg) -> tuple[float, float]:
+        model.eval()
+        with torch.no_grad():
+            z = model.encode(x, ei)
+            s = link_scores((z[pos[0]] * z[pos[1]]).sum(-1), (z[neg[0]] * z[neg[1]]).sum(-1))
+        model.train()
+        return s
+
+    curve, off = [], 0.0
+    t0 = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        opt.zero_grad()
+        z = model.encode(x, ei)
+        loss = model.recon_loss(z, split.train_pos) + model.kl_loss() / n
+        loss.backward()
+        opt.step()
+        if epoch % eval_every == 0 or epoch == epochs:
+            val_auc, _ = scores(split.val_pos, split.val_neg)
+            t = time.perf_counter()
+            ta, tp = scores(split.test_pos, split.test_neg)
+            off += time.perf_counter() - t
+            curve.append(dict(seconds=time.perf_counter() - t0 - off, val_auc=val_auc, test_auc=ta, test_ap=tp,
+                              epoch=epoch))
+    seconds = time.perf_counter() - t0 - off
+    return dict(system="pyg VGAE (examples/autoencoder.py)", mode="pyg", seed=seed, seconds=seconds,
+                test_auc=curve[-1]["test_auc"], test_ap=curve[-1]["test_ap"], final_val_auc=curve[-1]["val_auc"],
+                best_epoch=epochs, evaluations=len(curve), stopped_early=False, steps=epochs, curve=curve)
+
+
+def plot(runs: list[dict], title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {}
+    for r in runs:
+        c = colors.setdefault(r["system"], f"C{len(colors)}")
+        xs = [p["seconds"] for p in r["curve"]]
+        ys = [p["val_auc"] for p in r["curve"]]
+        first = sum(1 for q in runs if q["system"] == r["system"] and q is not r and runs.index(q) < runs.index(r))
+        label = None
+        if first == 0:
+            same = [q for q in runs if q["system"] == r["system"]]
+            label = (f"{r['system']}: test AUC {statistics.mean(q['test_auc'] for q in same):.3f} / "
+                     f"AP {statistics.mean(q['test_ap'] for q in same):.3f}, "
+                     f"{statistics.mean(q['seconds'] for q in same):.0f} s"
+                     + (f" (mean of {len(same)} seeds)" if len(same) > 1 else ""))
+        ax.plot(xs, ys, color=c, lw=1.2, alpha=0.85, label=label)
+        ax.plot(xs[-1:], ys[-1:], "o", color=c, ms=4)
+    ax.set_xscale("log")
+    ax.set_xlabel("wall-clock seconds since training started (training + validation), log scale")
+    ax.set_ylabel("validation AUC")
+    lo = min(min(p["val_auc"] for p in r["curve"]) for r in runs)
+    hi = max(max(p["val_auc"] for p in r["curve"]) for r in runs)
+    ax.set_ylim(max(lo, hi - 0.25) - 0.01, hi + 0.01)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def replay_table(path: str, patiences: list, deltas: list[float]) -> None:
+    """Mean over the recorded runs of each system, per (patience, min_delta)."""
+    with open(path) as f:
+        runs = json.load(f)["runs"]
+    cols = ["system", "patience", "min_delta", "seeds", "seconds", "end_over_t_q_max", "test_auc", "test_ap"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for system in dict.fromkeys(r["system"] for r in runs):
+        rs = [r for r in runs if r["system"] == system]
+        for pat in patiences:
+            for dl in deltas if pat is not None else [0.0]:
+                rep = [replay(r["curve"], pat, dl) for r in rs]
+                row = dict(system=system, patience=pat, min_delta=dl, seeds=len(rep),
+                           seconds=statistics.mean(x["seconds"] for x in rep),
+                           end_over_t_q_max=max(x["end_over_t_q"] for x in rep),
+                           test_auc=statistics.mean(x["test_auc"] for x in rep),
+                           test_ap=statistics.mean(x["test_ap"] for x in rep))
+                lines.append("| " + " | ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                                               for c in cols) + " |")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--graph", default="cora")
+    p.add_argument("--root", default=None, help="Planetoid folder")
+    p.add_argument("--nodes", type=int, default=100000, help="--graph synthetic: node count")
+    p.add_argument("--systems", nargs="+", default=["auto", "full", "minibatch", "pyg"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainConfig overrides (ours)")
+    p.add_argument("--pyg-epochs", type=int, default=400)
+    p.add_argument("--pyg-eval-every", type=int, default=1)
+    p.add_argument("--name", default=None, help="result file suffix (default: the graph's name)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--replay", default=None, metavar="JSON",
+                   help="no training: replay stopping rules (--patience-grid x --min-delta-grid) on the curves of a "
+                        "results .json recorded with --set patience=None")
+    p.add_argument("--patience-grid", type=_value, nargs="+", default=[None, 100, 50, 20, 10, 5, 3])
+    p.add_argument("--min-delta-grid", type=float, nargs="+", default=[0.0, 0.001, 0.002])
+    a = p.parse_args()
+    if a.replay:
+        return replay_table(a.replay, a.patience_grid, a.min_delta_grid)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in a.set)}
+    data = load_dataset(DatasetSpec(dataset=a.graph, root=a.root, nodes=a.nodes).resolved())
+    x = data.x
+    name = a.name or (f"synthetic-{a.nodes}" if a.graph == "synthetic" else os.path.basename(a.graph).split(".")[0])
+    runs = []
+    for seed in a.seeds:
+        split = split_edges(data.graph, 0.05, 0.10, seed=seed)
+        for system in a.systems:
+            if system == "pyg":
+                r = run_pyg(x, split, seed, epochs=a.pyg_epochs, eval_every=a.pyg_eval_every)
+            else:
+                r = run_ours(x, split, system, seed, overrides)
+            r["end_over_t_q"] = r["seconds"] / max(time_to_quality(r["curve"], r["final_val_auc"]), 1e-9)
+            print(f"{name} seed {seed} {r['system']}: {r['seconds']:.1f} s, test AUC {r['test_auc']:.4f} / AP "
+                  f"{r['test_ap']:.4f}, end/t_q {r['end_over_t_q']:.2f}", flush=True)
+            runs.append(r)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    base = os.path.join(RESULTS_DIR, f"time-to-quality-{name}")
+    command = "python benchmarks/time_to_quality.py " + " ".join(sys.argv[1:])
+    load = os.getloadavg()
+    meta = dict(graph=name, num_nodes=data.num_nodes, num_edges=data.graph.num_edges, seeds=a.seeds,
+                overrides=overrides, command=command, loadavg_at_end=load, threads=torch.get_num_threads(),
+                date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    with open(base + ".json", "w") as f:
+        json.dump(dict(meta=meta, runs=runs), f, indent=1)
+    cols = ["system", "seed", "seconds", "evaluations", "t_q_s", "end_over_t_q", "final_val_auc", "test_auc", "test_ap"]
+    lines = [f"<!-- regenerate: {command} -->", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in runs:
+        r2 = dict(r, t_q_s=time_to_quality(r["curve"], r["final_val_auc"]))
+        lines.append("| " + " | ".join(f"{r2[c]:.4g}" if isinstance(r2[c], float) else str(r2[c]) for c in cols) + " |")
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines[1:]))
+    title = (f"{name}: {data.num_nodes} nodes, {data.graph.num_edges} directed edges; CPU, "
+             f"{torch.get_num_threads()} threads, load avg {load[0]:.1f}")
+    plot(runs, title, base + ".png")
+    print(f"wrote {base}.png, .md, .json")
+
+
+if __name__ == "__main__":
+    main()

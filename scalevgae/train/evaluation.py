@@ -1,0 +1,96 @@
+"""Validation whose cost fits the graph: a fixed seeded subset of the validation pairs scored
+through their exact (unsampled) 2-hop blocks, or all pairs through full-graph inference."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scalevgae.graph import Graph
+from scalevgae.metrics import link_scores
+from scalevgae.ops.decode import edge_logits
+from scalevgae.sampling import sample_neighbors
+
+# Use the blocks only while their input layer has at most this share of the graph's edges:
+# beyond it full-graph inference costs about the same and scores every pair.
+MAX_BLOCK_EDGE_SHARE = 0.5
+
+
+def _rows(x: Any, idx: Tensor) -> Tensor:
+    """float32 ``x[idx]`` for a tensor or a numpy array / memmap (reads only those rows)."""
+    if isinstance(x, Tensor):
+        return x.index_select(0, idx.to(x.device)).float()
+    i = idx.cpu().numpy()
+    order = np.argsort(i, kind="stable")
+    out = np.empty((i.size,) + tuple(x.shape[1:]), dtype=np.float32)
+    out[order] = x[i[order]]
+    return torch.from_numpy(out)
+
+
+def _subset(pairs: Tensor, k: int, gen: torch.Generator) -> Tensor:
+    if pairs.size(1) <= k:
+        return pairs
+    return pairs[:, torch.randperm(pairs.size(1), generator=gen)[:k].sort().values.to(pairs.device)]
+
+
+class ValidationSet:
+    """The validation pairs and how they are scored.
+
+    Args:
+        graph: the training graph (CPU or the device).
+        x: ``[N, F]`` features (tensor or numpy array / memmap).
+        pos, neg: ``[2, P]`` / ``[2, Q]`` validation pairs.
+        num_pairs: keep at most this many positive and as many negative pairs (a seeded subset;
+            0: all). With a subset the pairs' 2-hop blocks are built once with fanout -1 (every
+            neighbor, so the encoder's output on them equals full-graph inference) and reused;
+            if they hold more than ``MAX_BLOCK_EDGE_SHARE`` of the graph's edges, full inference
+            is used instead (and then all pairs are scored).
+        seed: seeds the subset.
+
+    ``self.subset`` tells which way was chosen.
+    """
+
+    def __init__(self, graph: Graph, x: Any, pos: Tensor, neg: Tensor, *, num_pairs: int, seed: int,
+                 device: torch.device):
+        self.pos, self.neg, self.device = pos, neg, device
+        self.subset = False
+        if num_pairs <= 0 or max(pos.size(1), neg.size(1)) <= num_pairs:
+            return
+        gen = torch.Generator().manual_seed(seed)
+        p, q = _subset(pos.cpu(), num_pairs, gen), _subset(neg.cpu(), num_pairs, gen)
+        seeds, inv = torch.unique(torch.cat([p, q], 1).reshape(-1), return_inverse=True)
+        sub = sample_neighbors(graph, seeds.to(graph.rowptr.device), [-1, -1])
+        if sub.blocks[0].num_edges > MAX_BLOCK_EDGE_SHARE * graph.num_edges:
+            return
+        self.subset = True
+        # n_id lists the seeds first, in the order given: pair endpoints index its first rows.
+        local = inv.reshape(2, -1)
+        self.pos, self.neg = local[:, : p.size(1)].to(device), local[:, p.size(1):].to(device)
+        self.blocks = [b.to(device) for b in sub.blocks]
+        self.x = _rows(x, sub.n_id.cpu()).to(device)
+        self.n_id = sub.n_id.to(device)
+
+    @torch.no_grad()
+    def score(self, model: torch.nn.Module, embed: Callable[[], Tensor]) -> tuple[float, float]:
+        """(AUC, AP) on mu: through the cached blocks, or ``embed()`` (full inference)."""
+        if not self.subset:
+            z = embed()
+            pos, neg = self.pos.to(z.device), self.neg.to(z.device)
+        else:
+            was = model.training
+            model.eval()
+            try:
+                z = model.encode(self.blocks, self.x)  # VGAE in eval mode: mu
+            finally:
+                model.train(was)
+            pos, neg = self.pos, self.neg
+        return link_scores(edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1]))
+
+    def global_pairs(self) -> tuple[Tensor, Tensor]:
+        """The scored ``(pos, neg)`` pairs in global node ids."""
+        if not self.subset:
+            return self.pos, self.neg
+        return self.n_id[self.pos], self.n_id[self.neg]
