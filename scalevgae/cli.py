@@ -30,6 +30,7 @@ from scalevgae.data.features import default_features
 from scalevgae.data.io import write_topk_csv
 from scalevgae.data.split import split_edges
 from scalevgae.distributed import barrier, init_distributed
+from scalevgae.metrics import ranking_metric
 from scalevgae.models import build_model
 from scalevgae.ops.topk import topk_links
 from scalevgae.train import TrainConfig, Trainer, resolve_device
@@ -54,6 +55,14 @@ def load_dataset(name: str, *, root: Optional[str] = None, nodes: int = 2000, av
         from scalevgae.data.synthetic import planted_partition
 
         return planted_partition(nodes, avg_degree, seed=graph_seed)
+    from scalevgae.data.ogb import resolve_ogb_dir
+
+    ogb_dir = resolve_ogb_dir(name, root)
+    if low.startswith("ogbl-") and not os.path.exists(name):
+        if ogb_dir is None:
+            raise FileNotFoundError(f"--dataset {name}: no {name.replace('-', '_')} folder in --root "
+                                    f"{root or '.'} (nothing is downloaded; see README 'OGB')")
+        name = ogb_dir
     if not os.path.exists(name):
         raise FileNotFoundError(f"--dataset {name!r} is neither {PLANETOID + ('synthetic',)} nor an existing file")
     import scalevgae.data as sd
@@ -80,6 +89,8 @@ def _load(d: dict[str, Any], split_seed: int):
     data = load_dataset(d["dataset"], root=d["root"], nodes=d["nodes"], avg_degree=d["avg_degree"],
                         graph_seed=d["graph_seed"])
     x = features_of(data, d["feature_dim"], d["graph_seed"])
+    if data.split is not None:  # the dataset's official split (OGB): --val/--test do not apply
+        return data, x, data.split
     return data, x, split_edges(data.graph, d["val"], d["test"], seed=split_seed)
 
 
@@ -160,10 +171,10 @@ def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(trainer.device)
     res = trainer.fit(resume=a.resume)
     z = trainer.embed()  # one full-graph pass for both scores (it dominates on large graphs)
-    val_auc, val_ap = trainer.evaluate(split.val_pos, split.val_neg, z=z)
-    test_auc, test_ap = trainer.evaluate(split.test_pos, split.test_neg, z=z)
+    val = trainer.evaluate_metrics(split.val_pos, split.val_neg, z=z)
+    test = trainer.evaluate_metrics(split.test_pos, split.test_neg, z=z)
     del z
-    out = dict(test_auc=test_auc, test_ap=test_ap, val_auc=val_auc, val_ap=val_ap,
+    out = dict(**{f"test_{k}": v for k, v in test.items()}, **{f"val_{k}": v for k, v in val.items()},
                seconds=time.perf_counter() - t0, train_seconds=res.train_seconds,
                train_pairs_per_s=res.train_pairs_per_s, peak_memory_bytes=peak_memory_bytes(trainer.device),
                best_epoch=res.best_epoch, epochs_run=res.epochs_run, steps=res.steps,
@@ -193,6 +204,9 @@ def cmd_eval(a: argparse.Namespace) -> dict[str, Any]:
     out = {}
     for name, pos, neg in (("val", split.val_pos, split.val_neg), ("test", split.test_pos, split.test_neg)):
         out[name + "_auc"], out[name + "_ap"] = model.test(z, pos.to(device), neg.to(device))
+        if split.metric:  # the dataset's official ranking metric (OGB), as in metrics.json
+            ps, ns = (model.decode(z, e.to(device), sigmoid=False) for e in (pos, neg))
+            out[f"{name}_{split.metric}"] = ranking_metric(split.metric, ps, ns)
     with open(os.path.join(a.out, "eval.json"), "w") as f:
         json.dump(out, f, indent=1)
     return out

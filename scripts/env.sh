@@ -34,5 +34,6 @@ if [ "${SCALEVGAE_SKIP_PYG:-0}" != "1" ] && ! "$PY" -c "import torch_sparse, tor
   fi
   pip_q torch_geometric
 fi
+"$PY" -c "import ogb, pandas" 2>/dev/null || pip_q ogb  # optional: tests cross-check OGB's reader/Evaluator
 # The package and its C++ (and, with a CUDA torch, CUDA) extension; ninja rebuilds only what changed.
 pip_q --no-build-isolation -e .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -22,6 +23,11 @@ class LinkSplit:
         val_pos/val_neg, test_pos/test_neg: ``[2, k]`` held-out edges (random order) and as many sampled pairs
             that are not edges of the full graph (no self pairs; the negatives of the two sets
             are disjoint as unordered pairs).
+        metric: the dataset's official ranking metric, or None (random splits): ``"hits@K"``
+            ranks every positive against the shared negatives; ``"mrr"`` ranks positive ``i``
+            against its own ``Q`` negatives, which are then ``val_neg[:, i*Q:(i+1)*Q]``
+            (``val_neg`` is ``[2, P*Q]``, source-major; likewise ``test_neg``). See
+            :func:`scalevgae.metrics.ranking_metric`.
     """
 
     train_graph: Graph
@@ -30,6 +36,7 @@ class LinkSplit:
     val_neg: Tensor
     test_pos: Tensor
     test_neg: Tensor
+    metric: Optional[str] = None
 
 
 _MASK31 = (1 << 31) - 1

@@ -18,7 +18,7 @@ from torch import Tensor
 from scalevgae import distributed as sdist
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
-from scalevgae.metrics import link_scores
+from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.models import VGAE, build_model
 from scalevgae.ops.decode import edge_logits
 from scalevgae.sampling.negative import negative_pairs
@@ -234,9 +234,23 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, pos: Tensor, neg: Tensor, z: Optional[Tensor] = None) -> tuple[float, float]:
         """(AUC, AP) of held-out pairs ``pos [2, P]`` vs ``neg [2, Q]``, scored on mu."""
+        m = self.evaluate_metrics(pos, neg, z=z, metric=None)
+        return m["auc"], m["ap"]
+
+    @torch.no_grad()
+    def evaluate_metrics(self, pos: Tensor, neg: Tensor, z: Optional[Tensor] = None,
+                         metric: Optional[str] = "split") -> dict[str, float]:
+        """``{"auc", "ap"}`` plus the official ranking metric (e.g. ``"hits@50"``, ``"mrr"``) of
+        held-out pairs; ``metric="split"`` takes it from the split (None for random splits)."""
+        metric = self.split.metric if metric == "split" else metric
         z = self.embed() if z is None else z
         pos, neg = pos.to(z.device), neg.to(z.device)
-        return link_scores(edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1]))
+        ps, ns = edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1])
+        auc, ap = link_scores(ps, ns)
+        out = {"auc": auc, "ap": ap}
+        if metric:
+            out[metric] = ranking_metric(metric, ps, ns)
+        return out
 
     # ---- checkpoints ----
     def checkpoint_path(self) -> Optional[str]:
@@ -386,10 +400,14 @@ class Trainer:
             # Same weights on every rank; rank 0's numbers decide (early stopping stays in step).
             weights = self.ema_state if self.ema_state is not None else self.model.state_dict()
             with _swapped(self.model, self.ema_state):
-                auc, ap = self._broadcast(self.evaluate(self.split.val_pos, self.split.val_neg))
-            row.update(val_auc=auc, val_ap=ap)
-            if auc > st["best_val_auc"]:
-                st.update(best_val_auc=auc, best_val_ap=ap, best_epoch=ep + 1, bad_evals=0)
+                m = self._broadcast(self.evaluate_metrics(self.split.val_pos, self.split.val_neg))
+            auc, ap = m["auc"], m["ap"]
+            row.update({f"val_{k}": v for k, v in m.items()})
+            # Model selection on the dataset's official metric when it defines one (OGB), else AUC
+            # (checkpoints from before best_val_score existed selected on AUC).
+            score = m[self.split.metric] if self.split.metric else auc
+            if score > st.setdefault("best_val_score", -1.0 if self.split.metric else st["best_val_auc"]):
+                st.update(best_val_score=score, best_val_auc=auc, best_val_ap=ap, best_epoch=ep + 1, bad_evals=0)
                 self.best_state = {k: v.detach().clone() for k, v in weights.items()}
             else:
                 st["bad_evals"] += 1
