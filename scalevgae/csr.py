@@ -44,8 +44,11 @@ def coo_to_csr(
     torch.cumsum(counts, 0, out=rowptr[1:])
     out = torch.empty(int(rowptr[-1]), dtype=index_dtype, device=dev)
     cursor = rowptr[:-1].clone()
+    small = num_rows <= torch.iinfo(torch.int32).max
     for rr, cc in blocks():  # place: each entry at its row's cursor + its rank among the block's same-row entries
-        rr, order = torch.sort(rr, stable=True)
+        # Any order within a row will do (rows are sorted below): unstable, and 32-bit keys sort faster.
+        rr, order = torch.sort(rr.int() if small else rr)
+        rr = rr.long()
         uniq, cnt = torch.unique_consecutive(rr, return_counts=True)
         first = torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt, output_size=rr.numel())
         out[cursor[rr] + torch.arange(rr.numel(), device=dev) - first] = cc[order].to(index_dtype)
