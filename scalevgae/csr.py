@@ -4,10 +4,24 @@ Edge membership lives in scalevgae.sampling.membership (a kernel plus its refere
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 from torch import Tensor
 
 CHUNK = 1 << 20  # entries per block in coo_to_csr and the generator: bounds their temporaries (~50 MB)
+
+
+def row_blocks(rowptr: Tensor, chunk: int = CHUNK) -> Iterator[tuple[int, int]]:
+    """Consecutive row ranges ``[r0, r1)`` covering all rows, each holding about ``chunk``
+    entries (at least one row, so a hub row larger than ``chunk`` is a block of its own)."""
+    n = rowptr.numel() - 1
+    r0 = 0
+    while r0 < n:
+        r1 = int(torch.searchsorted(rowptr, rowptr[r0] + chunk, right=True)) - 1
+        r1 = min(max(r1, r0 + 1), n)
+        yield r0, r1
+        r0 = r1
 
 
 def coo_to_csr(
@@ -56,10 +70,7 @@ def coo_to_csr(
     del cursor
     # Sort (and dedup) within rows, a block of whole rows at a time, compacting in place.
     written = 0
-    r0 = 0
-    while r0 < num_rows:
-        r1 = int(torch.searchsorted(rowptr, rowptr[r0] + chunk, right=True)) - 1
-        r1 = min(max(r1, r0 + 1), num_rows)
+    for r0, r1 in row_blocks(rowptr, chunk):
         lo, hi = int(rowptr[r0]), int(rowptr[r1])
         if hi > lo:
             rows = torch.repeat_interleave(torch.arange(r1 - r0, device=dev), counts[r0:r1], output_size=hi - lo)
@@ -69,7 +80,6 @@ def coo_to_csr(
             out[written:written + key.numel()] = (key - rows * num_cols).to(index_dtype)
             counts[r0:r1] = torch.bincount(rows, minlength=r1 - r0)
             written += key.numel()
-        r0 = r1
     torch.cumsum(counts, 0, out=rowptr[1:])
     if written < out.numel():
         out = out[:written].clone()

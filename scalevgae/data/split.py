@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor
 
-from scalevgae.csr import CHUNK
+from scalevgae.csr import row_blocks
 from scalevgae.graph import Graph
 from scalevgae.sampling.negative import negative_pairs
 
@@ -92,10 +92,10 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
 
     def blocks() -> Iterator[tuple[slice, Tensor, Tensor, Tensor]]:
         """(entries, row, hash, unit) per block of CSR entries; unit: the entry that stands for its edge."""
-        for a in range(0, graph.num_edges, CHUNK):
-            sl = slice(a, min(a + CHUNK, graph.num_edges))
-            pos = torch.arange(sl.start, sl.stop, device=dev)
-            row = torch.searchsorted(graph.rowptr, pos, right=True).sub_(1)
+        deg = graph.degree()
+        for r0, r1 in row_blocks(graph.rowptr):
+            sl = slice(int(graph.rowptr[r0]), int(graph.rowptr[r1]))
+            row = torch.repeat_interleave(torch.arange(r0, r1, device=dev), deg[r0:r1], output_size=sl.stop - sl.start)
             c = col[sl]
             if undirected:
                 h = torch.minimum(row, c).mul_(n).add_(torch.maximum(row, c))
