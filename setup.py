@@ -95,9 +95,10 @@ setup(
     extras_require={
         "triton": ["triton"],
         "pyg": ["torch_scatter", "torch_sparse", "torch_geometric"],
-        "test": ["pytest", "scipy", "scikit-learn", "ruff"],
+        "test": ["pytest", "scipy", "scikit-learn", "ruff", "ogb"],
         "bench": ["scipy", "tqdm"],
         "plot": ["matplotlib"],
+        "ogb": ["ogb"],  # only to cross-check against OGB's reader and Evaluator; never needed to train
     },
     entry_points={"console_scripts": ["scalevgae=scalevgae.cli:main"]},
     ext_modules=ext_modules,

@@ -95,7 +95,7 @@ def run_ours(x: torch.Tensor, split, mode: str, seed: int, overrides: dict) -> d
     tests: list[tuple[float, float]] = []
     validate = tr.validate
 
-    def validate_and_test() -> tuple[float, float]:
+    def validate_and_test() -> dict[str, float]:
         out = validate()
         t = time.perf_counter()
         from scalevgae.train.trainer import _swapped

@@ -46,6 +46,7 @@ from scalevgae.data.datasets import (
 from scalevgae.data.io import save_node_ids, write_topk_csv
 from scalevgae.data.split import split_edges
 from scalevgae.distributed import barrier, init_distributed
+from scalevgae.metrics import ranking_metric
 from scalevgae.ops.topk import topk_links
 from scalevgae.train import TrainConfig, Trainer, resolve_device
 from scalevgae.train.checkpoint import (
@@ -86,6 +87,8 @@ def _load(spec: DatasetSpec, seed: int, *, progress: bool, recorded: Optional[di
         check_fingerprint(spec, recorded, force=force)
     with phase(f"loading {spec.label} (parse, CSR build)", progress):
         data = load_dataset(spec)
+    if data.split is not None:  # the dataset's official split (OGB): --val/--test do not apply
+        return spec, data, data.split
     check_splittable(data.graph, spec.val, spec.test, spec.dataset if spec.kind == "file" else spec.label)
     with phase("splitting edges into train/validation/test", progress):
         split = split_edges(data.graph, spec.val, spec.test, seed=seed)
@@ -167,11 +170,12 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
     res = trainer.fit(resume=a.resume)
     with phase("full-graph inference and scoring", talk):
         z = trainer.embed()  # one full-graph pass for both scores (it dominates on large graphs)
-        val_auc, val_ap = trainer.evaluate(split.val_pos, split.val_neg, z=z)
-        test_auc, test_ap = trainer.evaluate(split.test_pos, split.test_neg, z=z)
+        val = trainer.evaluate_metrics(split.val_pos, split.val_neg, z=z)  # AUC, AP (+ the official metric)
+        test = trainer.evaluate_metrics(split.test_pos, split.test_neg, z=z)
         del z
     epochs = res.steps / trainer.steps_per_epoch  # fractional when stopped inside an epoch
-    out_rec = dict(test_auc=test_auc, test_ap=test_ap, val_auc=val_auc, val_ap=val_ap,
+    test_auc, test_ap = test["auc"], test["ap"]
+    out_rec = dict(**{f"test_{k}": v for k, v in test.items()}, **{f"val_{k}": v for k, v in val.items()},
                    seconds=time.perf_counter() - t0, train_seconds=res.train_seconds,
                    train_pairs_per_s=res.train_pairs_per_s, peak_memory_bytes=peak_memory_bytes(trainer.device),
                    best_epoch=res.best_epoch, epochs_run=int(epochs) if epochs == int(epochs) else round(epochs, 3),
@@ -181,7 +185,8 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
                    num_nodes=data.num_nodes, num_edges=data.graph.num_edges,
                    config={**trainer.cfg.to_dict(), **spec.to_dict(), "backend": a.backend},
                    world_size=info.world_size)
-    line = (f"{cfg.model.upper()} on {spec.label}, {res.mode}: test AUC {test_auc:.3f} / AP {test_ap:.3f} in "
+    official = f" / {split.metric} {test[split.metric]:.3f}" if split.metric else ""
+    line = (f"{cfg.model.upper()} on {spec.label}, {res.mode}: test AUC {test_auc:.3f} / AP {test_ap:.3f}{official} in "
             f"{out_rec['seconds']:.0f} s, peak {out_rec['peak_memory_bytes'] / 2**30:.1f} GB → {a.out.rstrip('/')}/")
     if not info.is_main:
         return line, out_rec
@@ -227,6 +232,9 @@ def cmd_eval(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, Any
         res: dict[str, Any] = {}
         for name, pos, neg in (("val", split.val_pos, split.val_neg), ("test", split.test_pos, split.test_neg)):
             res[name + "_auc"], res[name + "_ap"] = model.test(z, pos.to(device), neg.to(device))
+            if split.metric:  # the dataset's official ranking metric (OGB), as in metrics.json
+                ps, ns = (model.decode(z, e.to(device), sigmoid=False) for e in (pos, neg))
+                res[f"{name}_{split.metric}"] = ranking_metric(split.metric, ps, ns)
     os.makedirs(a.out, exist_ok=True)
     dest = os.path.join(a.out, "eval.json")
     with open(dest, "w") as f:

@@ -51,10 +51,9 @@ class Graph:
         if num_nodes is None:
             num_nodes = int(edge_index.max()) + 1 if edge_index.numel() else 0
         check_index_range(edge_index.reshape(-1), num_nodes, "edge_index")
-        row, col = edge_index[0].long(), edge_index[1].long()
-        if undirected:
-            row, col = torch.cat([row, col]), torch.cat([col, row])
-        rowptr, col = coo_to_csr(row, col, num_nodes, num_nodes, dedup=True, drop_self_loops=True)
+        # Counting sort in chunks: no 64-bit key per entry, no concatenated copy of both directions.
+        rowptr, col = coo_to_csr(edge_index[0], edge_index[1], num_nodes, num_nodes, dedup=True,
+                                 drop_self_loops=True, symmetric=undirected)
         g = cls(rowptr, col, num_nodes, validate=False)
         if undirected:
             g._symmetric = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["average_precision", "hits_at_k", "link_scores", "mrr", "roc_auc"]
+__all__ = ["average_precision", "hits_at_k", "link_scores", "mrr", "ranking_metric", "roc_auc"]
 
 
 def _check_binary(y_true: Tensor, y_score: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,3 +111,22 @@ def mrr(pos_score: Tensor, neg_score: Tensor) -> float:
     pessimistic = (neg >= pos).sum(1).to(torch.float64)
     rank = 0.5 * (optimistic + pessimistic) + 1
     return float((1.0 / rank).mean())
+
+
+def ranking_metric(metric: str, pos_score: Tensor, neg_score: Tensor) -> float:
+    """An OGB metric by name: ``"hits@K"`` of ``pos_score [P]`` against the shared
+    ``neg_score [Q]``, or ``"mrr"`` with ``neg_score [P * Q]`` (positive ``i``'s ``Q`` negatives
+    contiguous, the layout of :class:`scalevgae.data.LinkSplit` for MRR datasets) or ``[P, Q]``."""
+    name = metric.lower()
+    if name.startswith("hits@"):
+        try:
+            k = int(name[5:])
+        except ValueError:
+            raise ValueError(f"bad metric {metric!r}: expected hits@K with an integer K") from None
+        return hits_at_k(pos_score, neg_score.reshape(-1), k)
+    if name == "mrr":
+        p = pos_score.numel()
+        if p == 0 or neg_score.numel() % p:
+            raise ValueError(f"mrr needs a multiple of P = {p} negatives, got {neg_score.numel()}")
+        return mrr(pos_score, neg_score.reshape(p, -1))
+    raise ValueError(f"unknown metric {metric!r}: expected 'hits@K' or 'mrr'")

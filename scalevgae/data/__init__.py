@@ -20,6 +20,7 @@ from scalevgae.data.io import (
     save_node_ids,
     write_topk_csv,
 )
+from scalevgae.data.ogb import load_ogb_link
 from scalevgae.data.planetoid import load_planetoid
 from scalevgae.data.split import LinkSplit, split_edges
 from scalevgae.data.synthetic import planted_partition
@@ -41,6 +42,7 @@ __all__ = [
     "load_node_ids",
     "load_npz",
     "load_ogb_dir",
+    "load_ogb_link",
     "load_planetoid",
     "planted_partition",
     "save_node_ids",

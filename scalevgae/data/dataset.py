@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from torch import Tensor
 
 from scalevgae.graph import Graph
+
+if TYPE_CHECKING:
+    from scalevgae.data.split import LinkSplit
 
 
 @dataclass
@@ -22,6 +25,8 @@ class GraphData:
         node_ids: the user's original id of every node when the input ids were remapped
             (``node_ids[i]`` is the id of node ``i``), else None.
         meta: anything else a loader wants to keep (e.g. the generator's parameters).
+        split: the dataset's official link split (OGB directories), which training then uses
+            instead of a random one; None for graphs without one.
     """
 
     graph: Graph
@@ -30,6 +35,7 @@ class GraphData:
     name: str = "graph"
     node_ids: Optional[Any] = None
     meta: dict = field(default_factory=dict)
+    split: Optional[LinkSplit] = None
 
     @property
     def num_nodes(self) -> int:

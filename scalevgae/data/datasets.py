@@ -89,7 +89,15 @@ class DatasetSpec:
                 raise FileNotFoundError(f"--root {s.root}: Planetoid file not found: {os.path.basename(missing[0])} "
                                         f"(pass --root DIR with the ind.{s.dataset}.* files)")
         elif s.kind == "file":
+            from scalevgae.data.ogb import resolve_ogb_dir
+
             path = os.path.abspath(os.path.expanduser(s.dataset))
+            ogb_dir = None if os.path.exists(path) else resolve_ogb_dir(s.dataset, s.root)
+            if ogb_dir is not None:  # an OGB name (ogbl-collab) found under --root (nothing is downloaded)
+                path = os.path.abspath(ogb_dir)
+            elif s.dataset.lower().startswith("ogbl-") and not os.path.exists(path):
+                raise FileNotFoundError(f"--dataset {s.dataset}: no {s.dataset.replace('-', '_')} folder in --root "
+                                        f"{s.root or '.'} (nothing is downloaded; see the README's OGB section)")
             if not os.path.exists(path):
                 raise FileNotFoundError(f"--dataset {s.dataset}: neither {PLANETOID + ('synthetic',)} nor an "
                                         f"existing file or directory ({path})")

@@ -18,7 +18,11 @@ from torch import Tensor
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.edgelist import parse_edge_list
 from scalevgae.data.features import check_features, load_features, parse_dense_text
+<<<<<<< HEAD
 from scalevgae.data.files import open_npz, read_bytes
+=======
+from scalevgae.data.ogb import is_ogb_link_dir, load_ogb_link
+>>>>>>> ogb
 from scalevgae.graph import Graph
 
 PathLike = Union[str, os.PathLike]
@@ -337,7 +341,9 @@ def load_node_ids(path: PathLike) -> np.ndarray:
 def load_graph(path_or_dir: PathLike, **kw: Any) -> GraphData:
     """Load a graph, dispatching on what ``path_or_dir`` is.
 
-    - a directory with ``raw/edge.csv.gz``: :func:`load_ogb_dir`
+    - an OGB link-prediction directory (``raw/edge.csv.gz`` and ``split/``):
+      :func:`scalevgae.data.ogb.load_ogb_link`, with the official split in ``GraphData.split``
+    - another directory with ``raw/edge.csv.gz``: :func:`load_ogb_dir`
     - ``*.npz``: :func:`load_npz`
     - ``*.mtx`` (Matrix Market): its sparsity pattern via scipy
     - ``*.txt``, ``*.csv``, ``*.tsv``, ``*.edges``, ``*.edgelist``, ``*.el`` (each optionally
@@ -347,6 +353,8 @@ def load_graph(path_or_dir: PathLike, **kw: Any) -> GraphData:
     """
     path = os.fspath(path_or_dir)
     if os.path.isdir(path):
+        if is_ogb_link_dir(path):
+            return load_ogb_link(path, **kw)
         if is_ogb_dir(path):
             return load_ogb_dir(path, **kw)
         raise ValueError(f"{path}: a directory, but no raw/edge.csv.gz (OGB layout) inside")

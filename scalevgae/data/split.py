@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator, Optional
 
 import torch
 from torch import Tensor
 
-from scalevgae._util import csr_rows
+from scalevgae.csr import row_blocks
 from scalevgae.graph import Graph
 from scalevgae.sampling.negative import negative_pairs
 
@@ -23,6 +24,11 @@ class LinkSplit:
         val_pos/val_neg, test_pos/test_neg: ``[2, k]`` held-out edges (random order) and as many sampled pairs
             that are not edges of the full graph (no self pairs; the negatives of the two sets
             are disjoint as unordered pairs).
+        metric: the dataset's official ranking metric, or None (random splits): ``"hits@K"``
+            ranks every positive against the shared negatives; ``"mrr"`` ranks positive ``i``
+            against its own ``Q`` negatives, which are then ``val_neg[:, i*Q:(i+1)*Q]``
+            (``val_neg`` is ``[2, P*Q]``, source-major; likewise ``test_neg``). See
+            :func:`scalevgae.metrics.ranking_metric`.
     """
 
     train_graph: Graph
@@ -31,6 +37,7 @@ class LinkSplit:
     val_neg: Tensor
     test_pos: Tensor
     test_neg: Tensor
+    metric: Optional[str] = None
 
 
 _MASK31 = (1 << 31) - 1
@@ -70,51 +77,73 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
     ``int(m * val)`` and ``int(m * test)`` of the ``m`` edges are held out. Each edge gets a
     seeded 64-bit hash of its (unordered) endpoint pair; the ``n_val`` smallest hashes go to
     validation, the next ``n_test`` to test. Both directions of an edge share the hash, so the
-    training graph is the input CSR with a mask applied: no sort, O(E) time and memory, on the
-    graph's device. Reproducible for a seed.
+    training graph is the input CSR with a mask applied: no sort, O(E) time, on the graph's
+    device. Hashes are computed in blocks of entries, so besides the outputs the memory is one
+    byte per entry plus the 64-bit hashes of one direction (for the two thresholds).
+    Reproducible for a seed.
     """
     if not (0 <= val and 0 <= test and val + test < 1):
         raise ValueError(f"need 0 <= val, 0 <= test and val + test < 1, got val={val}, test={test}")
     n = graph.num_nodes
     dev = graph.device
-    row = csr_rows(graph.rowptr, graph.num_edges)
     col = graph.col
     undirected = graph.is_symmetric
-    if undirected:
-        h = torch.minimum(row, col).mul_(n).add_(torch.maximum(row, col))
-    else:
-        h = row * n + col
-    h = _fmix64(h.bitwise_xor_(_seed_key(seed)))
-    unit = row < col if undirected else torch.ones_like(row, dtype=torch.bool)
-    hu = h[unit]
+    key = _seed_key(seed)
+
+    def blocks() -> Iterator[tuple[slice, Tensor, Tensor, Tensor]]:
+        """(entries, row, hash, unit) per block of CSR entries; unit: the entry that stands for its edge."""
+        deg = graph.degree()
+        for r0, r1 in row_blocks(graph.rowptr):
+            sl = slice(int(graph.rowptr[r0]), int(graph.rowptr[r1]))
+            row = torch.repeat_interleave(torch.arange(r0, r1, device=dev), deg[r0:r1], output_size=sl.stop - sl.start)
+            c = col[sl]
+            if undirected:
+                h = torch.minimum(row, c).mul_(n).add_(torch.maximum(row, c))
+            else:
+                h = row * n + c
+            yield sl, row, _fmix64(h.bitwise_xor_(key)), (row < c if undirected else torch.ones_like(c, dtype=torch.bool))
+
+    hu = torch.cat([h[unit] for _, _, h, unit in blocks()]) if graph.num_edges else col.new_zeros(0)
     m = hu.numel()
     n_val, n_test = int(m * val), int(m * test)
-    part = torch.zeros_like(row, dtype=torch.int8)  # 0 train, 1 val, 2 test
+    t1 = t2 = None
     if n_val + n_test > 0:
         t2 = hu.kthvalue(n_val + n_test).values
-        part[h <= t2] = 2
         if n_val > 0:
-            part[h <= hu.kthvalue(n_val).values] = 1
-    del hu, h
-    train = part == 0
-    csum = torch.zeros(graph.num_edges + 1, dtype=torch.long, device=dev)
-    torch.cumsum(train, 0, out=csum[1:])
-    train_graph = Graph(csum[graph.rowptr], col[train], n, validate=False)
+            t1 = hu.kthvalue(n_val).values
+    del hu
+    part = torch.zeros(graph.num_edges, dtype=torch.int8, device=dev)  # 0 train, 1 val, 2 test
+    train_counts = torch.zeros(n, dtype=torch.long, device=dev)
+    rows: dict[int, list[Tensor]] = {0: [], 1: [], 2: []}  # one direction of every edge, per part
+    for sl, row, h, unit in blocks():
+        p = part[sl]
+        if t2 is not None:
+            p[h <= t2] = 2
+            if t1 is not None:
+                p[h <= t1] = 1
+        train_counts += torch.bincount(row[p == 0], minlength=n)
+        for k in rows:
+            mask = unit & (p == k)
+            rows[k].append(torch.stack([row[mask], col[sl][mask]]))
+    rowptr = torch.zeros(n + 1, dtype=torch.long, device=dev)
+    torch.cumsum(train_counts, 0, out=rowptr[1:])
+    train_graph = Graph(rowptr, col[part == 0], n, validate=False)
     train_graph._symmetric = undirected
+    del part
     gen = torch.Generator().manual_seed(seed)
 
-    def pairs(mask: Tensor) -> Tensor:
-        return torch.stack([row[mask], col[mask]])
+    def pairs(k: int) -> Tensor:
+        return torch.cat(rows[k], 1) if rows[k] else torch.empty(2, 0, dtype=torch.long, device=dev)
 
     neg = _distinct_negatives(graph, n_val + n_test, gen, undirected)
 
-    def held_out(p: int) -> Tensor:  # in random order, not CSR order (prefixes are unbiased)
-        e = pairs(unit & (part == p))
+    def held_out(k: int) -> Tensor:  # in random order, not CSR order (prefixes are unbiased)
+        e = pairs(k)
         return e[:, torch.randperm(e.size(1), generator=gen).to(dev)]
 
     return LinkSplit(
         train_graph=train_graph,
-        train_pos=pairs(unit & train),
+        train_pos=pairs(0),
         val_pos=held_out(1),
         val_neg=neg[:, :n_val],
         test_pos=held_out(2),

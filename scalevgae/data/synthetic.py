@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from scalevgae.csr import CHUNK
 from scalevgae.data.dataset import GraphData
 from scalevgae.graph import Graph
 
@@ -63,29 +64,41 @@ def planted_partition(
     cw_lo = torch.cat([cw.new_zeros(1), cw])  # cw_lo[k] = weight before position k
 
     m = int(num_nodes * avg_degree / 2)
+    step = CHUNK  # draws in blocks (bounded float64 temporaries); same random stream as one draw
 
     def draw(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         # Position with probability ∝ w among positions whose cumulative weight lies in [lo, hi).
         u = lo + torch.rand(lo.shape, generator=gen, dtype=torch.float64) * (hi - lo)
         return torch.searchsorted(cw, u, right=True).clamp_(max=num_nodes - 1)
 
-    src = draw(torch.zeros(m, dtype=torch.float64), torch.full((m,), total, dtype=torch.float64))
-    inside = torch.rand(m, generator=gen) < p_in
-    c = comm_of_pos[src]
-    lo = torch.where(inside, cw_lo[comm_start[c]], torch.zeros((), dtype=torch.float64))
-    hi = torch.where(inside, cw_lo[comm_start[c + 1]], torch.full((), total, dtype=torch.float64))
-    dst = draw(lo, hi)
-    del lo, hi, inside, c
-
+    src = torch.empty(m, dtype=torch.long)
+    for a in range(0, m, step):
+        k = min(step, m - a)
+        src[a:a + k] = draw(torch.zeros(k, dtype=torch.float64), torch.full((k,), total, dtype=torch.float64))
+    inside = torch.cat([torch.rand(min(step, m - a), generator=gen) < p_in for a in range(0, m, step)]) if m else \
+        torch.zeros(0, dtype=torch.bool)
+    ei = torch.empty(2, m, dtype=torch.long)
+    for a in range(0, m, step):
+        s, ins = src[a:a + step], inside[a:a + step]
+        c = comm_of_pos[s]
+        lo = torch.where(ins, cw_lo[comm_start[c]], torch.zeros((), dtype=torch.float64))
+        hi = torch.where(ins, cw_lo[comm_start[c + 1]], torch.full((), total, dtype=torch.float64))
+        ei[1, a:a + step] = draw(lo, hi)
+    del inside
     perm = torch.randperm(num_nodes, generator=gen)  # position -> node id
-    graph = Graph.from_edge_index(torch.stack([perm[src], perm[dst]]), num_nodes, undirected=True)
-    del src, dst
+    torch.index_select(perm, 0, src, out=ei[0])
+    del src
+    ei[1] = perm[ei[1]]
+    graph = Graph.from_edge_index(ei, num_nodes, undirected=True)
+    del ei
     y = torch.empty(num_nodes, dtype=torch.long)
     y[perm] = comm_of_pos
     x = None
     if feature_dim > 0:
         centroids = torch.randn(num_communities, feature_dim, generator=gen)
-        x = centroids[y] + feature_noise * torch.randn(num_nodes, feature_dim, generator=gen)
+        x = torch.randn(num_nodes, feature_dim, generator=gen).mul_(feature_noise)
+        for a in range(0, num_nodes, CHUNK // max(feature_dim, 1) + 1):  # x += centroids[y], no [N, F] temporary
+            x[a:a + CHUNK // max(feature_dim, 1) + 1] += centroids[y[a:a + CHUNK // max(feature_dim, 1) + 1]]
     meta = dict(num_nodes=num_nodes, avg_degree=avg_degree, num_communities=num_communities,
                 feature_dim=feature_dim, p_in=p_in, seed=seed, power_law_exponent=power_law_exponent)
     return GraphData(graph=graph, x=x, y=y, name=f"synthetic-{num_nodes}", meta=meta)

@@ -3,14 +3,14 @@ through their exact (unsampled) 2-hop blocks, or all pairs through full-graph in
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from scalevgae.graph import Graph
-from scalevgae.metrics import link_scores
+from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.ops.decode import edge_logits
 from scalevgae.sampling import sample_neighbors
 
@@ -49,15 +49,17 @@ class ValidationSet:
             if they hold more than ``MAX_BLOCK_EDGE_SHARE`` of the graph's edges, full inference
             is used instead (and then all pairs are scored).
         seed: seeds the subset.
+        metric: the split's official ranking metric (``"hits@K"``, ``"mrr"``) or None. An official
+            metric is defined over all the split's negatives, so it is never computed on a subset.
 
     ``self.subset`` tells which way was chosen.
     """
 
     def __init__(self, graph: Graph, x: Any, pos: Tensor, neg: Tensor, *, num_pairs: int, seed: int,
-                 device: torch.device):
-        self.pos, self.neg, self.device = pos, neg, device
+                 device: torch.device, metric: Optional[str] = None):
+        self.pos, self.neg, self.device, self.metric = pos, neg, device, metric
         self.subset = False
-        if num_pairs <= 0 or max(pos.size(1), neg.size(1)) <= num_pairs:
+        if metric or num_pairs <= 0 or max(pos.size(1), neg.size(1)) <= num_pairs:
             return
         gen = torch.Generator().manual_seed(seed)
         p, q = _subset(pos.cpu(), num_pairs, gen), _subset(neg.cpu(), num_pairs, gen)
@@ -74,8 +76,9 @@ class ValidationSet:
         self.n_id = sub.n_id.to(device)
 
     @torch.no_grad()
-    def score(self, model: torch.nn.Module, embed: Callable[[], Tensor]) -> tuple[float, float]:
-        """(AUC, AP) on mu: through the cached blocks, or ``embed()`` (full inference)."""
+    def score(self, model: torch.nn.Module, embed: Callable[[], Tensor]) -> dict[str, float]:
+        """``{"auc", "ap"}`` (and the official metric, if any) on mu: through the cached blocks, or
+        ``embed()`` (full inference)."""
         if not self.subset:
             z = embed()
             pos, neg = self.pos.to(z.device), self.neg.to(z.device)
@@ -83,11 +86,16 @@ class ValidationSet:
             was = model.training
             model.eval()
             try:
-                z = model.encode(self.blocks, self.x)  # VGAE in eval mode: mu
+                z = model.encode(self.x, self.blocks)  # VGAE in eval mode: mu
             finally:
                 model.train(was)
             pos, neg = self.pos, self.neg
-        return link_scores(edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1]))
+        ps, ns = edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1])
+        auc, ap = link_scores(ps, ns)
+        out = {"auc": auc, "ap": ap}
+        if self.metric:
+            out[self.metric] = ranking_metric(self.metric, ps, ns)
+        return out
 
     def global_pairs(self) -> tuple[Tensor, Tensor]:
         """The scored ``(pos, neg)`` pairs in global node ids."""

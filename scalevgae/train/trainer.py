@@ -19,7 +19,7 @@ from torch import Tensor
 from scalevgae import distributed as sdist
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
-from scalevgae.metrics import link_scores
+from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.models import VGAE, build_model
 from scalevgae.ops.decode import edge_logits
 from scalevgae.sampling.negative import negative_pairs
@@ -151,11 +151,12 @@ class Trainer:
         else:
             self.eval_steps = cfg.eval_steps or max(MIN_EVAL_STEPS, math.ceil(self.steps_per_epoch / 20))
         self.val_set = ValidationSet(split.train_graph, x, split.val_pos, split.val_neg, num_pairs=cfg.eval_pairs,
+                                     metric=split.metric,
                                      seed=cfg.seed + 3, device=self.device)
         use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
         self._amp_device = self.device.type if use_amp else None
         self.state: dict[str, Any] = dict(
-            epoch=0, global_step=0, batch_in_epoch=0, best_val_auc=-1.0, best_val_ap=-1.0, best_epoch=-1,
+            epoch=0, global_step=0, batch_in_epoch=0, best_val_auc=-1.0, best_val_ap=-1.0, best_val_score=-1.0, best_epoch=-1,
             bad_evals=0, stopped_early=False, loss_sum=0.0, epoch_pairs=0, epoch_time=0.0, train_time=0.0,
             total_pairs=0, plateau_ref=-1.0, period_steps=0, wall_time=0.0, out_of_time=False)
         self.best_state: Optional[dict[str, Tensor]] = None
@@ -254,9 +255,23 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, pos: Tensor, neg: Tensor, z: Optional[Tensor] = None) -> tuple[float, float]:
         """(AUC, AP) of held-out pairs ``pos [2, P]`` vs ``neg [2, Q]``, scored on mu."""
+        m = self.evaluate_metrics(pos, neg, z=z, metric=None)
+        return m["auc"], m["ap"]
+
+    @torch.no_grad()
+    def evaluate_metrics(self, pos: Tensor, neg: Tensor, z: Optional[Tensor] = None,
+                         metric: Optional[str] = "split") -> dict[str, float]:
+        """``{"auc", "ap"}`` plus the official ranking metric (e.g. ``"hits@50"``, ``"mrr"``) of
+        held-out pairs; ``metric="split"`` takes it from the split (None for random splits)."""
+        metric = self.split.metric if metric == "split" else metric
         z = self.embed() if z is None else z
         pos, neg = pos.to(z.device), neg.to(z.device)
-        return link_scores(edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1]))
+        ps, ns = edge_logits(z, pos[0], pos[1]), edge_logits(z, neg[0], neg[1])
+        auc, ap = link_scores(ps, ns)
+        out = {"auc": auc, "ap": ap}
+        if metric:
+            out[metric] = ranking_metric(metric, ps, ns)
+        return out
 
     # ---- checkpoints ----
     def checkpoint_path(self) -> Optional[str]:
@@ -420,8 +435,9 @@ class Trainer:
             history=list(self.history), out_of_time=st["out_of_time"], mode=cfg.mode, mode_reason=self.mode_reason)
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """Validation (AUC, AP) of the current (averaged) weights, as the stopping rule sees it."""
+    def validate(self) -> dict[str, float]:
+        """Validation ``{"auc", "ap"}`` (plus the split's official metric, e.g. ``"hits@50"``) of the
+        current (averaged) weights, as the stopping rule sees it."""
         with _swapped(self.model, self.ema_state):
             return self.val_set.score(self.model, self.embed)
 
@@ -445,13 +461,17 @@ class Trainer:
         if st["global_step"] % self.eval_steps == 0 or last or late:
             # Same weights on every rank; rank 0's numbers decide (early stopping stays in step).
             weights = self.ema_state if self.ema_state is not None else self.model.state_dict()
-            auc, ap = self._broadcast(self.validate())
-            row.update(val_auc=auc, val_ap=ap)
-            if auc > st["best_val_auc"]:
-                st.update(best_val_auc=auc, best_val_ap=ap, best_epoch=row["epoch"])
+            m = self._broadcast(self.validate())
+            auc, ap = m["auc"], m["ap"]
+            row.update({f"val_{k}": v for k, v in m.items()})
+            # Model selection and the plateau rule on the dataset's official metric when it defines
+            # one (OGB), else AUC (checkpoints from before best_val_score existed selected on AUC).
+            score = m[self.split.metric] if self.split.metric else auc
+            if score > st.setdefault("best_val_score", -1.0 if self.split.metric else st["best_val_auc"]):
+                st.update(best_val_score=score, best_val_auc=auc, best_val_ap=ap, best_epoch=row["epoch"])
                 self.best_state = {k: v.detach().clone() for k, v in weights.items()}
-            if auc - cfg.min_delta > st["plateau_ref"]:  # progress: the plateau clock restarts
-                st.update(plateau_ref=auc, bad_evals=0)
+            if score - cfg.min_delta > st["plateau_ref"]:  # progress: the plateau clock restarts
+                st.update(plateau_ref=score, bad_evals=0)
             else:
                 st["bad_evals"] += 1
                 if cfg.patience is not None and st["bad_evals"] >= cfg.patience:
