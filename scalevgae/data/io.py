@@ -18,11 +18,8 @@ from torch import Tensor
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.edgelist import parse_edge_list
 from scalevgae.data.features import check_features, load_features, parse_dense_text
-<<<<<<< HEAD
 from scalevgae.data.files import open_npz, read_bytes
-=======
 from scalevgae.data.ogb import is_ogb_link_dir, load_ogb_link
->>>>>>> ogb
 from scalevgae.graph import Graph
 
 PathLike = Union[str, os.PathLike]
