@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 
 from scalevgae.data.dataset import GraphData
-from scalevgae.data.edgelist import parse_edge_list, read_bytes
+from scalevgae.data.edgelist import parse_edge_list
+from scalevgae.data.files import read_bytes
 from scalevgae.data.features import load_features, parse_dense_text
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
