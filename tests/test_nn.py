@@ -388,6 +388,8 @@ def test_gcnconv_refuses_unsupported_inputs():
         conv(torch.randn(n, 4), ei, torch.ones(3))
     with pytest.raises(ValueError, match="x must be"):
         conv(torch.randn(2, 3, n, 4), ei)
+    with pytest.raises(ValueError, match="bipartite"):
+        conv((torch.randn(n, 4), torch.randn(n, 4)), ei)
     with pytest.raises(TypeError, match="decomposed_layers"):
         GCNConv(4, 3, decomposed_layers=2)
 

@@ -142,7 +142,7 @@ def _self_loops(target: Tensor, source: Tensor, value: Optional[Tensor], n: int,
     value = value[keep] if value is not None else None
     w = torch.full((n,), fill, dtype=dtype, device=target.device)
     if mode == "remaining":
-        w = w.index_put((loops_at,), loop_w if loop_w is not None else torch.ones((), dtype=dtype))
+        w = w.index_put((loops_at,), loop_w if loop_w is not None else w.new_ones(()))
     elif mode == "add":
         w = w.index_add(0, loops_at, loop_w if loop_w is not None else torch.ones_like(loops_at, dtype=dtype))
     return target, source, value, w

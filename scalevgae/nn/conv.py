@@ -110,6 +110,8 @@ class GCNConv(torch.nn.Module):
         self._adj.clear()
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Optional[Tensor] = None) -> Tensor:
+        if isinstance(x, (tuple, list)):
+            raise ValueError("GCNConv does not support bipartite (x_src, x_dst) input (neither does PyG's)")
         if not isinstance(x, Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
         if x.dim() not in (2, 3) or (x.dim() == 3 and (x.layout != torch.strided or self.node_dim == 0)):

@@ -1,0 +1,31 @@
+"""The slow tier: tests marked ``slow`` here, in one list, besides those decorated in place.
+
+``bash scripts/test.sh -m "not slow"`` is the fast tier; CI runs everything. A test joins the list
+when it alone costs seconds of CPU (measured with ``--durations``); entries are ``file::test``
+(every parametrization of the test). An entry that names no test of a collected file is an
+error, so the list cannot silently go stale when a test is renamed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# file::test -> why it is slow (CPU seconds measured on the 2-core development machine, all
+# parametrizations together, while it was shared; alone it is faster).
+SLOW = {
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    modules = {}
+    for item in items:
+        fname = os.path.basename(str(item.path))
+        modules[fname] = getattr(item, "module", None)
+        if f"{fname}::{getattr(item, 'originalname', item.name)}" in SLOW:
+            item.add_marker(pytest.mark.slow)
+    stale = [k for k in SLOW if k.split("::")[0] in modules and not hasattr(modules[k.split("::")[0]], k.split("::")[1])]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")
