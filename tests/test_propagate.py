@@ -182,8 +182,9 @@ def test_empty(backend, shape, gen):
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_deterministic(backend, gen):
     """No atomics: two runs give bitwise equal results, hub rows included."""
-    rowptr, col = random_csr(3000, 3000, 60000, gen, hub=11, hub_deg=40000)
-    x = torch.randn(3000, 32, generator=gen)
+    n, nnz, hub_deg = (600, 6000, 12000) if backend == "cuda_sim" else (3000, 60000, 40000)  # emulated: smaller
+    rowptr, col = random_csr(n, n, nnz, gen, hub=11, hub_deg=hub_deg)
+    x = torch.randn(n, 32, generator=gen)
     y = run(backend, rowptr, col, x)
     assert torch.equal(y, run(backend, rowptr, col, x))
     if backend == "cuda_sim":  # the emulated blocks in two other orders, and several at once
@@ -537,3 +538,10 @@ def test_cpu_blocked_rows_self_scale_and_backward(F, gen):
         out.append((y.detach().double(), x.grad.double(), b.grad.double()))
     for a, r in zip(*out):
         assert_close(a, r, torch.float32, gen, f"F={F}")
+
+
+@pytest.mark.parametrize("backend", [_backend_param("cuda_sim")])
+def test_cuda_sim_tests_run_strict(backend):
+    """The cuda_sim runs fill uninitialized memory, so an output a kernel forgets to write is NaN."""
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.empty(4, dtype=torch.float64).isnan().all()
