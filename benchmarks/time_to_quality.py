@@ -230,6 +230,31 @@ def replay_table(path: str, patiences: list, deltas: list[float]) -> None:
     print("\n".join(lines))
 
 
+def write(runs: list[dict], data, name: str, a: argparse.Namespace) -> None:
+    """Table, curves and picture of the runs so far (rewritten after every run)."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    base = os.path.join(RESULTS_DIR, f"time-to-quality-{name}")
+    command = "python benchmarks/time_to_quality.py " + " ".join(sys.argv[1:])
+    load = os.getloadavg()
+    meta = dict(graph=name, num_nodes=data.num_nodes, num_edges=data.graph.num_edges, seeds=a.seeds,
+                overrides=a.set, command=command, loadavg_at_end=load, threads=torch.get_num_threads(),
+                date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    with open(base + ".json", "w") as f:
+        json.dump(dict(meta=meta, runs=runs), f, indent=1)
+    cols = ["system", "seed", "seconds", "evaluations", "t_q_s", "end_over_t_q", "final_val_auc", "test_auc", "test_ap"]
+    lines = [f"<!-- regenerate: {command} -->", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in runs:
+        r2 = dict(r, t_q_s=time_to_quality(r["curve"], r["final_val_auc"]))
+        lines.append("| " + " | ".join(f"{r2[c]:.4g}" if isinstance(r2[c], float) else str(r2[c]) for c in cols) + " |")
+    with open(base + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines[1:]))
+    title = (f"{name}: {data.num_nodes} nodes, {data.graph.num_edges} directed edges; CPU, "
+             f"{torch.get_num_threads()} threads, load avg {load[0]:.1f}")
+    plot(runs, title, base + ".png")
+    print(f"wrote {base}.png, .md, .json")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--graph", default="cora")
@@ -268,27 +293,7 @@ def main() -> None:
             print(f"{name} seed {seed} {r['system']}: {r['seconds']:.1f} s, test AUC {r['test_auc']:.4f} / AP "
                   f"{r['test_ap']:.4f}, end/t_q {r['end_over_t_q']:.2f}", flush=True)
             runs.append(r)
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    base = os.path.join(RESULTS_DIR, f"time-to-quality-{name}")
-    command = "python benchmarks/time_to_quality.py " + " ".join(sys.argv[1:])
-    load = os.getloadavg()
-    meta = dict(graph=name, num_nodes=data.num_nodes, num_edges=data.graph.num_edges, seeds=a.seeds,
-                overrides=overrides, command=command, loadavg_at_end=load, threads=torch.get_num_threads(),
-                date=time.strftime("%Y-%m-%d %H:%M:%S"))
-    with open(base + ".json", "w") as f:
-        json.dump(dict(meta=meta, runs=runs), f, indent=1)
-    cols = ["system", "seed", "seconds", "evaluations", "t_q_s", "end_over_t_q", "final_val_auc", "test_auc", "test_ap"]
-    lines = [f"<!-- regenerate: {command} -->", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in runs:
-        r2 = dict(r, t_q_s=time_to_quality(r["curve"], r["final_val_auc"]))
-        lines.append("| " + " | ".join(f"{r2[c]:.4g}" if isinstance(r2[c], float) else str(r2[c]) for c in cols) + " |")
-    with open(base + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines[1:]))
-    title = (f"{name}: {data.num_nodes} nodes, {data.graph.num_edges} directed edges; CPU, "
-             f"{torch.get_num_threads()} threads, load avg {load[0]:.1f}")
-    plot(runs, title, base + ".png")
-    print(f"wrote {base}.png, .md, .json")
+            write(runs, data, name, a)
 
 
 if __name__ == "__main__":
