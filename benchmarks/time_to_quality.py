@@ -139,7 +139,7 @@ def run_pyg(x: torch.Tensor, split, seed: int, *, epochs: int, eval_every: int, 
 
     torch.manual_seed(seed)
     n = x.size(0)
-    ei = split.train_graph.edge_index()
+    ei = split.train_graph.edge_index
     model = VGAE(Encoder(x.size(1)))
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
 

@@ -114,7 +114,7 @@ def test_reader_agrees_with_ogb(dirs, name):
     g, ref = ds[0], ds.get_edge_split()
     data = load_graph(paths[name])
     assert data.name == name and data.num_nodes == g["num_nodes"] == N
-    assert _edge_set(data.graph.edge_index()) == _edge_set(g["edge_index"])
+    assert _edge_set(data.graph.edge_index) == _edge_set(g["edge_index"])
     np.testing.assert_allclose(np.asarray(data.x), g["node_feat"], rtol=0, atol=1e-6)
     s = data.split
     assert s.metric == OGB_LINK[name].metric
@@ -123,7 +123,7 @@ def test_reader_agrees_with_ogb(dirs, name):
         np.testing.assert_array_equal(data.meta["edge_year"], g["edge_year"].reshape(-1)[0::2])
         np.testing.assert_array_equal(data.meta["edge_weight"], g["edge_weight"].reshape(-1)[0::2])
         train = ref["train"]["edge"].t()
-        assert _edge_set(s.train_graph.edge_index()) == _edge_set(train) | _edge_set(train.flip(0))
+        assert _edge_set(s.train_graph.edge_index) == _edge_set(train) | _edge_set(train.flip(0))
         assert _edge_set(s.train_pos) == {(min(a, b), max(a, b)) for a, b in _edge_set(train)}
         assert s.train_pos.size(1) == len(_edge_set(s.train_pos))  # repeated edges trained once
         for part, pos, neg in (("valid", s.val_pos, s.val_neg), ("test", s.test_pos, s.test_neg)):
@@ -131,7 +131,7 @@ def test_reader_agrees_with_ogb(dirs, name):
     else:
         assert not data.graph.is_symmetric and not data.meta["add_inverse_edge"]
         train = torch.stack([ref["train"]["source_node"], ref["train"]["target_node"]])
-        assert _edge_set(s.train_graph.edge_index()) == _edge_set(train) == _edge_set(s.train_pos)
+        assert _edge_set(s.train_graph.edge_index) == _edge_set(train) == _edge_set(s.train_pos)
         for part, pos, neg in (("valid", s.val_pos, s.val_neg), ("test", s.test_pos, s.test_neg)):
             r = ref[part]
             assert torch.equal(pos, torch.stack([r["source_node"], r["target_node"]]))
@@ -190,7 +190,7 @@ def test_cli_trains_with_official_protocol(dirs, tmp_path, capsys, name):
 
     model, _, _ = _load_model(os.path.join(out, "model.pt"), torch.device("cpu"))
     x = features_of(data, blob["data"]["feature_dim"], blob["data"]["graph_seed"])
-    z = model.embed(data.split.train_graph, x)
+    z = model.embed(x, data.split.train_graph)
     pos = model.decode(z, data.split.test_pos, sigmoid=False)
     neg = model.decode(z, data.split.test_neg, sigmoid=False)
     ev = Evaluator(name)

@@ -28,8 +28,8 @@ from torch import Tensor
 
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.edgelist import parse_edge_list
-from scalevgae.data.files import read_bytes
 from scalevgae.data.features import load_features, parse_dense_text
+from scalevgae.data.files import read_bytes
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
 
@@ -188,7 +188,7 @@ def official_split(root: PathLike, num_nodes: int, info: Optional[OgbLinkInfo] =
     w = {p: os.path.join(d, p + ".pt") for p in ("train", "valid", "test")}
     train = _pairs(split["train"], mrr, n, w["train"])
     train_graph = Graph.from_edge_index(train, n, undirected=info.add_inverse_edge)
-    ei = train_graph.edge_index()
+    ei = train_graph.edge_index
     train_pos = ei[:, ei[0] < ei[1]] if info.add_inverse_edge else ei
     val_pos = _pairs(split["valid"], mrr, n, w["valid"])
     test_pos = _pairs(split["test"], mrr, n, w["test"])
