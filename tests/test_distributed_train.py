@@ -276,7 +276,7 @@ def test_cli_under_torchrun_full_mode(tmp_path):
         env.pop(k, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
            str(_free_port()), "-m", "scalevgae", "train", "--nodes", "300", "--epochs", "4", "--device", "cpu",
-           "--no-progress", "--checkpoint-every", "2", "--out", str(out)]
+           "--no-progress", "--checkpoint-every", "2", "--out", str(out), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 0, proc.stderr[-3000:]
