@@ -68,7 +68,7 @@ def test_early_stopping(data):
 
 
 def test_sampled_full_mode_sgd_and_steps(data):
-    tr, res = run(data, epochs=30, full_max_nodes=10, neg_ratio=3, optimizer="sgd", lr=0.05)
+    tr, res = run(data, epochs=30, full_max_nodes=10, neg_ratio=3, optimizer="sgd", lr=0.05, patience=None)
     assert not tr.all_pairs and res.steps == 30 and res.best_val_auc > 0.6
     tr, res = run(data, epochs=100, steps=7)
     assert res.steps == 7 and res.epochs_run == 7
