@@ -1,15 +1,18 @@
-"""Command line: ``scalevgae train | eval | embed``.
+"""Command line: ``scalevgae train | eval | embed | predict``.
 
     scalevgae train                                  # synthetic graph, VGAE, full mode
-    scalevgae train --dataset cora --root DIR --out runs/cora --plot
+    scalevgae train --dataset cora --out runs/cora --plot
+    scalevgae train --resume --out runs/cora         # continue a killed run: nothing else needed
     scalevgae eval --out runs/cora                   # re-scores the saved model on its split
-    scalevgae embed --out runs/cora                  # DIR/embeddings.npy on the full graph
+    scalevgae embed --out runs/cora                  # DIR/embeddings.npy (+ DIR/nodes.csv: the ids)
+    scalevgae predict --out runs/cora --query 0,5    # DIR/topk.csv in the user's node ids
 
-``--dataset``: cora | citeseer | pubmed (Planetoid ``ind.<name>.*`` files in ``--root``),
-synthetic (planted partition, ``--nodes``/``--avg-degree``; the default), or a path to a
-``.npz`` / edge-list file (read by ``scalevgae.data.load_graph``). Graphs without features
-get ``scalevgae.data.features.default_features`` (standardized log-degree + fixed random
-columns, ``--feature-dim``).
+Datasets are resolved by ``scalevgae.data.datasets`` (``--dataset`` cora | citeseer | pubmed |
+synthetic | a path); a run folder records the absolute dataset location, a fingerprint of its
+files, the full config and the split seed (``run.json``, and in ``model.pt``), so every command
+works from any directory, and ``--dataset/--root`` re-point moved data (``--force`` if it
+changed). Training options are generated from ``TrainConfig``'s fields, the data options from
+``DatasetSpec``'s. A user's mistake is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import resource
 import sys
 import time
@@ -25,321 +29,366 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from scalevgae.data.dataset import GraphData
-from scalevgae.data.features import default_features
-from scalevgae.data.io import write_topk_csv
+from scalevgae.cli_options import (
+    HelpFormatter,
+    Parser,
+    add_dataclass_options,
+    dataclass_from_args,
+    given_options,
+)
+from scalevgae.data.datasets import (
+    DatasetSpec,
+    check_fingerprint,
+    check_splittable,
+    fingerprint,
+    load_dataset,
+)
+from scalevgae.data.io import save_node_ids, write_topk_csv
 from scalevgae.data.split import split_edges
 from scalevgae.distributed import barrier, init_distributed
 from scalevgae.metrics import ranking_metric
-from scalevgae.models import build_model
 from scalevgae.ops.topk import topk_links
 from scalevgae.train import TrainConfig, Trainer, resolve_device
+from scalevgae.train.checkpoint import (
+    CHECKPOINT_NAME,
+    MODEL_FORMAT,
+    MODEL_NAME,
+    ModelFileError,
+    build_saved_model,
+    load_model_file,
+    read_run_record,
+    save_model,
+    write_run_record,
+)
+from scalevgae.train.progress import phase
+from scalevgae.train.rundir import check_fresh, check_writable, clear
 
-PLANETOID = ("cora", "citeseer", "pubmed")
-MODEL_FILE = "model.pt"
-
-
-# ---- data ----
-def load_dataset(name: str, *, root: Optional[str] = None, nodes: int = 2000, avg_degree: float = 16,
-                 graph_seed: int = 0) -> GraphData:
-    """The graph named by ``--dataset`` (see the module docstring)."""
-    low = name.lower()
-    if low in PLANETOID:
-        from scalevgae.data.planetoid import find_planetoid_root, load_planetoid
-
-        root = root or find_planetoid_root()
-        if root is None:
-            raise FileNotFoundError(f"--dataset {low}: no Planetoid folder found; pass --root DIR with ind.{low}.* files")
-        return load_planetoid(root, low)
-    if low == "synthetic":
-        from scalevgae.data.synthetic import planted_partition
-
-        return planted_partition(nodes, avg_degree, seed=graph_seed)
-    from scalevgae.data.ogb import resolve_ogb_dir
-
-    ogb_dir = resolve_ogb_dir(name, root)
-    if low.startswith("ogbl-") and not os.path.exists(name):
-        if ogb_dir is None:
-            raise FileNotFoundError(f"--dataset {name}: no {name.replace('-', '_')} folder in --root "
-                                    f"{root or '.'} (nothing is downloaded; see README 'OGB')")
-        name = ogb_dir
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"--dataset {name!r} is neither {PLANETOID + ('synthetic',)} nor an existing file")
-    import scalevgae.data as sd
-
-    loader = getattr(sd, "load_graph", None)
-    if loader is None:
-        raise RuntimeError(f"--dataset {name}: reading .npz / edge-list files needs scalevgae.data.load_graph, "
-                           "which this installation does not provide")
-    return loader(name)
+# Settings a resumed run cannot change (its checkpoint and split depend on them).
+FIXED_ON_RESUME = ("model", "mode", "hidden", "latent", "seed", "val", "test", "nodes", "avg_degree", "graph_seed",
+                   "feature_dim", "ids", "directed", "delimiter")
+USER_ERRORS = (OSError, ValueError, pickle.UnpicklingError, ImportError)
 
 
-def features_of(data: GraphData, dim: int, seed: int) -> torch.Tensor:
-    if data.x is None:
-        return default_features(data.graph, dim, seed)
-    return torch.as_tensor(np.asarray(data.x) if not isinstance(data.x, torch.Tensor) else data.x).float()
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    return dataclass_from_args(TrainConfig, a)
 
 
-def _data_args(a: argparse.Namespace) -> dict[str, Any]:
-    return dict(dataset=a.dataset, root=a.root, nodes=a.nodes, avg_degree=a.avg_degree, graph_seed=a.graph_seed,
-                feature_dim=a.feature_dim, val=a.val, test=a.test)
-
-
-def _load(d: dict[str, Any], split_seed: int):
-    data = load_dataset(d["dataset"], root=d["root"], nodes=d["nodes"], avg_degree=d["avg_degree"],
-                        graph_seed=d["graph_seed"])
-    x = features_of(data, d["feature_dim"], d["graph_seed"])
-    if data.split is not None:  # the dataset's official split (OGB): --val/--test do not apply
-        return data, x, data.split
-    return data, x, split_edges(data.graph, d["val"], d["test"], seed=split_seed)
-
-
-# ---- outputs ----
 def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
 
 
-def plot_latent(z: torch.Tensor, y: Optional[torch.Tensor], path: str, *, max_points: int = 20000,
-                seed: int = 0) -> None:
-    """2-D PCA projection of the latent means, coloured by class when labels exist (VGAE Fig. 1)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    z = z.detach().float().cpu()
-    idx = torch.arange(z.size(0))
-    if z.size(0) > max_points:
-        idx = torch.randperm(z.size(0), generator=torch.Generator().manual_seed(seed))[:max_points]
-    zc = z[idx] - z[idx].mean(0)
-    _, _, v = torch.linalg.svd(zc, full_matrices=False)
-    p = (zc @ v[:2].t()).numpy() if v.size(0) >= 2 else np.c_[zc.numpy()[:, :1], np.zeros(len(idx))]
-    fig, ax = plt.subplots(figsize=(6, 6))
-    c = None if y is None else y.cpu()[idx].numpy()
-    ax.scatter(p[:, 0], p[:, 1], c=c, s=4, cmap="tab10" if c is not None else None, alpha=0.7)
-    ax.set_title("latent means (PCA)" + (", coloured by class" if c is not None else ""))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+# ---- data ----
+def _load(spec: DatasetSpec, seed: int, *, progress: bool, recorded: Optional[dict] = None, force: bool = False):
+    """(resolved spec, GraphData with x, LinkSplit); refuses changed data unless ``force``."""
+    spec = spec.resolved()
+    if recorded is not None:
+        check_fingerprint(spec, recorded, force=force)
+    with phase(f"loading {spec.label} (parse, CSR build)", progress):
+        data = load_dataset(spec)
+    if data.split is not None:  # the dataset's official split (OGB): --val/--test do not apply
+        return spec, data, data.split
+    check_splittable(data.graph, spec.val, spec.test, spec.dataset if spec.kind == "file" else spec.label)
+    with phase("splitting edges into train/validation/test", progress):
+        split = split_edges(data.graph, spec.val, spec.test, seed=seed)
+    return spec, data, split
 
 
-def _model_blob(trainer: Trainer, in_channels: int, data_args: dict[str, Any]) -> dict[str, Any]:
-    return {"format": 1, "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
-            "config": trainer.cfg.to_dict(), "data": data_args, "in_channels": int(in_channels)}
+def _node_ids(data: Any) -> np.ndarray:
+    return np.asarray(data.node_ids) if data.node_ids is not None else np.arange(data.num_nodes)
 
 
-def _load_model(path: str, device: torch.device):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no saved model at {path} (run `scalevgae train --out DIR` first)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = TrainConfig.from_dict(blob["config"])
-    model = build_model(cfg.model, blob["in_channels"], cfg.hidden, cfg.latent, cfg.dropout)
-    model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval(), cfg, blob["data"]
+def _repointed(blob: dict[str, Any], a: argparse.Namespace, given: set[str]) -> DatasetSpec:
+    """The recorded dataset, with --dataset/--root/--features re-pointing moved files."""
+    spec = DatasetSpec.from_dict(blob["data"])
+    for name in ("dataset", "root", "features"):
+        if name in given:
+            setattr(spec, name, getattr(a, name))
+    return spec
+
+
+def _check_split(blob: dict[str, Any], split: Any, path: str) -> None:
+    want = blob.get("split", {})
+    got = {"val_edges": int(split.val_pos.size(1)), "test_edges": int(split.test_pos.size(1))}
+    if any(k in want and want[k] != v for k, v in got.items()):
+        raise ValueError(f"{path}: the recorded split ({want.get('val_edges')}/{want.get('test_edges')} validation/"
+                         f"test edges) does not reproduce on this data ({got['val_edges']}/{got['test_edges']}); "
+                         "pass the original data with --dataset/--root")
 
 
 # ---- commands ----
-def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
+def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, Any]]:
     t0 = time.perf_counter()
-    cfg = TrainConfig(model=a.model, mode=a.mode, hidden=a.hidden, latent=a.latent, dropout=a.dropout,
-                      epochs=a.epochs, steps=a.steps, lr=a.lr, optimizer=a.optimizer, neg_ratio=a.neg_ratio,
-                      batch_size=a.batch_size, fanouts=tuple(a.fanouts), patience=a.patience or None,
-                      seed=a.seed, device=a.device, amp=a.amp, checkpoint_every=a.checkpoint_every,
-                      eval_every=a.eval_every, ema_decay=a.ema_decay, exclude_heldout=not a.no_exclude_heldout,
-                      progress=not a.no_progress)
-    cfg.resolved()  # fail fast on bad options
+    out = os.path.abspath(a.out)
+    check_writable(out)
+    recorded = None
+    if a.resume:
+        if not os.path.isfile(os.path.join(out, CHECKPOINT_NAME)):
+            raise FileNotFoundError(f"--resume: no {CHECKPOINT_NAME} in {out} (a run saves one every "
+                                    "--checkpoint-every steps)")
+        rec = read_run_record(out)
+        base_cfg, base_spec = TrainConfig.from_dict(rec["config"]), DatasetSpec.from_dict(rec["data"])
+        for name in FIXED_ON_RESUME:
+            if name in given:
+                old = getattr(base_cfg if hasattr(base_cfg, name) else base_spec, name)
+                if getattr(a, name) != old:
+                    raise ValueError(f"--{name.replace('_', '-')}: cannot change on --resume (the run used {old}); "
+                                     "start a new run with another --out")
+        explicit = argparse.Namespace(**{k: v for k, v in vars(a).items() if k in given})
+        cfg = dataclass_from_args(TrainConfig, explicit, base=base_cfg)
+        spec = dataclass_from_args(DatasetSpec, explicit, base=base_spec)
+        recorded = rec.get("fingerprint")
+    else:
+        if _is_main_process():  # other ranks may start after rank 0 has begun writing the folder
+            check_fresh(out, a.overwrite)
+        cfg, spec = config_from_args(a), dataclass_from_args(DatasetSpec, a)
+    try:
+        rcfg = cfg.resolved()  # fail fast on bad options
+    except ValueError as e:  # "dropout must be ..." -> "--dropout must be ..."
+        field, _, rest = str(e).partition(" ")
+        raise ValueError(f"--{field.replace('_', '-')} {rest}" if hasattr(cfg, field) else str(e)) from None
+    if rcfg.mode == "full" and given & {"fanouts", "batch_size"}:
+        raise ValueError("--fanouts and --batch-size apply to --mode minibatch only")
     # Under torchrun: join the process group (NCCL on GPUs, gloo on CPU); a no-op otherwise.
-    info = init_distributed(device=None if a.device == "auto" else a.device)
-    data_args = _data_args(a)
-    data, x, split = _load(data_args, a.seed)
-    os.makedirs(a.out, exist_ok=True)
-    if not info.is_main:
-        pass  # only rank 0 touches the run folder
-    elif not a.resume:
-        for stale in ("metrics.jsonl", "checkpoint.pt"):
-            if os.path.exists(os.path.join(a.out, stale)):
-                os.remove(os.path.join(a.out, stale))
-    elif not os.path.isfile(os.path.join(a.out, "checkpoint.pt")):
-        raise FileNotFoundError(f"--resume: no checkpoint.pt in {a.out} (train with --checkpoint-every K)")
-    barrier(info)  # stale files gone before any rank starts
-    trainer = Trainer(cfg, x, split, out_dir=a.out)
+    info = init_distributed(device=None if cfg.device == "auto" else cfg.device)
+    talk = cfg.progress and info.is_main
+    spec, data, split = _load(spec, cfg.seed, progress=talk, recorded=recorded, force=a.force)
+    record = {"format": MODEL_FORMAT, "config": cfg.to_dict(), "data": spec.to_dict(),
+              "fingerprint": fingerprint(spec), "backend": a.backend,
+              "split": {"seed": cfg.seed, "val": spec.val, "test": spec.test,
+                        "val_edges": int(split.val_pos.size(1)), "test_edges": int(split.test_pos.size(1))}}
+    trainer = Trainer(cfg, data.x, split, out_dir=out)
+    if info.is_main:  # only rank 0 touches the run folder
+        if not a.resume:
+            clear(out)
+        write_run_record(out, record)
+        save_node_ids(os.path.join(out, "nodes.csv"), _node_ids(data))
+    barrier(info)  # the folder is ready before any rank starts
     if trainer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(trainer.device)
     res = trainer.fit(resume=a.resume)
-    z = trainer.embed()  # one full-graph pass for both scores (it dominates on large graphs)
-    val = trainer.evaluate_metrics(split.val_pos, split.val_neg, z=z)
-    test = trainer.evaluate_metrics(split.test_pos, split.test_neg, z=z)
-    del z
-    out = dict(**{f"test_{k}": v for k, v in test.items()}, **{f"val_{k}": v for k, v in val.items()},
-               seconds=time.perf_counter() - t0, train_seconds=res.train_seconds,
-               train_pairs_per_s=res.train_pairs_per_s, peak_memory_bytes=peak_memory_bytes(trainer.device),
-               best_epoch=res.best_epoch, epochs_run=res.epochs_run, steps=res.steps,
-               stopped_early=res.stopped_early, objective="all_pairs" if trainer.all_pairs else "sampled",
-               num_nodes=data.num_nodes, num_edges=data.graph.num_edges,
-               config={**trainer.cfg.to_dict(), **data_args, "backend": a.backend},
-               world_size=info.world_size)
+    with phase("full-graph inference and scoring", talk):
+        z = trainer.embed()  # one full-graph pass for both scores (it dominates on large graphs)
+        val = trainer.evaluate_metrics(split.val_pos, split.val_neg, z=z)
+        test = trainer.evaluate_metrics(split.test_pos, split.test_neg, z=z)
+        del z
+    test_auc, test_ap = test["auc"], test["ap"]
+    epochs = res.steps / trainer.steps_per_epoch  # fractional when stopped inside an epoch
+    # test_/val_ auc, ap and the dataset's official metric when it has one (OGB: hits@K or mrr)
+    out_rec = dict(**{f"test_{k}": v for k, v in test.items()}, **{f"val_{k}": v for k, v in val.items()},
+                   seconds=time.perf_counter() - t0, train_seconds=res.train_seconds,
+                   train_pairs_per_s=res.train_pairs_per_s, peak_memory_bytes=peak_memory_bytes(trainer.device),
+                   best_epoch=res.best_epoch, epochs_run=int(epochs) if epochs == int(epochs) else round(epochs, 3),
+                   steps=res.steps, stopped_early=res.stopped_early,
+                   objective="all_pairs" if trainer.all_pairs else "sampled",
+                   num_nodes=data.num_nodes, num_edges=data.graph.num_edges,
+                   config={**trainer.cfg.to_dict(), **spec.to_dict(), "backend": a.backend},
+                   world_size=info.world_size)
+    official = f" / {split.metric} {test[split.metric]:.3f}" if split.metric else ""
+    line = (f"{cfg.model.upper()} on {spec.label}, {cfg.mode}: test AUC {test_auc:.3f} / AP {test_ap:.3f}{official} in "
+            f"{out_rec['seconds']:.0f} s, peak {out_rec['peak_memory_bytes'] / 2**30:.1f} GB → {a.out.rstrip('/')}/")
     if not info.is_main:
-        return out
-    torch.save(_model_blob(trainer, x.size(1), data_args), os.path.join(a.out, MODEL_FILE))
+        return line, out_rec
+    save_model(os.path.join(out, MODEL_NAME), trainer.model, record, data.x.shape[1])
+    title = f"{cfg.model.upper()} on {spec.label} ({cfg.mode}): test AUC {test_auc:.3f} / AP {test_ap:.3f}"
     if a.save_embeddings or a.plot:
-        mu = trainer.model.embed(data.graph, x, batch_size=cfg.embed_batch_size, device=trainer.device)
+        with phase("full-graph embeddings", talk):
+            mu = trainer.model.embed(data.graph, data.x, batch_size=cfg.embed_batch_size, device=trainer.device)
         if a.save_embeddings:
-            np.save(os.path.join(a.out, "embeddings.npy"), mu.cpu().numpy())
+            np.save(os.path.join(out, "embeddings.npy"), mu.cpu().numpy())
         if a.plot:
-            plot_latent(mu, data.y, os.path.join(a.out, "latent.png"))
-    with open(os.path.join(a.out, "metrics.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    return out
+            from scalevgae.train.plots import plot_curves, plot_latent
+
+            plot_latent(mu, data.y, os.path.join(out, "latent.png"), title=title)
+            plot_curves(trainer.history, os.path.join(out, "curves.png"), best_epoch=res.best_epoch or None,
+                        title=title)
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(out_rec, f, indent=1)
+    return line, out_rec
 
 
-def cmd_eval(a: argparse.Namespace) -> dict[str, Any]:
+def _saved_run(a: argparse.Namespace, given: set[str]):
+    """(blob, model path, resolved spec, data, split, device) of the model named by --out/--checkpoint."""
+    path = os.path.abspath(a.checkpoint or os.path.join(a.out, MODEL_NAME))
+    blob = load_model_file(path)
+    cfg = TrainConfig.from_dict(blob["config"])
+    spec, data, split = _load(_repointed(blob, a, given), cfg.seed, progress=True, recorded=blob.get("fingerprint"),
+                              force=a.force)
+    _check_split(blob, split, path)
+    if data.x.shape[1] != int(blob["in_channels"]):
+        raise ModelFileError(f"{path}: the model takes {blob['in_channels']} features per node, the data has "
+                             f"{data.x.shape[1]}; pass the data it was trained on")
+    return blob, path, spec, data, split
+
+
+def cmd_eval(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, Any]]:
+    check_writable(os.path.abspath(a.out))
+    blob, path, spec, data, split = _saved_run(a, given)
     device = resolve_device(a.device)
-    model, cfg, data_args = _load_model(a.checkpoint or os.path.join(a.out, MODEL_FILE), device)
-    data, x, split = _load(data_args, cfg.seed)
-    z = model.embed(split.train_graph, x, device=device)
-    out = {}
-    for name, pos, neg in (("val", split.val_pos, split.val_neg), ("test", split.test_pos, split.test_neg)):
-        out[name + "_auc"], out[name + "_ap"] = model.test(z, pos.to(device), neg.to(device))
-        if split.metric:  # the dataset's official ranking metric (OGB), as in metrics.json
-            ps, ns = (model.decode(z, e.to(device), sigmoid=False) for e in (pos, neg))
-            out[f"{name}_{split.metric}"] = ranking_metric(split.metric, ps, ns)
-    with open(os.path.join(a.out, "eval.json"), "w") as f:
-        json.dump(out, f, indent=1)
-    return out
+    model = build_saved_model(blob, device)
+    with phase("full-graph inference and scoring"):
+        z = model.embed(split.train_graph, data.x, batch_size=a.embed_batch_size, device=device)
+        res: dict[str, Any] = {}
+        for name, pos, neg in (("val", split.val_pos, split.val_neg), ("test", split.test_pos, split.test_neg)):
+            res[name + "_auc"], res[name + "_ap"] = model.test(z, pos.to(device), neg.to(device))
+            if split.metric:  # the dataset's official ranking metric (OGB), as in metrics.json
+                ps, ns = (model.decode(z, e.to(device), sigmoid=False) for e in (pos, neg))
+                res[f"{name}_{split.metric}"] = ranking_metric(split.metric, ps, ns)
+    os.makedirs(a.out, exist_ok=True)
+    dest = os.path.join(a.out, "eval.json")
+    with open(dest, "w") as f:
+        json.dump(res, f, indent=1)
+    line = (f"{path} on {spec.label}: val AUC {res['val_auc']:.3f} / AP {res['val_ap']:.3f}, "
+            f"test AUC {res['test_auc']:.3f} / AP {res['test_ap']:.3f} → {dest}")
+    return line, res
 
 
-def _embed_checkpoint(a: argparse.Namespace) -> tuple[GraphData, torch.Tensor]:
-    """The dataset a model was trained on and its full-graph latent means [N, latent]."""
+def _embed_saved(a: argparse.Namespace, given: set[str]):
+    blob, path, spec, data, _ = _saved_run(a, given)
     device = resolve_device(a.device)
-    model, cfg, data_args = _load_model(a.checkpoint or os.path.join(a.out, MODEL_FILE), device)
-    data = load_dataset(data_args["dataset"], root=data_args["root"], nodes=data_args["nodes"],
-                        avg_degree=data_args["avg_degree"], graph_seed=data_args["graph_seed"])
-    x = features_of(data, data_args["feature_dim"], data_args["graph_seed"])
-    return data, model.embed(data.graph, x, batch_size=a.embed_batch_size, device=device)
+    model = build_saved_model(blob, device)
+    with phase("full-graph inference"):
+        mu = model.embed(data.graph, data.x, batch_size=a.embed_batch_size, device=device)
+    return blob, spec, data, mu
 
 
-def cmd_embed(a: argparse.Namespace) -> dict[str, Any]:
-    data, mu = _embed_checkpoint(a)
-    path = a.output or os.path.join(a.out, "embeddings.npy")
+def _ids_path(npy: str) -> str:
+    """Where the ids of an embeddings file go: DIR/nodes.csv beside DIR/embeddings.npy, else X.nodes.csv."""
+    if os.path.basename(npy) == "embeddings.npy":
+        return os.path.join(os.path.dirname(npy), "nodes.csv")
+    return (npy[:-4] if npy.endswith(".npy") else npy) + ".nodes.csv"
+
+
+def cmd_embed(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, Any]]:
+    path = os.path.abspath(a.output or os.path.join(a.out, "embeddings.npy"))
+    check_writable(path, "--output" if a.output else "--out", is_dir=False)
+    blob, spec, data, mu = _embed_saved(a, given)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     np.save(path, mu.cpu().numpy())
+    ids = _ids_path(path)
+    save_node_ids(ids, _node_ids(data))
     if a.plot:
-        plot_latent(mu, data.y, os.path.join(a.out, "latent.png"))
-    return {"embeddings": path, "shape": list(mu.shape)}
+        from scalevgae.train.plots import plot_latent
+
+        cfg = TrainConfig.from_dict(blob["config"])
+        plot_latent(mu, data.y, os.path.join(a.out, "latent.png"), title=f"{cfg.model.upper()} on {spec.label}")
+    res = {"embeddings": path, "node_ids": ids, "shape": list(mu.shape)}
+    return f"{mu.size(0)} x {mu.size(1)} embeddings → {path} (row i is node_id i of {ids})", res
 
 
-def cmd_predict(a: argparse.Namespace) -> dict[str, Any]:
+def _query_indices(tokens: list[str], ids: Any, n: int) -> torch.Tensor:
+    """Internal indices of the --query ids (the dataset's original ids, or indices when it has none)."""
+    if ids is None:
+        try:
+            q = [int(t) for t in tokens]
+        except ValueError:
+            raise ValueError(f"--query: node ids of this graph are integers 0..{n - 1}, got {tokens!r}") from None
+        bad = [v for v in q if not 0 <= v < n]
+        if bad:
+            raise ValueError(f"--query: node {bad[0]} is not in the graph (ids 0..{n - 1})")
+        return torch.tensor(q, dtype=torch.long)
+    index = {str(v): i for i, v in enumerate(np.asarray(ids).tolist())}
+    missing = [t for t in tokens if t not in index]
+    if missing:
+        raise ValueError(f"--query: node id {missing[0]!r} is not in the graph (see nodes.csv for its ids)")
+    return torch.tensor([index[t] for t in tokens], dtype=torch.long)
+
+
+def cmd_predict(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, Any]]:
     """The --top-k most likely new partners of each query node, as CSV (node, candidate, score)."""
     if a.top_k <= 0:
         raise ValueError(f"--top-k must be positive, got {a.top_k}")
-    data, mu = _embed_checkpoint(a)
+    path = os.path.abspath(a.output or os.path.join(a.out, "topk.csv"))
+    check_writable(path, "--output" if a.output else "--out", is_dir=False)
+    _, _, data, mu = _embed_saved(a, given)
     n = mu.size(0)
-    query = torch.arange(n) if a.query is None else torch.tensor(a.query, dtype=torch.long)
-    if query.numel() and (int(query.min()) < 0 or int(query.max()) >= n):
-        raise ValueError(f"--query nodes must lie in [0, {n})")
+    query = torch.arange(n) if a.query is None else _query_indices(a.query, data.node_ids, n)
     exclude = None if a.include_known else data.graph
-    idx, scores = topk_links(mu, a.top_k, query=query.to(mu.device), exclude=exclude)
-    path = a.output or os.path.join(a.out, "topk.csv")
+    with phase("scoring candidates"):
+        idx, scores = topk_links(mu, a.top_k, query=query.to(mu.device), exclude=exclude)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     rows = write_topk_csv(path, query, idx, scores, data.node_ids, sigmoid=True)
-    return {"predictions": path, "rows": rows, "top_k": a.top_k, "queries": int(query.numel())}
+    res = {"predictions": path, "rows": rows, "top_k": a.top_k, "queries": int(query.numel())}
+    return f"{rows} predicted links ({a.top_k} per node for {query.numel()} nodes) → {path}", res
 
 
 # ---- parser ----
-def _node_list(s: str) -> list[int]:
-    try:
-        return [int(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--query must be comma-separated node indices, got {s!r}") from None
-
-
-def _fanouts(s: str) -> list[int]:
-    try:
-        return [int(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--fanouts must be comma-separated integers, got {s!r}") from None
+def _node_list(s: str) -> list[str]:
+    return [v.strip() for v in s.split(",") if v.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scalevgae", description="Train and use (V)GAE link-prediction models.")
-    sub = p.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
-    common.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    from scalevgae import __version__
+
+    fmt = {"formatter_class": HelpFormatter}
+    p = Parser(prog="scalevgae", description="Train and use (V)GAE link-prediction models.", **fmt)
+    p.add_argument("--version", action="version", version=f"scalevgae {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,eval,embed,predict}")
+    common = Parser(add_help=False)
+    common.add_argument("--out", default="runs/latest", help="run folder")
+    add_dataclass_options(common, TrainConfig, only={"device"})
     common.add_argument("--backend", default=None, choices=["reference", "cpu", "cuda", "triton"],
                         help="kernel backend for every op (default: best available)")
-    data = argparse.ArgumentParser(add_help=False)
-    data.add_argument("--dataset", default="synthetic",
-                      help="cora | citeseer | pubmed | synthetic | path to .npz or edge list")
-    data.add_argument("--root", default=None, help="folder with the Planetoid ind.<name>.* files")
-    data.add_argument("--nodes", type=int, default=2000, help="synthetic: number of nodes")
-    data.add_argument("--avg-degree", type=float, default=16, help="synthetic: average degree")
-    data.add_argument("--graph-seed", type=int, default=0, help="synthetic graph / default-feature seed")
-    data.add_argument("--feature-dim", type=int, default=32, help="size of default features for featureless graphs")
-    data.add_argument("--val", type=float, default=0.05, help="validation edge fraction")
-    data.add_argument("--test", type=float, default=0.10, help="test edge fraction")
+    common.add_argument("--json", action="store_true", help="print the full JSON record instead of one line")
+    common.add_argument("--force", action="store_true",
+                        help="use data whose files differ from the ones the run recorded")
+    data = Parser(add_help=False)
+    add_dataclass_options(data, DatasetSpec)
+    saved = Parser(add_help=False)  # commands on a saved model: re-point moved data
+    saved.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
+    saved.add_argument("--dataset", help="the run's dataset moved: its new path (default: the recorded one)")
+    saved.add_argument("--root", help="the run's Planetoid folder moved: its new path (default: the recorded one)")
+    saved.add_argument("--features", help="the run's features file moved: its new path (default: the recorded one)")
+    add_dataclass_options(saved, TrainConfig, only={"embed_batch_size"})
 
-    t = sub.add_parser("train", parents=[common, data], help="train a model, write metrics.json and model.pt")
-    t.add_argument("--model", default="vgae", choices=["vgae", "gae"])
-    t.add_argument("--mode", default="full", choices=["full", "minibatch"])
-    t.add_argument("--epochs", type=int, default=None, help="default 200 (full) / 100 (minibatch)")
-    t.add_argument("--steps", type=int, default=None, help="stop after this many optimizer steps")
-    t.add_argument("--batch-size", type=int, default=512, help="minibatch: positive pairs per batch")
-    t.add_argument("--fanouts", type=_fanouts, default=[10, 5], help="minibatch: neighbours per layer, e.g. 10,5")
-    t.add_argument("--neg-ratio", type=int, default=None, help="sampled negatives per positive (default 5)")
-    t.add_argument("--hidden", type=int, default=32)
-    t.add_argument("--latent", type=int, default=16)
-    t.add_argument("--dropout", type=float, default=0.0)
-    t.add_argument("--lr", type=float, default=None, help="default 0.01 (full) / 0.001 (minibatch)")
-    t.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    t.add_argument("--patience", type=int, default=100, help="early-stopping patience in epochs (0: off)")
-    t.add_argument("--ema-decay", type=float, default=None,
-                   help="evaluate/keep an exponential moving average of the weights (default 0.95 full, off minibatch; 0: off)")
-    t.add_argument("--eval-every", type=int, default=1, help="epochs between validation evaluations")
-    t.add_argument("--no-exclude-heldout", action="store_true",
-                   help="train validation/test edges as non-edges like the paper's loss (default: never)")
-    t.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="bf16 autocast (auto: on GPU)")
-    t.add_argument("--seed", type=int, default=0, help="split, initialisation and sampling seed")
-    t.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (0: none)")
-    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    t = sub.add_parser("train", parents=[common, data], help="train a model, write metrics.json and model.pt",
+                       description="Train a VGAE/GAE; writes DIR/model.pt, run.json, metrics.json(l), nodes.csv.",
+                       **fmt)
+    add_dataclass_options(t, TrainConfig, exclude={"device"})
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint.pt (its dataset and settings are read "
+                        "from it; options given here override them)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     t.add_argument("--save-embeddings", action="store_true", help="write DIR/embeddings.npy (full graph)")
-    t.add_argument("--plot", action="store_true", help="write DIR/latent.png")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--plot", action="store_true", help="write DIR/latent.png and DIR/curves.png")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", parents=[common], help="score DIR/model.pt on its validation and test pairs")
-    e.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
+    e = sub.add_parser("eval", parents=[common, saved], help="score DIR/model.pt on its validation and test pairs",
+                       **fmt)
     e.set_defaults(func=cmd_eval)
-
-    m = sub.add_parser("embed", parents=[common], help="full-graph latent means of DIR/model.pt")
-    m.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
-    m.add_argument("--output", default=None, help=".npy path (default DIR/embeddings.npy)")
-    m.add_argument("--embed-batch-size", type=int, default=65536, help="rows per propagation chunk")
+    m = sub.add_parser("embed", parents=[common, saved], help="full-graph latent means of DIR/model.pt", **fmt)
+    m.add_argument("--output", default=None, help=".npy path (default DIR/embeddings.npy; ids in DIR/nodes.csv)")
     m.add_argument("--plot", action="store_true", help="write DIR/latent.png")
     m.set_defaults(func=cmd_embed)
-    q = sub.add_parser("predict", parents=[common], help="top-k most likely new links of DIR/model.pt as CSV")
-    q.add_argument("--checkpoint", default=None, help="model file (default DIR/model.pt)")
+    q = sub.add_parser("predict", parents=[common, saved], help="top-k most likely new links of DIR/model.pt as CSV",
+                       **fmt)
     q.add_argument("--top-k", type=int, default=10, help="candidates per query node")
-    q.add_argument("--query", type=_node_list, default=None, help="comma-separated node indices (default: all nodes)")
+    q.add_argument("--query", type=_node_list, default=None,
+                   help="comma-separated node ids, as in your data (default: all nodes)")
     q.add_argument("--include-known", action="store_true", help="also rank pairs that are already edges")
     q.add_argument("--output", default=None, help="CSV path (default DIR/topk.csv)")
-    q.add_argument("--embed-batch-size", type=int, default=65536, help="rows per propagation chunk")
     q.set_defaults(func=cmd_predict)
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = given_options(parser, argv)
     old = os.environ.get("SCALEVGAE_BACKEND")
     if args.backend is not None:
         os.environ["SCALEVGAE_BACKEND"] = args.backend  # read by every op's dispatcher
     try:
-        out = args.func(args)
-    except (FileNotFoundError, ValueError, RuntimeError, ImportError) as e:
-        print(f"scalevgae {args.command}: error: {e}", file=sys.stderr)
+        line, out = args.func(args, given)
+    except USER_ERRORS as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"scalevgae {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"scalevgae {args.command}: interrupted", file=sys.stderr)
+        return 130
     finally:
         _leave_process_group()
         if args.backend is not None:
@@ -348,7 +397,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             else:
                 os.environ["SCALEVGAE_BACKEND"] = old
     if _is_main_process():
-        print(json.dumps(out, indent=1, default=str))
+        print(json.dumps(out, indent=1, default=str) if args.json else line)
     return 0
 
 

@@ -121,15 +121,6 @@ def test_minibatch_mode_with_loader(data):
     assert res.steps == 15 * tr.steps_per_epoch and res.best_val_auc > 0.7
 
 
-def test_minibatch_without_loader_is_clear(data, monkeypatch):
-    from scalevgae.train import minibatch
-
-    monkeypatch.setattr(minibatch, "default_loader_factory", lambda: (_ for _ in ()).throw(ImportError("no LinkLoader")))
-    d, sp = data
-    with pytest.raises(ImportError, match="LinkLoader"):
-        Trainer(TrainConfig(mode="minibatch", progress=False), d.x, sp)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model,bar_auc,bar_ap", [("vgae", 0.914, 0.926), ("gae", 0.910, 0.920)])
 def test_cora_quality_one_seed(model, bar_auc, bar_ap):
@@ -149,12 +140,6 @@ def test_cora_quality_one_seed(model, bar_auc, bar_ap):
 @pytest.mark.slow
 def test_cora_quality_minibatch_one_seed():
     from scalevgae.data.planetoid import find_planetoid_root, load_planetoid
-    from scalevgae.train.minibatch import default_loader_factory
-
-    try:
-        default_loader_factory()
-    except ImportError as e:
-        pytest.skip(str(e))
     root = find_planetoid_root()
     if root is None or not os.path.isfile(os.path.join(root, "ind.cora.x")):
         pytest.skip("Cora files not found (../shared/datasets/planetoid or $SCALEVGAE_PLANETOID_ROOT)")

@@ -205,7 +205,7 @@ def parse_edge_list(
                 i = a + int(np.flatnonzero(~ok)[0])
                 line = int(lines[i // 2]) + 1
                 raise EdgeListError(path, line, f"node id is not a decimal integer of at most 18 digits: "
-                                    f"{_show(data, nl, line)} (pass ids='str' for string ids)")
+                                    f"{_show(data, nl, line)} (string ids: --ids str, or ids='str' in Python)")
             vals[a:b] = v
         return _finish_int(vals, remap, num_nodes, path)
 
@@ -257,7 +257,7 @@ def _finish_int(vals: np.ndarray, remap: Optional[bool], num_nodes: Optional[int
         uniq, inv = u.numpy(), i.numpy().astype(np.int64, copy=False)
         return ParsedEdges(inv[0::2], inv[1::2], _check_num_nodes(uniq.size, num_nodes, path), uniq)
     if lo < 0:
-        raise ValueError(f"{path}: negative node id {lo} (pass remap=True to remap ids)")
+        raise ValueError(f"{path}: negative node id {lo} (remap=True in Python remaps ids)")
     n = _check_num_nodes(hi + 1, num_nodes, path)
     return ParsedEdges(vals[0::2].copy(), vals[1::2].copy(), n, None)
 

@@ -190,16 +190,23 @@ def load_edge_list(
     """
     path = os.fspath(path)
     x = None
+    rows = None
     if features is not None:
         # Feature rows are indexed by the integer ids, so they fix N and ids stay as given.
         x = load_features(features, mmap=mmap, num_nodes=None)
         if ids != "str" and remap is None:
             remap = False
-            num_nodes = x.shape[0] if num_nodes is None else num_nodes
+            rows = x.shape[0] if num_nodes is None else None
     parsed = parse_edge_list(read_bytes(path), path=path, delimiter=delimiter, comment=comment,
                              header=header, ids=ids, remap=remap, num_nodes=num_nodes)
+    if rows is not None and parsed.node_ids is None:
+        if parsed.num_nodes > rows:
+            raise ValueError(f"{features}: {rows} feature rows, but {path} has node ids up to "
+                             f"{parsed.num_nodes - 1}; the features file needs one row per node id")
+        parsed = parsed._replace(num_nodes=rows)  # rows past the largest id are isolated nodes
     if x is not None and x.shape[0] != parsed.num_nodes:
-        raise ValueError(f"{features}: {x.shape[0]} feature rows but the graph has {parsed.num_nodes} nodes")
+        raise ValueError(f"{features}: {x.shape[0]} feature rows but {path} has {parsed.num_nodes} nodes; "
+                         "the features file needs one row per node")
     ei = torch.from_numpy(np.stack([parsed.src, parsed.dst]))
     graph = Graph.from_edge_index(ei, parsed.num_nodes, undirected=undirected)
     return GraphData(graph, x=x, name=name or _name_of(path), node_ids=parsed.node_ids,
@@ -359,8 +366,8 @@ def load_graph(path_or_dir: PathLike, **kw: Any) -> GraphData:
     """
     path = os.fspath(path_or_dir)
     if os.path.isdir(path):
-        if is_ogb_link_dir(path):
-            return load_ogb_link(path, **kw)
+        if is_ogb_link_dir(path):  # OGB's add_inverse_edge rule decides directedness, not `undirected`
+            return load_ogb_link(path, **{k: v for k, v in kw.items() if k != "undirected"})
         if is_ogb_dir(path):
             return load_ogb_dir(path, **kw)
         raise ValueError(f"{path}: a directory, but no raw/edge.csv.gz (OGB layout) inside")

@@ -135,7 +135,8 @@ def _read(root: str, name: str, part: str) -> Any:
     try:
         obj = restricted_load(data)
     except UnsafePickleError as e:
-        raise UnsafePickleError(f"{path}: {e}") from None
+        raise UnsafePickleError(f"{path}: {e}; refused (loading it could run code): use the original "
+                                "Planetoid files") from None
     except Exception as e:
         raise ValueError(f"{path}: malformed Planetoid file ({type(e).__name__}: {e})") from None
     if part == "graph":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 MODES = ("full", "minibatch")
@@ -48,35 +48,57 @@ class TrainConfig:
     without improvement (None: never) and always restore the best-validation weights. The
     patience is long (100) because small validation sets are noisy (Cora: 263 edges) and a
     short patience stops on noise.
+
+    Every field carries ``metadata={"help": ...}`` (and ``"choices"`` where it has them): the
+    command line generates its ``--<field-name>`` options from them (``scalevgae.cli``), so a
+    new setting is added here only. Optional metadata: ``"off"`` (a CLI value meaning None) and
+    ``"cli_default"`` (the CLI's default when it differs from the API's).
     """
 
-    model: str = "vgae"
-    mode: str = "full"
-    hidden: int = 32
-    latent: int = 16
-    dropout: float = 0.0
-    epochs: Optional[int] = None
-    steps: Optional[int] = None
-    lr: Optional[float] = None
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    neg_ratio: Optional[int] = None
-    self_loop_weight: Optional[float] = None
-    kl_weight: Optional[float] = None
-    full_max_nodes: int = 20000
-    exclude_heldout: bool = True
-    ema_decay: Optional[float] = None
-    batch_size: int = 512
-    fanouts: tuple = (10, 5)
-    patience: Optional[int] = 100
-    eval_every: int = 1
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"
-    checkpoint_every: int = 0
-    embed_batch_size: int = 65536
-    progress: bool = True
+    model: str = field(default="vgae", metadata={"help": "VGAE (variational) or GAE", "choices": MODELS})
+    mode: str = field(default="full", metadata={
+        "help": "full: whole-graph steps (exact all-pairs loss up to --full-max-nodes); "
+                "minibatch: neighbour-sampled link batches", "choices": MODES})
+    hidden: int = field(default=32, metadata={"help": "width of the first GCN layer"})
+    latent: int = field(default=16, metadata={"help": "latent dimension (width of z)"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the encoder's inputs, in [0, 1)"})
+    epochs: Optional[int] = field(default=None, metadata={"help": "default 200 (full) / 100 (minibatch)"})
+    steps: Optional[int] = field(default=None, metadata={"help": "stop after this many optimizer steps "
+                                                                 "(default, or 0: no limit)", "off": 0})
+    lr: Optional[float] = field(default=None, metadata={"help": "learning rate; default 0.01 (full) / 0.001 "
+                                                              "(minibatch)"})
+    optimizer: str = field(default="adam", metadata={"help": "optimizer", "choices": OPTIMIZERS})
+    momentum: float = field(default=0.9, metadata={"help": "sgd: momentum"})
+    weight_decay: float = field(default=0.0, metadata={"help": "L2 weight decay of the optimizer"})
+    neg_ratio: Optional[int] = field(default=None, metadata={"help": "sampled negatives per positive "
+                                                                     "(default 5)"})
+    self_loop_weight: Optional[float] = field(default=None, metadata={
+        "help": "weight of the self-loop positive term of the sampled loss (default N / E)"})
+    kl_weight: Optional[float] = field(default=None, metadata={"help": "VGAE: weight of the KL term "
+                                                                       "(default 1 / N)"})
+    full_max_nodes: int = field(default=20000, metadata={
+        "help": "full mode: largest graph trained with the exact all-pairs loss; above it, sampled negatives"})
+    exclude_heldout: bool = field(default=True, metadata={
+        "help": "never train validation/test edges as non-edges (off: the paper's loss)"})
+    ema_decay: Optional[float] = field(default=None, metadata={
+        "help": "evaluate/keep an exponential moving average of the weights "
+                "(default 0.95 full, off minibatch; 0: off)"})
+    batch_size: int = field(default=512, metadata={"help": "minibatch: positive pairs per batch"})
+    fanouts: tuple = field(default=(10, 5), metadata={"help": "minibatch: neighbours per layer, e.g. 10,5"})
+    patience: Optional[int] = field(default=100, metadata={
+        "help": "early-stopping patience in epochs (0: off)", "off": 0})
+    eval_every: int = field(default=1, metadata={"help": "epochs between validation evaluations"})
+    seed: int = field(default=0, metadata={"help": "split, initialisation and sampling seed"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1 or auto"})
+    amp: str = field(default="auto", metadata={"help": "bf16 autocast (auto: on GPU)",
+                                               "choices": ("auto", "bf16", "off")})
+    checkpoint_every: int = field(default=0, metadata={"help": "steps between checkpoints (0: none)",
+                                                       "cli_default": 50})
+    embed_batch_size: int = field(default=65536, metadata={"help": "rows per propagation chunk of "
+                                                                   "full-graph inference"})
+    progress: bool = field(default=True, metadata={"help": "progress bar / progress lines"})
+    progress_every: float = field(default=30.0, metadata={
+        "help": "seconds between plain progress lines when the output is not a terminal"})
 
     def validate(self) -> None:
         if self.model not in MODELS:
@@ -94,6 +116,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise ValueError(f"{name} must be positive, got {v}")
+        if self.progress_every <= 0:
+            raise ValueError(f"progress_every must be positive, got {self.progress_every}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
         if not 0 <= self.dropout < 1:

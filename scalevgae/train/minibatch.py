@@ -1,11 +1,10 @@
 """Minibatch mode, isolated here: the LinkLoader factory and the per-batch loss.
 
-Written against the LinkLoader API of the sampling package (delivered separately):
-``LinkLoader(graph, x, pos_pairs, *, batch_size, fanouts, neg_ratio=1, shuffle=True,
-exclude_batch_edges=False, exclude=None, device=None, generator=None)`` yielding batches with
-``.blocks`` (input layer first), ``.x`` (features of the input nodes), ``.src``/``.dst`` (rows
-of the encoder output, i.e. local seed indices), ``.label`` (float) and ``.num_pos``;
-``len(loader)``; ``state_dict()`` / ``load_state_dict()`` for its position.
+A loader factory has ``scalevgae.data.LinkLoader``'s signature, ``(graph, x, pos_pairs, *,
+batch_size, fanouts, neg_ratio, shuffle, device, generator, [shard, exclude, aggregate_input])``,
+and yields batches with ``.blocks`` (input layer first), ``.x`` (features of the input nodes),
+``.src``/``.dst`` (rows of the encoder output, i.e. local seed indices), ``.label`` (float) and
+``.num_pos``; ``len(loader)``; ``state_dict()`` / ``load_state_dict()`` for its position.
 """
 
 from __future__ import annotations
@@ -21,19 +20,6 @@ from scalevgae.train.objectives import sampled_loss
 LoaderFactory = Callable[..., Any]
 
 
-def default_loader_factory() -> LoaderFactory:
-    """The package's LinkLoader class, wherever the sampling package exports it."""
-    for mod in ("scalevgae.data", "scalevgae.sampling", "scalevgae.data.loader", "scalevgae.sampling.loader"):
-        try:
-            m = __import__(mod, fromlist=["LinkLoader"])
-        except ImportError:
-            continue
-        if hasattr(m, "LinkLoader"):
-            return m.LinkLoader
-    raise ImportError("minibatch mode needs scalevgae's LinkLoader (the neighbor-sampling loader), "
-                      "which this installation does not provide; use --mode full")
-
-
 def make_loader(factory: Optional[LoaderFactory], graph: Graph, x: Any, pos_pairs: Tensor, *, batch_size: int,
                 fanouts: tuple, neg_ratio: int, device: torch.device, seed: int,
                 shard: tuple[int, int] = (0, 1), exclude: Optional[list[Graph]] = None,
@@ -44,7 +30,8 @@ def make_loader(factory: Optional[LoaderFactory], graph: Graph, x: Any, pos_pair
     exclude: graphs whose edges are never drawn as negatives (the held-out positives).
     aggregate_input: the loader applies the first GCN layer's aggregation to the features (see
     ``LinkLoader``); only for models whose first layer aggregates the raw features."""
-    factory = factory or default_loader_factory()
+    if factory is None:
+        from scalevgae.data import LinkLoader as factory
     gen = torch.Generator().manual_seed(seed)
     extra: dict = {} if shard[1] == 1 else {"shard": tuple(shard)}  # custom factories need it only under DDP
     if exclude:

@@ -32,6 +32,7 @@ from scalevgae.train.checkpoint import (
 )
 from scalevgae.train.config import TrainConfig
 from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_weight
+from scalevgae.train.progress import progress_bar
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -79,7 +80,7 @@ class Trainer:
     is not scaled). Full mode: every rank computes the full-batch loss, with its own negative
     samples in the sampled objective; DDP averages the gradients. Evaluation runs on every rank
     on the same weights and rank 0's numbers are broadcast; only rank 0 writes metrics,
-    checkpoints and the progress bar. See docs/distributed.md.
+    checkpoints and the progress bar. See the README's "Multi-GPU and multi-node" section.
     """
 
     def __init__(self, config: TrainConfig, x: Any, split: LinkSplit, *, out_dir: Optional[str] = None,
@@ -339,7 +340,8 @@ class Trainer:
                 raise ValueError("resume needs out_dir (where checkpoint.pt lives)")
             self.load_state_dict(load_checkpoint(path, map_location=self.device))
             self._truncate_metrics()
-        bar = _progress(cfg.progress and self.dist.is_main, self.total_steps, st["global_step"])
+        bar = progress_bar(cfg.progress and self.dist.is_main, self.total_steps, st["global_step"],
+                           every=cfg.progress_every)
         steps_here = 0
         try:
             while st["epoch"] < self.epochs and not st["stopped_early"]:
@@ -446,14 +448,3 @@ class _LossModule(torch.nn.Module):
         assert trainer is not None, "the Trainer of this DDP wrapper is gone"
         loss, trainer._last_pairs = trainer._loss(batch)
         return loss
-
-
-def _progress(enabled: bool, total: int, initial: int) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
-
