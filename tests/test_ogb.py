@@ -1,7 +1,6 @@
 """OGB link-prediction directories: fixtures written in OGB's exact on-disk format, read by
 ``ogb``'s own reader and ours; official metrics cross-checked with ``ogb``'s Evaluator."""
 
-import gzip
 import json
 import os
 
@@ -16,78 +15,16 @@ from scalevgae.metrics import hits_at_k, mrr, ranking_metric
 
 ogb = pytest.importorskip("ogb", reason="the optional 'ogb' package (pip install ogb) is not installed")
 from ogb.linkproppred import Evaluator, LinkPropPredDataset  # noqa: E402
+from ogb_fixtures import N, write_ogb_dir  # noqa: E402
 
-N = 240
 FAST = ["--epochs", "10", "--hidden", "16", "--latent", "8", "--no-progress", "--mode", "full"]
-
-
-def _write_csv_gz(path, rows):
-    with gzip.open(path, "wt") as f:
-        for r in rows:
-            f.write(",".join(str(v) for v in np.atleast_1d(r)) + "\n")
-
-
-def _community_edges(rng, n, m, directed):
-    """``m`` distinct edges, 90 % inside 4 communities (learnable), no self loops."""
-    comm = np.arange(n) % 4
-    seen, out = set(), []
-    while len(out) < m:
-        a = int(rng.integers(n))
-        b = int(rng.choice(np.flatnonzero(comm == comm[a]))) if rng.random() < 0.9 else int(rng.integers(n))
-        key = (a, b) if directed else (min(a, b), max(a, b))
-        if a != b and key not in seen:
-            seen.add(key)
-            out.append((a, b))
-    return np.array(out, dtype=np.int64)
-
-
-def _write_dir(root, name, *, mrr_style):
-    """A dataset directory exactly as LinkPropPredDataset leaves it after download."""
-    d = root / name.replace("-", "_")
-    (d / "raw").mkdir(parents=True)
-    (d / "processed").mkdir()
-    (d / "RELEASE_v1.txt").write_text("fixture\n")
-    rng = np.random.default_rng(7 if mrr_style else 3)
-    e = _community_edges(rng, N, 900, directed=mrr_style)
-    perm = rng.permutation(len(e))
-    tr, va, te = e[perm[:700]], e[perm[700:800]], e[perm[800:]]
-    raw_edges = np.concatenate([tr, va, te])
-    if not mrr_style:
-        raw_edges = np.concatenate([raw_edges, tr[:5]])  # collab-like repeated collaborations
-        tr = np.concatenate([tr, tr[:5]])
-    _write_csv_gz(d / "raw" / "edge.csv.gz", raw_edges)
-    _write_csv_gz(d / "raw" / "num-node-list.csv.gz", [N])
-    _write_csv_gz(d / "raw" / "num-edge-list.csv.gz", [len(raw_edges)])
-    feat = (np.eye(4)[np.arange(N) % 4] + 0.3 * rng.normal(size=(N, 4))).round(4)  # community + noise
-    _write_csv_gz(d / "raw" / "node-feat.csv.gz", feat)
-    split = d / "split" / "time"
-    split.mkdir(parents=True)
-    if mrr_style:  # ogbl-citation2: node_year, source/target nodes, 1000 negatives per source
-        _write_csv_gz(d / "raw" / "node_year.csv.gz", rng.integers(1990, 2020, N))
-        torch.save({"source_node": torch.from_numpy(tr[:, 0]), "target_node": torch.from_numpy(tr[:, 1])},
-                   split / "train.pt")
-        for part, pos in (("valid", va), ("test", te)):
-            torch.save({"source_node": torch.from_numpy(pos[:, 0]), "target_node": torch.from_numpy(pos[:, 1]),
-                        "target_node_neg": torch.from_numpy(rng.integers(0, N, (len(pos), 1000)))},
-                       split / f"{part}.pt")
-    else:  # ogbl-collab: edge weights and years, a shared edge_neg set
-        years = rng.integers(2000, 2019, len(raw_edges))
-        _write_csv_gz(d / "raw" / "edge_weight.csv.gz", rng.integers(1, 4, len(raw_edges)))
-        _write_csv_gz(d / "raw" / "edge_year.csv.gz", years)
-        torch.save({"edge": torch.from_numpy(tr), "weight": torch.ones(len(tr), dtype=torch.long),
-                    "year": torch.from_numpy(years[: len(tr)])}, split / "train.pt")
-        for part, pos in (("valid", va), ("test", te)):
-            neg = rng.integers(0, N, (300, 2))
-            torch.save({"edge": torch.from_numpy(pos), "edge_neg": torch.from_numpy(neg),
-                        "weight": torch.ones(len(pos), dtype=torch.long)}, split / f"{part}.pt")
-    return d
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ogb")
-    return root, {"ogbl-collab": _write_dir(root, "ogbl-collab", mrr_style=False),
-                  "ogbl-citation2": _write_dir(root, "ogbl-citation2", mrr_style=True)}
+    return root, {"ogbl-collab": write_ogb_dir(root, "ogbl-collab", mrr_style=False),
+                  "ogbl-citation2": write_ogb_dir(root, "ogbl-citation2", mrr_style=True)}
 
 
 def _edge_set(ei):
@@ -184,13 +121,11 @@ def test_cli_trains_with_official_protocol(dirs, tmp_path, capsys, name):
     best = max(range(len(rows)), key=lambda i: (rows[i][f"val_{metric}"], -i))
     assert m["best_epoch"] == best + 1  # selected on the official metric
     # The saved model re-scored independently with OGB's Evaluator gives the same number.
-    data = load_ogb_link(paths[name])
-    blob = torch.load(os.path.join(out, "model.pt"), weights_only=True)
-    from scalevgae.cli import _load_model, features_of
+    from scalevgae.train.checkpoint import build_saved_model, load_model_file
 
-    model, _, _ = _load_model(os.path.join(out, "model.pt"), torch.device("cpu"))
-    x = features_of(data, blob["data"]["feature_dim"], blob["data"]["graph_seed"])
-    z = model.embed(x, data.split.train_graph)
+    data = load_ogb_link(paths[name])
+    model = build_saved_model(load_model_file(os.path.join(out, "model.pt")), torch.device("cpu"))
+    z = model.embed(torch.as_tensor(data.x), data.split.train_graph)
     pos = model.decode(z, data.split.test_pos, sigmoid=False)
     neg = model.decode(z, data.split.test_neg, sigmoid=False)
     ev = Evaluator(name)
@@ -200,7 +135,7 @@ def test_cli_trains_with_official_protocol(dirs, tmp_path, capsys, name):
     else:
         assert m[f"test_{metric}"] == pytest.approx(ev.eval({"y_pred_pos": pos, "y_pred_neg": neg})[metric])
     capsys.readouterr()
-    assert main(["eval", "--out", out]) == 0
+    assert main(["eval", "--out", out, "--json"]) == 0
     ev_out = json.loads(capsys.readouterr().out)
     assert ev_out[f"test_{metric}"] == pytest.approx(m[f"test_{metric}"], rel=1e-6)
 
@@ -246,7 +181,7 @@ def test_split_dict_and_unknown_name(dirs, tmp_path):
     _, paths = dirs
     d = tmp_path / "my_citations"
     shutil.copytree(paths["ogbl-citation2"], d)
-    sd = d / "split" / "time"
+    sd = d / "split" / "time"  # citation2's split type
     whole = {p: torch.load(sd / f"{p}.pt", weights_only=True) for p in ("train", "valid", "test")}
     for p in ("train", "valid", "test"):
         (sd / f"{p}.pt").unlink()

@@ -39,8 +39,15 @@ def _edges_csv(path):
         f.write("\n".join(rows) + "\n")
 
 
+def _ogb_root(path):
+    """``dataset/ogbl_*`` folders in OGB's on-disk format for the README's OGB commands."""
+    from ogb_fixtures import write_ogb_root
+
+    write_ogb_root(path)
+
+
 # Input files the commands name, created in the temporary directory before the first command.
-FILES = {"edges.csv": _edges_csv}
+FILES = {"edges.csv": _edges_csv, "dataset": _ogb_root}
 
 
 def commands(text):

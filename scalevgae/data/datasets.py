@@ -43,7 +43,7 @@ class DatasetSpec:
         "help": "cora | citeseer | pubmed | synthetic | path to an .npz, .mtx, edge list or OGB directory"})
     root: Optional[str] = field(default=None, metadata={
         "help": "folder with the Planetoid ind.<name>.* files (default: $SCALEVGAE_PLANETOID_ROOT or "
-                "shared/datasets/planetoid next to the repository)"})
+                "shared/datasets/planetoid next to the repository), or with OGB's ogbl_* folders"})
     features: Optional[str] = field(default=None, metadata={
         "help": "node features file (.npy, .npz with key x, or a text matrix), one row per node "
                 "(default: the dataset's own, else --feature-dim generated columns)"})

@@ -350,8 +350,8 @@ def load_graph(path_or_dir: PathLike, **kw: Any) -> GraphData:
     """
     path = os.fspath(path_or_dir)
     if os.path.isdir(path):
-        if is_ogb_link_dir(path):
-            return load_ogb_link(path, **kw)
+        if is_ogb_link_dir(path):  # OGB's add_inverse_edge rule decides directedness, not `undirected`
+            return load_ogb_link(path, **{k: v for k, v in kw.items() if k != "undirected"})
         if is_ogb_dir(path):
             return load_ogb_dir(path, **kw)
         raise ValueError(f"{path}: a directory, but no raw/edge.csv.gz (OGB layout) inside")
