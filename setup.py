@@ -26,6 +26,7 @@ def _cuda_sim_extension(ext_cls, root: str, csrc: str, debug: bool):
     SIMT runtime) plus ops.cpp's schemas under torch.ops.scalevgae_cuda_sim (SVG_CUDA_SIM)."""
     sim = os.path.join(csrc, "cuda_sim")
     sources = sorted(glob.glob(os.path.join(sim, "*.cpp")))
+    # -O1: the emulator checks behaviour, not speed; no debug info outside the sanitizer builds.
     cxx = (["-O0", "-g"] if debug else ["-O1"]) + ["-std=c++20", "-Wno-unknown-pragmas"]
     link = []
     sanitize = os.environ.get("SCALEVGAE_SANITIZE", "")
@@ -33,6 +34,8 @@ def _cuda_sim_extension(ext_cls, root: str, csrc: str, debug: bool):
         flags = [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g", "-fno-sanitize-recover=all"]
         cxx += flags
         link += flags
+    elif not debug:
+        cxx.append("-g0")
     return ext_cls(
         "scalevgae._C_cuda_sim",
         [os.path.relpath(s, root) for s in sources],

@@ -61,12 +61,10 @@ for line in sys.stdin:
         continue
     m = re.search(r"Used (\d+) registers", line)
     if m and name:
-        sig = name.split("(")[0]
-        base = re.sub(r"^.*\b(\w+_kernel)\b.*$", r"\1", sig)
-        key = base
-        if base == "gcn_spmm_chunks_kernel":  # V=8 is the half/bf16 path: its own row
-            v = re.search(r"gcn_spmm_chunks_kernel<(\d+)", sig)
-            key = f"{base} (V={v.group(1)})" if v else base
+        k = re.search(r"(\w+_kernel)\b(<(\d+))?", name)  # demangled: ...::gcn_spmm_chunks_kernel<8, c10::Half, ...
+        key = k.group(1) if k else name
+        if key == "gcn_spmm_chunks_kernel" and k.group(3):  # one row per vector width (V=8: half/bf16)
+            key = f"{key} (V={k.group(3)})"
         rows.setdefault(key, []).append(int(m.group(1)))
         name = None
 
@@ -90,5 +88,7 @@ if len(sys.argv) > 1 and sys.argv[1]:
     with open(sys.argv[1], "w") as f:
         f.write("\n".join(out) + "\n")
 EOF
-cat "$stub"/*.ptxas | c++filt | "$PY" "$stub/table.py" "${REGISTER_TABLE:-}"
+cat "$stub"/*.ptxas | c++filt > "$stub/ptxas.txt"
+[ -n "${REGISTER_TABLE:-}" ] && cp "$stub/ptxas.txt" "$REGISTER_TABLE.ptxas.txt"  # the raw ptxas report
+"$PY" "$stub/table.py" "${REGISTER_TABLE:-}" < "$stub/ptxas.txt"
 exit $status

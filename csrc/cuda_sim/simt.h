@@ -35,6 +35,10 @@
 #include <type_traits>
 #include <utility>
 
+// GCC flags constexpr locals used only as template arguments of a kernel inside SVG_LAUNCH's
+// lambda as "set but not used" (a false positive, hundreds of lines per build).
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+
 // ---- CUDA keywords ----
 #define __global__
 #define __device__
