@@ -297,6 +297,23 @@ def test_ogb_dir(tmp_path):
         load_ogb_dir(tmp_path)
 
 
+def test_ogb_dir_with_separate_features(tmp_path):
+    # The README's `load_graph("dir/", features="x.npy")`: the file replaces the directory's own
+    # features, memory-mapped, and a file with the wrong number of rows names itself.
+    raw = tmp_path / "ogbl-toy" / "raw"
+    raw.mkdir(parents=True)
+    _write_gz(raw / "edge.csv.gz", "0,1\n1,2\n2,3\n")
+    _write_gz(raw / "num-node-list.csv.gz", "5\n")
+    feats = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", feats)
+    d = load_graph(tmp_path / "ogbl-toy", features=str(tmp_path / "x.npy"))
+    assert isinstance(d.x, np.memmap) and d.num_nodes == 5
+    np.testing.assert_array_equal(np.asarray(d.x), feats)
+    np.save(tmp_path / "short.npy", feats[:4])
+    with pytest.raises(ValueError, match="4 rows"):
+        load_graph(tmp_path / "ogbl-toy", features=str(tmp_path / "short.npy"))
+
+
 # ---------------- features ----------------
 
 def test_mmap_features_and_gather_rows(tmp_path):

@@ -346,15 +346,21 @@ def load_graph(path_or_dir: PathLike, **kw: Any) -> GraphData:
     - ``*.txt``, ``*.csv``, ``*.tsv``, ``*.edges``, ``*.edgelist``, ``*.el`` (each optionally
       ``.gz``): :func:`load_edge_list`
 
-    Keyword arguments go to the chosen loader.
+    Keyword arguments go to the chosen loader; ``features=FILE`` (read by
+    :func:`~scalevgae.data.features.load_features`, ``.npy`` memory-mapped) works for every format.
     """
     path = os.fspath(path_or_dir)
     if os.path.isdir(path):
+        features = kw.pop("features", None)  # every format takes a separate features file
         if is_ogb_link_dir(path):  # OGB's add_inverse_edge rule decides directedness, not `undirected`
-            return load_ogb_link(path, **{k: v for k, v in kw.items() if k != "undirected"})
-        if is_ogb_dir(path):
-            return load_ogb_dir(path, **kw)
-        raise ValueError(f"{path}: a directory, but no raw/edge.csv.gz (OGB layout) inside")
+            data = load_ogb_link(path, **{k: v for k, v in kw.items() if k != "undirected"})
+        elif is_ogb_dir(path):
+            data = load_ogb_dir(path, **kw)
+        else:
+            raise ValueError(f"{path}: a directory, but no raw/edge.csv.gz (OGB layout) inside")
+        if features is not None:
+            data.x = load_features(features, mmap=kw.get("mmap", True), num_nodes=data.num_nodes)
+        return data
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or directory")
     base = path[:-3] if path.endswith(".gz") else path
