@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = {"formatter_class": HelpFormatter}
     p = Parser(prog="scalevgae", description="Train and use (V)GAE link-prediction models.", **fmt)
     p.add_argument("--version", action="version", version=f"scalevgae {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,eval,embed,predict}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,eval,embed,predict,selftest}")
     common = Parser(add_help=False)
     common.add_argument("--out", default="runs/latest", help="run folder")
     add_dataclass_options(common, TrainConfig, only={"device"})
@@ -372,20 +372,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("selftest", help="check every usable kernel backend against the reference (run first on a GPU)")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda if visible)")
     s.add_argument("--seed", type=int, default=None, help="input seed (default: a fresh one, printed)")
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
     s.set_defaults(func=cmd_selftest, backend=None)
     return p
 
 
-def cmd_selftest(args: argparse.Namespace) -> dict:
+def cmd_selftest(args: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, Any]]:
     """One line per (op, backend); exit status 1 if any check fails."""
     from scalevgae.ops import selftest
 
+    if args.device is not None and args.device.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"--device {args.device}: expected cpu or cuda")
     rows = selftest(args.device, seed=args.seed)
     failed = [f"{r.op}/{r.backend}" for r in rows if not r.ok]
     if failed:
         print(f"scalevgae selftest: FAILED: {', '.join(failed)}", file=sys.stderr)
         raise SystemExit(1)
-    return {"checks": len(rows), "failed": 0}
+    return f"scalevgae selftest: all {len(rows)} checks passed", {"checks": len(rows), "failed": 0}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
