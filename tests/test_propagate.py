@@ -278,7 +278,10 @@ def _opcheck_samples(dev):
 
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_opcheck(backend):
-    for args in _opcheck_samples(_device(backend)):
+    samples = _opcheck_samples(_device(backend))
+    if backend == "cuda_sim":  # emulated: int32 with every optional input, int64 float32 plain (CI time)
+        samples = samples[::3]
+    for args in samples:
         torch.library.opcheck(dispatch.ops_of(backend).gcn_spmm.default, args)
 
 
