@@ -372,8 +372,9 @@ def test_kernel_checks_its_arguments(backend):
         op(rowptr, col, x, None, torch.ones(3), True, None, False, None, None)
     with pytest.raises(TypeError, match="col"):
         op(rowptr, col.int(), x, None, None, True, None, False, None, None)
-    with pytest.raises(ValueError, match="rowptr"):
-        op(rowptr, col[:1], x, None, None, True, None, False, None, None)
+    if backend == "cpu":  # a value check (reads rowptr[-1]); the CUDA kernel leaves it to the Python boundary
+        with pytest.raises(ValueError, match="rowptr"):
+            op(rowptr, col[:1], x, None, None, True, None, False, None, None)
 
 
 @needs_cpu_kernels
