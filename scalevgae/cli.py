@@ -47,6 +47,7 @@ from scalevgae.data.io import save_node_ids, write_topk_csv
 from scalevgae.data.split import split_edges
 from scalevgae.distributed import barrier, init_distributed
 from scalevgae.metrics import ranking_metric
+from scalevgae.ops import dispatch
 from scalevgae.ops.topk import topk_links
 from scalevgae.train import TrainConfig, Trainer, resolve_device
 from scalevgae.train.checkpoint import (
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
     common.add_argument("--out", default="runs/latest", help="run folder")
     add_dataclass_options(common, TrainConfig, only={"device"})
-    common.add_argument("--backend", default=None, choices=["reference", "cpu", "cuda", "triton"],
+    common.add_argument("--backend", default=None, choices=list(dispatch.BACKENDS),
                         help="kernel backend for every op (default: best available)")
     common.add_argument("--json", action="store_true", help="print the full JSON record instead of one line")
     common.add_argument("--force", action="store_true",
