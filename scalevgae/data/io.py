@@ -19,7 +19,7 @@ from scalevgae.data.dataset import GraphData
 from scalevgae.data.edgelist import parse_edge_list
 from scalevgae.data.features import check_features, load_features, parse_dense_text
 from scalevgae.data.files import open_npz, read_bytes
-from scalevgae.data.ogb import is_ogb_link_dir, load_ogb_link
+from scalevgae.data.ogb import find_csv, is_ogb_link_dir, load_ogb_link, read_raw_edges
 from scalevgae.graph import Graph
 
 PathLike = Union[str, os.PathLike]
@@ -197,19 +197,11 @@ def load_edge_list(
                      meta={"source": path, "num_input_edges": int(parsed.src.size)})
 
 
-def _find(d: str, stem: str) -> Optional[str]:
-    for cand in (stem + ".csv.gz", stem + ".csv"):
-        p = os.path.join(d, cand)
-        if os.path.isfile(p):
-            return p
-    return None
-
-
 def is_ogb_dir(path: PathLike) -> bool:
     """Whether ``path`` (or ``path/raw``) holds an OGB-style ``edge.csv[.gz]``."""
     path = os.fspath(path)
     return os.path.isdir(path) and any(
-        _find(d, "edge") is not None for d in (os.path.join(path, "raw"), path)
+        find_csv(d, "edge") is not None for d in (os.path.join(path, "raw"), path)
     )
 
 
@@ -225,27 +217,16 @@ def load_ogb_dir(
     """
     root = os.fspath(root)
     d = os.path.join(root, "raw") if os.path.isdir(os.path.join(root, "raw")) else root
-    edge_path = _find(d, "edge")
-    if edge_path is None:
-        raise FileNotFoundError(f"{root}: no raw/edge.csv.gz (an OGB-style directory needs one)")
-    n = None
-    nn_path = _find(d, "num-node-list")
-    if nn_path is not None:
-        counts = parse_dense_text(nn_path, dtype=np.int64).reshape(-1)
-        if counts.size != 1 or counts[0] < 0:
-            raise ValueError(f"{nn_path}: expected one non-negative node count, got {counts.size} values")
-        n = int(counts[0])
-    parsed = parse_edge_list(read_bytes(edge_path), path=edge_path, delimiter=",", comment=None,
-                             header=False, ids="int", remap=False, num_nodes=n)
+    parsed = read_raw_edges(d, root)
     n = parsed.num_nodes
     graph = Graph.from_edge_index(torch.from_numpy(np.stack([parsed.src, parsed.dst])), n, undirected=undirected)
     x: Any = None
     npy = os.path.join(d, "node-feat.npy")
-    feat_path = npy if os.path.isfile(npy) else _find(d, "node-feat")
+    feat_path = npy if os.path.isfile(npy) else find_csv(d, "node-feat")
     if feat_path is not None:
         x = load_features(feat_path, mmap=mmap, num_nodes=n)
     y = None
-    lab_path = _find(d, "node-label")
+    lab_path = find_csv(d, "node-label")
     if lab_path is not None:
         lab = parse_dense_text(lab_path, dtype=np.float64)
         y = _labels(torch.from_numpy(lab.reshape(-1)), n, lab_path)

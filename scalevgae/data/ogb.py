@@ -54,12 +54,34 @@ OGB_LINK: dict[str, OgbLinkInfo] = {
 DEFAULT_HITS = "hits@50"  # for directories with OGB's layout but a name OGB does not define
 
 
-def _raw(root: str, stem: str) -> Optional[str]:
+def find_csv(d: str, stem: str) -> Optional[str]:
+    """``d/<stem>.csv.gz`` or ``d/<stem>.csv``, whichever exists (OGB's raw file names), else None."""
     for cand in (stem + ".csv.gz", stem + ".csv"):
-        p = os.path.join(root, "raw", cand)
+        p = os.path.join(d, cand)
         if os.path.isfile(p):
             return p
     return None
+
+
+def _raw(root: str, stem: str) -> Optional[str]:
+    return find_csv(os.path.join(root, "raw"), stem)
+
+
+def read_raw_edges(d: str, root: str) -> Any:
+    """The ``edge.csv[.gz]`` of an OGB raw folder ``d`` (ids ``0..N-1``, N from
+    ``num-node-list.csv[.gz]`` when present) as parsed ``src``/``dst`` arrays and ``num_nodes``."""
+    edge_path = find_csv(d, "edge")
+    if edge_path is None:
+        raise FileNotFoundError(f"{root}: no raw/edge.csv.gz (an OGB directory needs one)")
+    n = None
+    nn_path = find_csv(d, "num-node-list")
+    if nn_path is not None:
+        counts = parse_dense_text(nn_path, dtype=np.int64).reshape(-1)
+        if counts.size != 1 or counts[0] < 0:
+            raise ValueError(f"{nn_path}: expected one non-negative node count, got {counts.tolist()[:5]}")
+        n = int(counts[0])
+    return parse_edge_list(read_bytes(edge_path), path=edge_path, delimiter=",", comment=None,
+                           header=False, ids="int", remap=False, num_nodes=n)
 
 
 def is_ogb_link_dir(path: PathLike) -> bool:
@@ -222,18 +244,7 @@ def load_ogb_link(root: PathLike, *, name: Optional[str] = None, mmap: bool = Tr
     root = os.fspath(root)
     name = name or ogb_name(root)
     info = OGB_LINK.get(name)
-    edge_path = _raw(root, "edge")
-    if edge_path is None:
-        raise FileNotFoundError(f"{root}: no raw/edge.csv.gz (an OGB link-prediction directory needs one)")
-    n = None
-    nn_path = _raw(root, "num-node-list")
-    if nn_path is not None:
-        counts = parse_dense_text(nn_path, dtype=np.int64).reshape(-1)
-        if counts.size != 1 or counts[0] < 0:
-            raise ValueError(f"{nn_path}: expected one non-negative node count, got {counts.tolist()[:5]}")
-        n = int(counts[0])
-    parsed = parse_edge_list(read_bytes(edge_path), path=edge_path, delimiter=",", comment=None,
-                             header=False, ids="int", remap=False, num_nodes=n)
+    parsed = read_raw_edges(os.path.join(root, "raw"), root)
     n = parsed.num_nodes
     split, info = official_split(root, n, info)
     ei = torch.from_numpy(np.stack([parsed.src, parsed.dst]))
