@@ -124,23 +124,12 @@ def run_ours(x: torch.Tensor, split, mode: str, seed: int, overrides: dict) -> d
 def run_pyg(x: torch.Tensor, split, seed: int, *, epochs: int, eval_every: int, hidden: int = 32,
             latent: int = 16) -> dict:
     """PyG's examples/autoencoder.py VGAE (full batch) on the same split."""
-    from torch_geometric.nn import VGAE, GCNConv
-
-    class Encoder(torch.nn.Module):
-        def __init__(self, cin: int):
-            super().__init__()
-            self.conv1 = GCNConv(cin, hidden)
-            self.conv_mu = GCNConv(hidden, latent)
-            self.conv_logstd = GCNConv(hidden, latent)
-
-        def forward(self, x, edge_index):
-            h = self.conv1(x, edge_index).relu()
-            return self.conv_mu(h, edge_index), self.conv_logstd(h, edge_index)
+    from benchmarks.train_pyg import pyg_vgae
 
     torch.manual_seed(seed)
     n = x.size(0)
     ei = split.train_graph.edge_index
-    model = VGAE(Encoder(x.size(1)))
+    model = pyg_vgae(x.size(1), hidden, latent)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
 
     def scores(pos, neg) -> tuple[float, float]:

@@ -14,15 +14,9 @@ from torch import nn
 from benchmarks.common import Stopwatch
 
 
-def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden: int, latent: int,
-        lr: float, seed: int, device: torch.device, eval_at: Collection[int] = ()) -> dict:
-    """Train ``steps`` steps and score the test pairs; ``eval_at``: also score after these step
-    counts (off the clock), returned as ``curve``."""
-    from torch_geometric.data import Data
-    from torch_geometric.loader import LinkNeighborLoader
+def pyg_vgae(in_channels: int, hidden: int = 32, latent: int = 16) -> nn.Module:
+    """PyG's examples/autoencoder.py VGAE: a GCNConv layer, then GCNConv heads for mu and log-std."""
     from torch_geometric.nn import VGAE, GCNConv
-
-    from scalevgae.metrics import link_scores
 
     class Encoder(nn.Module):
         def __init__(self, cin: int):
@@ -35,13 +29,25 @@ def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden:
             h = self.conv1(x, edge_index).relu()
             return self.conv_mu(h, edge_index), self.conv_logstd(h, edge_index)
 
+    return VGAE(Encoder(in_channels))
+
+
+def run(data, split, *, steps: int, batch_size: int, fanouts: list[int], hidden: int, latent: int,
+        lr: float, seed: int, device: torch.device, eval_at: Collection[int] = ()) -> dict:
+    """Train ``steps`` steps and score the test pairs; ``eval_at``: also score after these step
+    counts (off the clock), returned as ``curve``."""
+    from torch_geometric.data import Data
+    from torch_geometric.loader import LinkNeighborLoader
+
+    from scalevgae.metrics import link_scores
+
     torch.manual_seed(seed)
     n = data.num_nodes
     train_ei = split.train_graph.edge_index
     pyg = Data(x=data.x, edge_index=train_ei, num_nodes=n)
     loader = LinkNeighborLoader(pyg, num_neighbors=fanouts, edge_label_index=split.train_pos,
                                 batch_size=batch_size, neg_sampling_ratio=1.0, shuffle=True)
-    model = VGAE(Encoder(data.x.size(1))).to(device)
+    model = pyg_vgae(data.x.size(1), hidden, latent).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def embed() -> torch.Tensor:  # full-graph mu on the training graph
