@@ -45,7 +45,9 @@ if [ "${SCALEVGAE_SKIP_PYG:-0}" != "1" ] && ! "$PY" -c "import torch_sparse, tor
   say "installing torch_geometric"
   pip_q torch_geometric
 fi
-"$PY" -c "import ogb, pandas" 2>/dev/null || pip_q ogb  # optional: tests cross-check OGB's reader/Evaluator
+# Optional: tests cross-check OGB's reader/Evaluator. Without its `outdated` dependency, which would
+# look up ogb's latest version online at every import.
+"$PY" -c "import ogb, pandas" 2>/dev/null || { pip_q --no-deps ogb && pip_q pandas six; }
 # The package and its C++ (and, with a CUDA torch, CUDA) extension, rebuilt only when the stamp changed.
 build_stamp() {
   {
