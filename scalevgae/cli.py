@@ -155,6 +155,10 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
     info = init_distributed(device=None if cfg.device == "auto" else cfg.device)
     talk = cfg.progress and info.is_main
     spec, data, split = _load(spec, cfg.seed, progress=talk, recorded=recorded, force=a.force)
+    if cfg.mode == "auto" and cfg.choose_mode(data.num_nodes)[0] == "full" and given & {"fanouts", "batch_size"}:
+        raise ValueError(f"--fanouts and --batch-size apply to minibatch mode, but --mode auto trains this "
+                         f"{data.num_nodes}-node graph in full mode (--auto-full-nodes {cfg.auto_full_nodes}); "
+                         "pass --mode minibatch to use them")
     record = {"format": MODEL_FORMAT, "config": cfg.to_dict(), "data": spec.to_dict(),
               "fingerprint": fingerprint(spec), "backend": a.backend,
               "split": {"seed": cfg.seed, "val": spec.val, "test": spec.test,
