@@ -275,11 +275,17 @@ def _write_gz(path, text):
         f.write(text)
 
 
-def test_ogb_dir(tmp_path):
+def _ogb_toy(tmp_path, num_nodes: int):
+    """An OGB-style raw/ folder with edges 0-1, 1-2, 2-3 and ``num_nodes`` nodes; returns raw/."""
     raw = tmp_path / "ogbl-toy" / "raw"
     raw.mkdir(parents=True)
     _write_gz(raw / "edge.csv.gz", "0,1\n1,2\n2,3\n")
-    _write_gz(raw / "num-node-list.csv.gz", "6\n")
+    _write_gz(raw / "num-node-list.csv.gz", f"{num_nodes}\n")
+    return raw
+
+
+def test_ogb_dir(tmp_path):
+    raw = _ogb_toy(tmp_path, 6)
     feats = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     _write_gz(raw / "node-feat.csv.gz", "\n".join(",".join(f"{v:.6f}" for v in r) for r in feats) + "\n")
     _write_gz(raw / "node-label.csv.gz", "0\n1\n0\n1\n2\n2\n")
@@ -300,10 +306,7 @@ def test_ogb_dir(tmp_path):
 def test_ogb_dir_with_separate_features(tmp_path):
     # The README's `load_graph("dir/", features="x.npy")`: the file replaces the directory's own
     # features, memory-mapped, and a file with the wrong number of rows names itself.
-    raw = tmp_path / "ogbl-toy" / "raw"
-    raw.mkdir(parents=True)
-    _write_gz(raw / "edge.csv.gz", "0,1\n1,2\n2,3\n")
-    _write_gz(raw / "num-node-list.csv.gz", "5\n")
+    _ogb_toy(tmp_path, 5)
     feats = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", feats)
     d = load_graph(tmp_path / "ogbl-toy", features=str(tmp_path / "x.npy"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from scalevgae.data.features import gather_rows
 from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.ops.decode import edge_logits
@@ -17,17 +17,6 @@ from scalevgae.sampling import sample_neighbors
 # Use the blocks only while their input layer has at most this share of the graph's edges:
 # beyond it full-graph inference costs about the same and scores every pair.
 MAX_BLOCK_EDGE_SHARE = 0.5
-
-
-def _rows(x: Any, idx: Tensor) -> Tensor:
-    """float32 ``x[idx]`` for a tensor or a numpy array / memmap (reads only those rows)."""
-    if isinstance(x, Tensor):
-        return x.index_select(0, idx.to(x.device)).float()
-    i = idx.cpu().numpy()
-    order = np.argsort(i, kind="stable")
-    out = np.empty((i.size,) + tuple(x.shape[1:]), dtype=np.float32)
-    out[order] = x[i[order]]
-    return torch.from_numpy(out)
 
 
 def _subset(pairs: Tensor, k: int, gen: torch.Generator) -> Tensor:
@@ -72,7 +61,7 @@ class ValidationSet:
         local = inv.reshape(2, -1)
         self.pos, self.neg = local[:, : p.size(1)].to(device), local[:, p.size(1):].to(device)
         self.blocks = [b.to(device) for b in sub.blocks]
-        self.x = _rows(x, sub.n_id.cpu()).to(device)
+        self.x = gather_rows(x, sub.n_id.cpu(), dtype=torch.float32).to(device)
         self.n_id = sub.n_id.to(device)
 
     @torch.no_grad()
