@@ -5,7 +5,8 @@ Part 1 (forward + backward of the mean BCE over E sampled pairs, n nodes, F feat
   pyg          PyG's InnerProductDecoder written out: (z[src] * z[dst]).sum(-1) + BCEWithLogits
   pyg_compile  the same under torch.compile (dynamic shapes, compiled once)
 Part 2 (forward + backward of the full-graph reconstruction loss over all N^2 pairs):
-  ours         scalevgae.ops.all_pairs_bce_loss (tiles of `tile` x `tile` pairs)
+  ours         scalevgae.ops.all_pairs_bce_loss (default backend: the all_pairs_softplus op on CPU)
+  torch_tiles  the same loss with backend="reference": torch matmul tiles of `tile` x `tile` pairs
   dense        z @ z.T and BCEWithLogits against the dense (A + I) label matrix (tkipf/gae)
 
 Reports median time, the ratio to each peer, bytes-model bandwidth (indices + gathered rows +
@@ -29,10 +30,10 @@ import torch.nn.functional as Fn
 if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown_table, peak_extra_memory, time_fn, write_results  # noqa: E402
+from benchmarks.common import markdown_table, matmul_flops, peak_extra_memory, time_fn, write_results  # noqa: E402
 from scalevgae.data.synthetic import planted_partition  # noqa: E402
 from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
-from scalevgae.ops import all_pairs, dispatch, edge_bce_loss  # noqa: E402
+from scalevgae.ops import all_pairs, edge_bce_loss  # noqa: E402
 
 
 def pyg_loss(z, src, dst, label):
@@ -97,7 +98,12 @@ def dense_all_pairs(z, y, pos_weight):
 
 
 def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
+    """Forward + backward of the exact objective. Flop model: per ordered pair 2F for the dot
+    product and 2F for the gradient row (the kernel computes both in one pass; the torch tiles
+    and dense peers do more), reported against the measured float32 matmul rate."""
     rows = []
+    peak = matmul_flops(device)
+    print(f"matmul rate {peak / 1e9:.1f} GFLOP/s", flush=True)
     for N in nodes:
         g = planted_partition(N, avg_degree=4, feature_dim=0, seed=0).graph
         rowptr, col = g.rowptr.to(device), g.col.to(device)
@@ -107,11 +113,13 @@ def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
         ours = partial(all_pairs.all_pairs_bce_loss, z, rowptr, col, tile=tile)
         t, mem = _measure(_fwd_bwd(ours, z), device, repeat)
         row.update(ours_s=t, ours_mem_MB=None if mem is None else mem / 2**20, ours_Gpairs_per_s=N * N / t / 1e9)
+        row["flop_pct_matmul"] = 100 * 4 * F * N * N / t / peak
         row["engine"] = all_pairs._tile_engine(z, None)
-        if row["engine"] == "triton" and dispatch._status("cuda", "cuda").usable:  # torch tiles too
-            torch_tiles = partial(all_pairs.all_pairs_bce_loss, z, rowptr, col, tile=tile, backend="cuda")
+        if row["engine"] != "torch":  # the torch matmul tiles (the reference backend) as a peer
+            torch_tiles = partial(all_pairs.all_pairs_bce_loss, z, rowptr, col, tile=tile, backend="reference")
             t, mem = _measure(_fwd_bwd(torch_tiles, z), device, repeat)
-            row.update(torch_tiles_s=t, torch_tiles_mem_MB=None if mem is None else mem / 2**20)
+            row.update(torch_tiles_s=t, torch_tiles_mem_MB=None if mem is None else mem / 2**20,
+                       x_vs_torch_tiles=t / row["ours_s"])
         if 5 * N * N * 4 <= budget:  # logits, label, loss terms, their grads
             y = torch.zeros(N, N, device=device)
             y[torch.repeat_interleave(torch.arange(N, device=device), rowptr.diff()), col] = 1
@@ -158,8 +166,8 @@ def main() -> None:
     meta = {"command": cmd, "quick": args.quick, "all_pairs": ap_rows}
     extra = ""
     if ap_rows:
-        ap_cols = ["N", "F", "engine", "tile", "ours_s", "torch_tiles_s", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
-                   "ours_Gpairs_per_s", "rel_diff"]  # fmt: skip
+        ap_cols = ["N", "F", "engine", "tile", "ours_s", "torch_tiles_s", "x_vs_torch_tiles", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
+                   "ours_Gpairs_per_s", "flop_pct_matmul", "rel_diff"]  # fmt: skip
         extra = "\n\nall_pairs_bce_loss vs dense (forward + backward):\n\n" + markdown_table(ap_rows, ap_cols) + "\n"
     write_results("decoder", device, rows, columns, meta, extra_md=extra)
     if extra:

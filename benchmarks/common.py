@@ -119,6 +119,15 @@ def copy_bandwidth(device: torch.device, nbytes: int = 1 << 28) -> float:
     return 2 * nbytes / t
 
 
+def matmul_flops(device: torch.device, n: int = 2048) -> float:
+    """Measured float32 matmul rate in flop/s (an n x n x n product): the compute limit that
+    flop models are reported against."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    t = time_fn(lambda: a @ b, device, warmup=2, repeat=5)["min_s"]
+    return 2 * n**3 / t
+
+
 def device_tag(device: torch.device) -> str:
     """'cpu' or a slug of the GPU name, e.g. 'nvidia-h100-80gb-hbm3'."""
     if device.type == "cuda":

@@ -92,6 +92,12 @@ inline void check_edge_args(const at::Tensor& z, const at::Tensor& src, const at
   check_same_device(z, "z", dst, "dst");
 }
 
+// all_pairs_softplus: z [N, F] floating.
+inline void check_all_pairs_args(const at::Tensor& z) {
+  check_floating(z, "z");
+  TORCH_CHECK_VALUE(z.dim() == 2, "z must be 2-D [N, F], got shape ", z.sizes());
+}
+
 // A per-edge vector (label, coef) of an edge op: [E] in z's accumulation dtype, on z's device.
 inline void check_edge_vector(const at::Tensor& t, const at::Tensor& z, const at::Tensor& src,
                               const char* name) {

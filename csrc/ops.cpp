@@ -37,6 +37,11 @@ SVG_LIBRARY(SVG_NS, m) {
   // coef [E] acc. `deterministic`: bitwise reproducible (CUDA sorts instead of atomics; the
   // CPU kernel always is).
   m.def("edge_grad(Tensor coef, Tensor z, Tensor src, Tensor dst, bool deterministic) -> Tensor");
+  // ---- the exact all-pairs objective (scalevgae/ops/all_pairs.py) ----
+  // z [N, F] floating -> (loss [] float64 = sum over all N^2 ordered pairs (i, j) of
+  // softplus(<z_i, z_j>), grad [N, F] acc dtype = d loss / d z = 2 sum_j sigmoid(<z_i, z_j>) z_j,
+  // or [0, F] when not need_grad). One pass over the pairs; no tile is stored.
+  m.def("all_pairs_softplus(Tensor z, bool need_grad) -> (Tensor, Tensor)");
   // ---- sampling (scalevgae/sampling) ----
   // Counter-based per-row sampling (csrc/sample_math.h): row i of the result samples node
   // nodes[i] with the RNG stream (seed, hop, nodes[i]); fanout -1 takes every neighbor.

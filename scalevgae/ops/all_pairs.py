@@ -1,8 +1,11 @@
 """The exact full-graph VGAE reconstruction loss over all N^2 pairs, without the N x N matrix.
 
-The dense part (every pair as a negative) runs as torch matmul tiles or as the fused Triton
-row kernels of ``scalevgae/ops/triton/all_pairs.py``; the sparse correction over the positives
-goes through ``decode.edge_logits``. Ground truth: ``reference.all_pairs_bce_loss_dense``.
+The dense part (every pair as a negative) is the op ``all_pairs_softplus`` (schema in
+csrc/ops.cpp; C++ csrc/cpu/all_pairs.cpp, CUDA csrc/cuda/all_pairs.cu, one pass over the pairs
+that returns the loss and its gradient), the fused Triton row kernels of
+``scalevgae/ops/triton/all_pairs.py`` (the default on GPU), or torch matmul tiles (the
+``reference`` backend); the sparse correction over the positives goes through
+``decode.edge_logits``. Ground truth: ``reference.all_pairs_bce_loss_dense``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from scalevgae import _ext
 from scalevgae._util import acc_dtype, csr_rows
 from scalevgae.ops import dispatch
 from scalevgae.ops.decode import edge_logits, softplus_neg
@@ -89,15 +93,55 @@ class _AllPairsSoftplusTriton(torch.autograd.Function):
         return g.mul_(2 * grad.to(g.dtype)).to(z.dtype)
 
 
+KERNELS = ("all_pairs_softplus",)
+
+
+def _fake_all_pairs_softplus(z: Tensor, need_grad: bool) -> tuple[Tensor, Tensor]:
+    torch._check(z.dim() == 2, lambda: "z must be 2-D")
+    acc = acc_dtype(z.dtype)
+    grad = z.new_empty(z.shape if need_grad else (0, z.shape[1]), dtype=acc)
+    return z.new_empty((), dtype=torch.float64), grad
+
+
+def register_all_pairs_op(ns: str) -> None:
+    """Fake kernel and autograd of ``<ns>::all_pairs_softplus``: the forward already returns the
+    gradient (it is computed in the same pass over the pairs), so the backward only scales it."""
+    torch.library.register_fake(f"{ns}::all_pairs_softplus")(_fake_all_pairs_softplus)
+
+    def setup(ctx, inputs, output):
+        z, need_grad = inputs
+        ctx.need_grad, ctx.z_dtype = need_grad, z.dtype
+        ctx.save_for_backward(output[1])
+
+    def backward(ctx, grad_loss, grad_grad):
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        if not ctx.need_grad:
+            raise RuntimeError("all_pairs_softplus was called with need_grad=False; call it with need_grad=True "
+                               "to differentiate it")
+        (g,) = ctx.saved_tensors
+        return (g * grad_loss.to(g.dtype)).to(ctx.z_dtype), None
+
+    torch.library.register_autograd(f"{ns}::all_pairs_softplus", backward, setup_context=setup)
+
+
+for _ns in _ext.namespaces():
+    if all(_ext.has_op(k, _ns) for k in KERNELS):
+        register_all_pairs_op(_ns)
+
+
 def _tile_engine(z: Tensor, backend: Optional[str]) -> str:
-    """'triton' (fused row kernels) or 'torch' (matmul tiles) for the dense part of the loss."""
+    """What computes the dense part of the loss: "triton" (fused row kernels), a compiled backend
+    ("cpu", "cuda", "cuda_sim": the all_pairs_softplus op) or "torch" (matmul tiles, the
+    reference backend and the fallback of a build without the op)."""
     requested = backend if backend is not None else os.environ.get("SCALEVGAE_BACKEND") or None
     fits = z.size(1) > 0
-    if requested == "triton":
+    if requested == "triton" or (requested is None and z.is_cuda and dispatch._status("triton", "cuda").usable):
         return "triton" if fits else "torch"
-    if requested is None and z.is_cuda and fits and dispatch._status("triton", "cuda").usable:
-        return "triton"
-    return "torch"
+    if requested is not None and requested not in dispatch.COMPILED:
+        return "torch"
+    name = dispatch.resolve("all_pairs_bce_loss", z.device, requested, kernels=KERNELS)
+    return "torch" if name == "reference" else name
 
 
 def positive_pairs(rowptr: Tensor, col: Tensor, add_self_loops: bool = True) -> tuple[Tensor, Tensor]:
@@ -132,20 +176,23 @@ def all_pairs_bce_loss(
     Kipf's cost also multiplies by ``norm = N^2 / (2 (N^2 - P))``; that factor is not applied
     here (multiply by it to reproduce his loss scale exactly).
 
-    Computed as ``sum_{all i,j} softplus(x_ij)`` (every pair as a negative) in tiles of
-    ``tile x tile`` pairs scored with a matmul and reduced on the spot (backward recomputes the
-    tiles), plus a sparse correction over the P positives through ``edge_logits``:
-    ``pos_weight * softplus(-x) - softplus(x)``. Memory O(N F + tile^2 + P).
+    Computed as ``sum_{all i,j} softplus(x_ij)`` (every pair as a negative) plus a sparse
+    correction over the P positives through ``edge_logits``: ``pos_weight * softplus(-x) -
+    softplus(x)``. The dense sum runs, by backend: "cpu"/"cuda"/"cuda_sim" (the default on CPU)
+    as the ``all_pairs_softplus`` op, one pass over the pairs that also returns the gradient;
+    "triton" (the default on CUDA when Triton is usable) as fused row kernels; "reference" as
+    ``tile x tile`` torch matmul tiles reduced on the spot (the backward recomputes them).
+    Memory O(N F + P) (+ tile^2 for the torch tiles).
 
     Args:
         z: ``[N, F]`` embeddings, N = rowptr.numel() - 1.
         rowptr, col: the adjacency ``A`` as a CSR (``[N + 1]``, ``[nnz]``).
         pos_weight: positive weight (float) or None for ``(N^2 - P) / P``.
         add_self_loops: label the diagonal positive (``A + I``, as in the paper).
-        tile: tile edge length of the torch tiles (pairs per tile = tile^2).
-        backend: backend of the sparse correction. The dense part runs as torch matmul tiles,
-            or as fused Triton row kernels (``scalevgae/ops/triton/all_pairs.py``) when
-            backend is "triton", or by default on CUDA when Triton is usable.
+        tile: tile edge length of the torch tiles (pairs per tile = tile^2); only the torch
+            tiles use it.
+        backend: "reference", "cpu", "cuda", "triton", "cuda_sim" or None (the dense part as
+            above; the sparse correction through ``edge_logits`` with the same backend).
 
     Returns:
         Scalar loss in the accumulation dtype, differentiable in z (first order).
@@ -166,10 +213,14 @@ def all_pairs_bce_loss(
     if pos_weight is None:
         pos_weight = (n2 - p) / p if p > 0 else 1.0
     pw = float(pos_weight)
-    if _tile_engine(z, backend) == "triton":
+    engine = _tile_engine(z, backend)
+    if engine == "triton":
         neg = _AllPairsSoftplusTriton.apply(z)
-    else:
+    elif engine == "torch":
         neg = _AllPairsSoftplus.apply(z, tile)
+    else:
+        need_grad = z.requires_grad and torch.is_grad_enabled()
+        neg = dispatch.ops_of(engine).all_pairs_softplus(z, need_grad)[0].to(acc)
     x = edge_logits(z, src, dst, backend=backend)
     corr = (pw * softplus_neg(x) - softplus_neg(-x)).sum()
     return (neg + corr) / n2
