@@ -292,6 +292,34 @@ def test_deterministic_gradient(backend):
         assert torch.equal(g[0], other)
 
 
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cpu_edge_grad_owner_scan_and_sort_give_the_same_bits(dtype):
+    """csrc/cpu/decode.cpp sums each dz row in entry order by an owner scan (<= 4 threads) or a
+    counting sort (more threads): both must give the reference's values and the same bits."""
+    gen = torch.Generator().manual_seed(37)
+    n, E, F = 3000, 40_000, 16
+    z = torch.randn(n, F, generator=gen, dtype=dtype)
+    src, dst = _edges(n, E, gen, "cpu")
+    src[: E // 4] = 7  # a hub
+    coef = torch.randn(E, generator=gen, dtype=dtype)
+    threads = torch.get_num_threads()
+    out = {}
+    try:
+        for t in (1, 2, 3, 4, 5, 8):
+            torch.set_num_threads(t)
+            for idx in (torch.int64, torch.int32):
+                out[t, idx] = torch.ops.scalevgae.edge_grad(coef, z, src.to(idx), dst.to(idx), False)
+    finally:
+        torch.set_num_threads(threads)
+    ref = torch.zeros(n, F, dtype=torch.float64)  # dz[src] += coef z[dst], dz[dst] += coef z[src]
+    ref.index_add_(0, src, coef.double()[:, None] * z.double()[dst])
+    ref.index_add_(0, dst, coef.double()[:, None] * z.double()[src])
+    torch.testing.assert_close(out[1, torch.int64].double(), ref, **_tol(dtype))
+    for g in out.values():
+        assert torch.equal(g, out[1, torch.int64])
+
+
 @pytest.mark.parametrize("backend", [sim.param()])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cuda_sim_edge_grad_paths_and_block_orders(backend, dtype):

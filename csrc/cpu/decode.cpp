@@ -1,10 +1,14 @@
 // CPU kernels of the inner-product decoder: edge_dot, edge_bce, edge_grad.
 //
-// edge_grad scatters into dz without atomics: the 2E (edge, end) entries are sorted by the node
-// they update (a stable counting sort: first into B contiguous node ranges, then by node within
-// each range) and every node's segment is reduced in order by the task owning its range. Each
-// gradient row is thus summed in edge order, independent of the thread and bucket counts:
-// bitwise reproducible, no data races.
+// edge_grad scatters into dz without atomics; every gradient row is summed over its 2E
+// (edge, end) entries k = 2 e + end in increasing k, whatever the thread count: bitwise
+// reproducible, no data races. Two ways to get there, same bits:
+//  - owner scan (float/double, up to kOwnerMaxThreads threads): each thread owns a contiguous
+//    range of rows, scans all entries and applies those that land in its range straight into
+//    dz. No extra memory; the index arrays are read once per thread, cheap next to the rows.
+//  - counting sort (more threads, or half/bfloat16, which sum in a float row buffer): entries
+//    are sorted by node (stable: first into B contiguous node ranges, then by node within each
+//    range) and every node's segment is reduced in order by the task owning its range.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -12,6 +16,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "checks.h"
@@ -26,6 +31,7 @@ using decode::Reduction;
 constexpr int64_t kEdgeGrain = 2048;  // edges per parallel_for task in the per-edge loops
 constexpr int64_t kLossBlock = 4096;  // fixed blocks for the loss sum: order independent of threads
 constexpr int64_t kAhead = 16;        // prefetch distance (edges) for the random row accesses
+constexpr int64_t kOwnerMaxThreads = 4;  // above this, T scans of the indices cost more than a sort
 
 // Rows are fetched at random: prefetching them a few edges ahead keeps many cache misses in
 // flight, which is what bounds these kernels (not arithmetic).
@@ -128,11 +134,49 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::
   return {total, dlogit};
 }
 
+// Owner scan (acc_t == scalar_t): thread t owns rows [n t / T, n (t + 1) / T), zeroes them, and
+// applies the entries that update them in k order through a small buffer, so the rows it
+// gathers and updates can be prefetched a few entries ahead.
+template <typename scalar_t, typename index_t>
+void edge_grad_owner(const scalar_t* coef, const scalar_t* z, const index_t* src, const index_t* dst, int64_t E,
+                     int64_t n, int64_t F, int64_t T, scalar_t* dz) {
+  at::parallel_for(0, T, 1, [&](int64_t t0, int64_t t1) {
+    constexpr int kBuf = 512;
+    int64_t node[kBuf], other[kBuf];
+    scalar_t c[kBuf];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t lo = n * t / T, hi = n * (t + 1) / T;
+      std::fill(dz + lo * F, dz + hi * F, scalar_t(0));
+      int m = 0;
+      auto flush = [&]() {
+        for (int k = 0; k < m; ++k) {
+          if (k + kAhead < m) {
+            prefetch_row(z + other[k + kAhead] * F, F);
+            prefetch_row(dz + node[k + kAhead] * F, F, true);
+          }
+          decode::axpy_row<scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
+        }
+        m = 0;
+      };
+      for (int64_t e = 0; e < E; ++e) {
+        const int64_t s = static_cast<int64_t>(src[e]), d = static_cast<int64_t>(dst[e]);
+        if (s >= lo && s < hi) node[m] = s, other[m] = d, c[m++] = coef[e];  // entry k = 2 e
+        if (d >= lo && d < hi) node[m] = d, other[m] = s, c[m++] = coef[e];  // entry k = 2 e + 1
+        if (m > kBuf - 2) flush();
+      }
+      flush();
+    }
+  });
+}
+
 template <typename scalar_t, typename acc_t, typename index_t>
 void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, const index_t* dst, int64_t E,
                       int64_t n, int64_t F, scalar_t* dz) {
   const int64_t M = 2 * E;  // entry k = 2 e + end: end 0 updates src[e], end 1 updates dst[e]
   const int64_t T = std::max<int64_t>(1, at::get_num_threads());
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (T <= kOwnerMaxThreads) return edge_grad_owner<scalar_t, index_t>(coef, z, src, dst, E, n, F, T, dz);
+  }
   // Node buckets: at least ~8 contiguous node ranges per thread (balance), at most 2^15 nodes
   // each (the per-bucket counting arrays stay in L2); entry chunks for the first sort level.
   const int64_t per = std::max<int64_t>(1, std::min<int64_t>((n + 8 * T - 1) / (8 * T), int64_t(1) << 15));
