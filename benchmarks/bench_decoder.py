@@ -145,6 +145,10 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-all-pairs", action="store_true")
     ap.add_argument("--skip-edges", action="store_true")
+    ap.add_argument("--edges", type=int, nargs="+", help="E values of part 1 (default: by --quick)")
+    ap.add_argument("--features", type=int, nargs="+", help="F values of part 1")
+    ap.add_argument("--all-pairs-nodes", type=int, nargs="+", help="N values of part 2")
+    ap.add_argument("--name", default="decoder", help="results file stem (a focused run should not overwrite the full table)")
     args = ap.parse_args()
     device = torch.device(args.device)
     budget = int(0.6 * available_memory_bytes(device))
@@ -154,6 +158,8 @@ def main() -> None:
     else:
         sizes, features, n, repeat = [100_000, 1_000_000, 10_000_000], [16, 64, 128], 1_000_000, 5
         nodes, ap_repeat = [2708, 20_000, 100_000], 2
+    sizes, features = args.edges or sizes, args.features or features
+    nodes = args.all_pairs_nodes or nodes
     rows, columns = [], []
     if not args.skip_edges:
         rows += bench_edges(device, sizes, features, n, repeat, budget)
@@ -162,14 +168,14 @@ def main() -> None:
     ap_rows = []
     if not args.skip_all_pairs:
         ap_rows = bench_all_pairs(device, nodes, 16, 2048, ap_repeat, budget)
-    cmd = "python benchmarks/bench_decoder.py" + (" --quick" if args.quick else "")
+    cmd = "python " + " ".join(["benchmarks/bench_decoder.py"] + sys.argv[1:])
     meta = {"command": cmd, "quick": args.quick, "all_pairs": ap_rows}
     extra = ""
     if ap_rows:
         ap_cols = ["N", "F", "engine", "tile", "ours_s", "torch_tiles_s", "x_vs_torch_tiles", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
                    "ours_Gpairs_per_s", "flop_pct_matmul", "rel_diff"]  # fmt: skip
         extra = "\n\nall_pairs_bce_loss vs dense (forward + backward):\n\n" + markdown_table(ap_rows, ap_cols) + "\n"
-    write_results("decoder", device, rows, columns, meta, extra_md=extra)
+    write_results(args.name, device, rows, columns, meta, extra_md=extra)
     if extra:
         print(extra)
 

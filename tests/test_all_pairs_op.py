@@ -61,9 +61,10 @@ def _check(backend, z, need_grad=True):
         assert grad.shape == (0, z.size(1))
 
 
-# CPU: every specialised width (8, 16, 32, 64), odd widths and 0; N across the 512-column
-# blocks, the 32- and 8-column vector steps and the scalar tail.
-CPU_CASES = [(n, F) for n in (0, 1, 7, 9, 40, 517, 1100) for F in (0, 1, 7, 8, 16, 32, 64, 65)]
+# CPU: every specialised width (8, 16, 32, 64), odd widths and 0; N from one partial 256-row
+# tile to 5 tiles (odd and even tile counts: the round-robin schedule's bye), through the 64-
+# and 8-column vector steps and the scalar tail.
+CPU_CASES = [(n, F) for n in (0, 1, 7, 9, 40, 512, 517, 800, 1100) for F in (0, 1, 7, 8, 16, 32, 64, 65)]
 SIM_CASES = [(0, 4), (1, 3), (9, 16), (37, 7), (70, 8)]  # emulated: small (CI time)
 
 
