@@ -98,9 +98,10 @@ def dense_all_pairs(z, y, pos_weight):
 
 
 def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
-    """Forward + backward of the exact objective. Flop model: per ordered pair 2F for the dot
-    product and 2F for the gradient row (the kernel computes both in one pass; the torch tiles
-    and dense peers do more), reported against the measured float32 matmul rate."""
+    """Forward + backward of the exact objective. Flop model (effective): per ordered pair 2F for
+    the dot product and 2F for its gradient row, reported against the measured float32 matmul
+    rate. The CPU kernel scores each unordered pair once (3F per ordered pair) and computes the
+    loss and gradient in one pass; the torch tiles recompute the products in the backward."""
     rows = []
     peak = matmul_flops(device)
     print(f"matmul rate {peak / 1e9:.1f} GFLOP/s", flush=True)
