@@ -72,7 +72,7 @@ def test_chunked_coo_to_csr_matches_one_sort(index_dtype):
         kw = dict(dedup=t % 4 < 2, drop_self_loops=square and t % 5 < 2, symmetric=square and t % 7 < 3)
         strided = ei.to(index_dtype).t().contiguous().t()  # rows are non-contiguous (stride 2)
         chunk = int(torch.randint(1, 64, (1,), generator=g))
-        rp, c = coo_to_csr(strided[0], strided[1], nr, nc, index_dtype=index_dtype, chunk=chunk, **kw)
+        rp, c = coo_to_csr(strided[0], strided[1], nr, nc, dtype=index_dtype, chunk=chunk, **kw)
         want_rp, want_c = _coo_to_csr_reference(ei[0], ei[1], nr, nc, **kw)
-        assert c.dtype == index_dtype and rp.dtype == torch.long
-        assert torch.equal(rp, want_rp) and torch.equal(c.long(), want_c), (t, kw, chunk)
+        assert c.dtype == index_dtype and rp.dtype == index_dtype
+        assert torch.equal(rp.long(), want_rp) and torch.equal(c.long(), want_c), (t, kw, chunk)
