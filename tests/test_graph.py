@@ -222,7 +222,7 @@ def test_index_dtype_end_to_end(monkeypatch, gen, fits):
     g = Graph.from_edge_index(ei, n)
     assert g.rowptr.dtype == g.col.dtype == want and g.edge_index.dtype == torch.int64
     for other in (Graph.from_edge_index(ei.int(), n), Graph(g.rowptr.long(), g.col.long(), n),
-                  Graph(g.rowptr.int(), g.col.long(), n)):
+                  Graph(g.rowptr.int(), g.col.int(), n)):
         assert other.rowptr.dtype == other.col.dtype == want
         assert torch.equal(other.rowptr, g.rowptr) and torch.equal(other.col, g.col)
     directed = Graph.from_edge_index(ei, n, undirected=False)
