@@ -79,7 +79,8 @@ def test_chunked_coo_to_csr_matches_one_sort(index_dtype):
 
 
 # Peak RSS of the whole `scalevgae train` process on 3e6 nodes (generation, CSR build, split, 3 steps,
-# full-graph inference for the validation and test scores): BOUND_3M_GB, measured plus margin.
+# full-graph inference for the validation and test scores): measured 3.21 GiB (3 364 376 kB, int32
+# indices, test AUC 0.882), bound with 25% margin. 115 s of CPU time (user + system).
 NODES_3M = 3_000_000
 BOUND_3M_GB = 4.0
 
