@@ -16,6 +16,11 @@ one full epoch over all training edges (extrapolated from the measured steps unl
     python benchmarks/bench_train.py                  # 1e6 nodes (the README table)
     python benchmarks/bench_train.py --device cuda --full-epoch
     python benchmarks/bench_train.py --nodes 100000 --eval-at 30,100,300   # AUC along the way
+    python benchmarks/bench_train.py --nodes 3000000 --skip-pyg            # ~4 GB; 10^7: ~12 GB
+
+``data_s`` is the time to generate the graph, build its CSR and split it. PyG's recipe runs only
+where its measured footprint (``PYG_GB_PER_MNODE`` per 10^6 nodes, linear) fits in the available
+memory; otherwise its row says so instead of swapping the machine to death.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this chec
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import Stopwatch, peak_rss_gb, reset_peak_rss, sync, write_results  # noqa: E402
+from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
+
+# PyG's peak RSS per 10^6 nodes in this benchmark (6.745 GB measured at 10^6, results/train-cpu.md).
+PYG_GB_PER_MNODE = 6.75
 
 
 def _data(args: argparse.Namespace):
@@ -185,7 +194,11 @@ def main() -> None:
         return
     load = os.getloadavg()
     rows = [_spawn(args, "ours")]
-    if not args.skip_pyg:
+    pyg_need_gb = PYG_GB_PER_MNODE * args.nodes / 1e6
+    free_gb = available_memory_bytes(torch.device("cpu")) / 2**30  # PyG's footprint is host memory
+    if not args.skip_pyg and pyg_need_gb > 0.9 * free_gb:
+        rows.append(dict(system="pyg", note=f"not run: needs ~{pyg_need_gb:.0f} GB, {free_gb:.0f} GB available"))
+    elif not args.skip_pyg:
         rows.append(_spawn(args, "pyg"))
         ours, pyg = rows
         ours["speedup_pairs_s"] = ours["pairs_per_s"] / pyg["pairs_per_s"]
@@ -201,8 +214,9 @@ def main() -> None:
     name = "train-quick" if args.quick else "train" if args.nodes == 1_000_000 else f"train-{args.nodes}"
     if args.eval_at:
         name += "-curve"
-    cols = ["system", "steps", "steps_per_s", "pairs_per_s", "speedup_pairs_s", "peak_rss_gb", "peak_gpu_gb",
-            "test_auc", "test_ap", "epoch", "inference_s"]
+    cols = ["system", "data_s", "steps", "steps_per_s", "pairs_per_s", "speedup_pairs_s", "peak_rss_gb",
+            "peak_gpu_gb", "test_auc", "test_ap", "epoch", "inference_s"] + (["note"] if any("note" in r for r in rows)
+                                                                          else [])
     for k in sorted(args.eval_at):  # one column per scoring point: "AUC / AP"
         cols.append(f"auc/ap@{k}")
         for r in rows:

@@ -45,7 +45,7 @@ from scalevgae.data.datasets import (
 )
 from scalevgae.data.io import save_node_ids, write_topk_csv
 from scalevgae.data.split import split_edges
-from scalevgae.distributed import barrier, init_distributed
+from scalevgae.distributed import barrier, init_distributed, shared_on_host
 from scalevgae.metrics import ranking_metric
 from scalevgae.ops import dispatch
 from scalevgae.ops.topk import topk_links
@@ -154,7 +154,9 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
     # Under torchrun: join the process group (NCCL on GPUs, gloo on CPU); a no-op otherwise.
     info = init_distributed(device=None if cfg.device == "auto" else cfg.device)
     talk = cfg.progress and info.is_main
-    spec, data, split = _load(spec, cfg.seed, progress=talk, recorded=recorded, force=a.force)
+    # Under torchrun the host's local rank 0 builds the graph and split; its ranks share one mapped copy.
+    spec, data, split = shared_on_host(
+        info, lambda: _load(spec, cfg.seed, progress=talk, recorded=recorded, force=a.force))
     if cfg.mode == "auto" and cfg.choose_mode(data.num_nodes)[0] == "full" and given & {"fanouts", "batch_size"}:
         raise ValueError(f"--fanouts and --batch-size apply to minibatch mode, but --mode auto trains this "
                          f"{data.num_nodes}-node graph in full mode (--auto-full-nodes {cfg.auto_full_nodes}); "

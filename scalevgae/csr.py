@@ -4,7 +4,7 @@ Edge membership lives in scalevgae.sampling.membership (a kernel plus its refere
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from torch import Tensor
@@ -12,6 +12,16 @@ from torch import Tensor
 from scalevgae._util import csr_rows
 
 CHUNK = 1 << 20  # entries per block in coo_to_csr and the generator: bounds their temporaries (~50 MB)
+INT32_MAX = (1 << 31) - 1
+
+
+def index_dtype(num_nodes: int, nnz: int) -> torch.dtype:
+    """The index dtype of a CSR with ``num_nodes`` rows/columns and ``nnz`` entries: int32 when
+    every node id and every row pointer fits (half the memory of int64), int64 otherwise.
+
+    rowptr and col share it because every kernel takes one index dtype for both.
+    """
+    return torch.int32 if max(num_nodes, nnz) <= INT32_MAX else torch.int64
 
 
 def row_blocks(rowptr: Tensor, chunk: int = CHUNK) -> Iterator[tuple[int, int]]:
@@ -28,9 +38,10 @@ def row_blocks(rowptr: Tensor, chunk: int = CHUNK) -> Iterator[tuple[int, int]]:
 
 def coo_to_csr(
     row: Tensor, col: Tensor, num_rows: int, num_cols: int, *, dedup: bool = True, drop_self_loops: bool = False,
-    symmetric: bool = False, index_dtype: torch.dtype = torch.int64, chunk: int = CHUNK,
+    symmetric: bool = False, dtype: Optional[torch.dtype] = None, chunk: int = CHUNK,
 ) -> tuple[Tensor, Tensor]:
-    """Sorted CSR (rowptr ``[num_rows+1]`` int64, col ``[nnz]`` ``index_dtype``) from COO entries.
+    """Sorted CSR (rowptr ``[num_rows+1]``, col ``[nnz]``, both ``dtype``; None: :func:`index_dtype`
+    of the result) from COO entries.
 
     Columns are sorted within each row; with ``dedup`` repeated (row, col) pairs are kept once;
     ``symmetric`` also stores (col, row) for every entry (an undirected graph from one direction,
@@ -58,7 +69,10 @@ def coo_to_csr(
         counts += torch.bincount(rr, minlength=num_rows)
     rowptr = torch.zeros(num_rows + 1, dtype=torch.long, device=dev)
     torch.cumsum(counts, 0, out=rowptr[1:])
-    out = torch.empty(int(rowptr[-1]), dtype=index_dtype, device=dev)
+    # The columns are written straight in their final dtype (an int64 copy would double the output).
+    if dtype is None:
+        dtype = index_dtype(max(num_rows, num_cols), int(rowptr[-1]))
+    out = torch.empty(int(rowptr[-1]), dtype=dtype, device=dev)
     cursor = rowptr[:-1].clone()
     small = num_rows <= torch.iinfo(torch.int32).max
     for rr, cc in blocks():  # place: each entry at its row's cursor + its rank among the block's same-row entries
@@ -67,7 +81,7 @@ def coo_to_csr(
         rr = rr.long()
         uniq, cnt = torch.unique_consecutive(rr, return_counts=True)
         first = torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt, output_size=rr.numel())
-        out[cursor[rr] + torch.arange(rr.numel(), device=dev) - first] = cc[order].to(index_dtype)
+        out[cursor[rr] + torch.arange(rr.numel(), device=dev) - first] = cc[order].to(dtype)
         cursor[uniq] += cnt
     del cursor
     # Sort (and dedup) within rows, a block of whole rows at a time, compacting in place.
@@ -79,13 +93,13 @@ def coo_to_csr(
             key = rows.mul_(num_cols).add_(out[lo:hi].long())
             key = torch.unique(key, sorted=True) if dedup else torch.sort(key).values
             rows = torch.div(key, num_cols, rounding_mode="floor") if num_cols > 0 else key
-            out[written:written + key.numel()] = (key - rows * num_cols).to(index_dtype)
+            out[written:written + key.numel()] = (key - rows * num_cols).to(dtype)
             counts[r0:r1] = torch.bincount(rows, minlength=r1 - r0)
             written += key.numel()
     torch.cumsum(counts, 0, out=rowptr[1:])
     if written < out.numel():
         out = out[:written].clone()
-    return rowptr, out
+    return rowptr.to(dtype), out
 
 
 def csr_transpose(rowptr: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, Tensor]:

@@ -11,10 +11,14 @@ zero loss), and the effective batch is ``batch_size * world_size``.
 from __future__ import annotations
 
 import gc
+import mmap
 import os
+import pickle
+import tempfile
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -28,6 +32,8 @@ try:
     import torch.distributed.nn.functional  # noqa: F401
 except ImportError:  # a torch build without distributed support
     pass
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,72 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def shared_on_host(info: DistInfo, build: Callable[[], T]) -> T:
+    """``build()``'s result, built once per host and memory-mapped by every rank on it.
+
+    Without a process group this is ``build()``. Under torchrun the host's local rank 0 builds
+    (e.g. the graph, features and split), ``torch.save``s it to the host's temporary directory
+    and every rank of the host ``torch.load``s it with ``mmap=True``: the tensors are private
+    read-mostly mappings of one file, so the K ranks of a host share one copy of their pages
+    through the page cache instead of holding K copies (count them with PSS, not RSS). Numpy
+    arrays in the result are pickled by value, so pass tensors. The file is deleted once every
+    rank has mapped it. Every host builds its own copy (no shared file system is assumed).
+    If the build fails, every other rank runs ``build()`` itself and so raises the same error.
+    """
+    if not info.enabled:
+        return build()
+    run = os.environ.get("TORCHELASTIC_RUN_ID") or os.environ.get("MASTER_PORT", "0")
+    path = os.path.join(tempfile.gettempdir(), f"scalevgae-shared-{os.getuid()}-{run}.pt")
+    builder = info.local_rank == 0
+    failed = torch.zeros(1, dtype=torch.int32)
+    obj = None
+    if builder:
+        try:
+            obj = build()
+            torch.save(obj, path + ".part", pickle_module=_MemmapPickle)
+            os.replace(path + ".part", path)
+        except BaseException:
+            failed += 1
+            _all_reduce_cpu(failed)  # tell the other ranks before raising here
+            raise
+    _all_reduce_cpu(failed)
+    if int(failed):
+        return build()  # this rank's own build raises the builder's error, with its message
+    del obj  # the builder also switches to the shared mapping: its private copy is freed
+    gc.collect()
+    obj = torch.load(path, mmap=True, weights_only=False)
+    dist.barrier()  # every rank of the host has mapped the file: its name can go
+    if builder:
+        os.remove(path)
+    return obj
+
+
+class _MemmapPickle:
+    """A ``pickle_module`` for ``torch.save`` that saves a file-backed numpy memmap as a mapping of
+    its file (by name, offset, dtype and shape), not by value."""
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj: object) -> object:
+            if isinstance(obj, np.memmap) and isinstance(obj.base, mmap.mmap) and obj.filename:
+                order = "F" if obj.flags.f_contiguous and not obj.flags.c_contiguous else "C"
+                return np.memmap, (obj.filename, obj.dtype, "r", obj.offset, obj.shape, order)
+            return NotImplemented
+
+    Unpickler = pickle.Unpickler
+    load = pickle.load
+    dump = pickle.dump
+
+
+def _all_reduce_cpu(t: torch.Tensor) -> None:
+    """Sum a small CPU tensor over ranks (through the device under NCCL)."""
+    if dist.get_backend() == "nccl":
+        d = t.cuda()
+        dist.all_reduce(d)
+        t.copy_(d.cpu())
+    else:
+        dist.all_reduce(t)
 
 
 def shutdown_distributed() -> None:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from scalevgae._util import csr_rows
-from scalevgae.csr import coo_to_csr, csr_transpose, gcn_norm
+from scalevgae.csr import coo_to_csr, csr_transpose, gcn_norm, index_dtype
 from scalevgae.ops.propagate import gcn_propagate
 from scalevgae.ops.validate import check_csr, check_index_range, check_index_tensor
 
@@ -17,10 +17,14 @@ class Graph:
     """Adjacency of a graph with ``num_nodes`` nodes as a sorted CSR.
 
     Attributes:
-        rowptr: ``[num_nodes + 1]`` int64 row pointers.
-        col: ``[num_edges]`` int64 column indices, sorted within each row, no duplicates,
+        rowptr: ``[num_nodes + 1]`` row pointers.
+        col: ``[num_edges]`` column indices, sorted within each row, no duplicates,
             no self loops (the GCN self loop is added by the op).
         num_nodes: number of nodes.
+
+    rowptr and col are int32 when the node count and the edge count fit (below 2^31; half the
+    memory), int64 otherwise (:func:`scalevgae.csr.index_dtype`); the constructor converts
+    whatever it is given. :attr:`edge_index` is int64, as PyG expects.
 
     An undirected graph stores both directions, so ``num_edges`` is twice the number of
     undirected edges. Normalization, transpose and symmetry are computed once and cached.
@@ -32,8 +36,9 @@ class Graph:
             check_csr(rowptr, col, n)
             if rowptr.numel() != n + 1:
                 raise ValueError(f"rowptr must have num_nodes + 1 = {n + 1} entries, got {rowptr.numel()}")
-        self.rowptr = rowptr.long()
-        self.col = col.long()
+        dtype = index_dtype(n, col.numel())
+        self.rowptr = rowptr.to(dtype)
+        self.col = col.to(dtype)
         self.num_nodes = n
         self._transpose: Optional[Graph] = None
         self._symmetric: Optional[bool] = None
@@ -99,14 +104,14 @@ class Graph:
 
     def degree(self) -> Tensor:
         """Out-degree of every node, ``[num_nodes]`` int64 (no self loop)."""
-        return self.rowptr.diff()
+        return self.rowptr.diff().long()
 
     @property
     def edge_index(self) -> Tensor:
         """``[2, num_edges]`` int64 COO of the stored entries, row-major (built once, cached; PyG's
         ``data.edge_index`` attribute). Row ``i`` of the CSR is ``edge_index[0] == i``."""
         if self._edge_index is None:
-            self._edge_index = torch.stack([csr_rows(self.rowptr, self.col.numel()), self.col])
+            self._edge_index = torch.stack([csr_rows(self.rowptr, self.col.numel()), self.col.long()])
         return self._edge_index
 
     def to(self, device: torch.device | str) -> Graph:

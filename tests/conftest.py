@@ -31,6 +31,8 @@ SLOW = {
     "test_propagate_triton.py::test_self_scale": "Triton interpreter, 9 s",
     "test_propagate_triton.py::test_self_scale_gradcheck_and_opcheck": "Triton interpreter, 8 s",
     "test_propagate_triton.py::test_gradcheck_float64": "Triton interpreter, 7 s",
+    "test_scale.py::test_train_3e6_nodes_in_bounded_memory": "3e6-node CLI run, 115 s CPU",
+    "test_distributed.py::test_shared_on_host_builds_once_and_maps_the_result": "2 gloo ranks, 24 s CPU",
 }
 
 

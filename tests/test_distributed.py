@@ -99,3 +99,50 @@ def test_shutdown_frees_gloo_threads_after_ddp(tmp_path, drop):
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "left: []" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+
+
+
+def _shared_worker(rank: int, world: int, port: int, tmp: str) -> None:
+    import numpy as np
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
+                      RANK=str(rank), LOCAL_RANK=str(rank), TORCHELASTIC_RUN_ID=f"test-{port}")
+    info = sd.init_distributed(device="cpu")
+    np.save(os.path.join(tmp, f"x{rank}.npy"), np.arange(12, dtype=np.float32).reshape(4, 3))
+
+    def build():
+        with open(os.path.join(tmp, f"built-by-{rank}"), "w"):
+            pass
+        x = np.load(os.path.join(tmp, f"x{rank}.npy"), mmap_mode="r")
+        t = torch.arange(10, dtype=torch.int32)
+        return {"t": t, "view": t[2:5], "x": x}
+
+    def fail():
+        raise ValueError(f"bad dataset (rank {rank})")
+
+    got = sd.shared_on_host(info, build)
+    with open("/proc/self/maps") as f:
+        maps = f.read()
+    res = {"t": got["t"].tolist(), "view": got["view"].tolist(), "x": np.asarray(got["x"]).tolist(),
+           "mapped": f"scalevgae-shared-{os.getuid()}-test-{port}.pt (deleted)" in maps,
+           "same_storage": got["view"].untyped_storage().data_ptr() == got["t"].untyped_storage().data_ptr(),
+           "x_is_memmap": isinstance(got["x"], np.memmap), "x_file": os.path.basename(got["x"].filename)}
+    try:
+        sd.shared_on_host(info, fail)
+    except ValueError as e:
+        res["error"] = str(e)
+    torch.save(res, os.path.join(tmp, f"res{rank}.pt"))
+    sd.shutdown_distributed()
+
+
+def test_shared_on_host_builds_once_and_maps_the_result(tmp_path):
+    """Under torchrun the local rank 0 builds; every rank maps the same file (tensors by mmap, a numpy
+    memmap by its own file name, shared views kept), deleted once mapped; a failed build raises the
+    same error on every rank (each then builds for itself)."""
+    mp.spawn(_shared_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    res = [torch.load(tmp_path / f"res{r}.pt") for r in range(2)]
+    assert sorted(p.name for p in tmp_path.glob("built-by-*")) == ["built-by-0"]
+    for rank, r in enumerate(res):
+        assert r["t"] == list(range(10)) and r["view"] == [2, 3, 4] and r["x"][3] == [9.0, 10.0, 11.0]
+        assert r["mapped"] and r["same_storage"] and r["x_is_memmap"] and r["x_file"] == "x0.npy", r
+        assert r["error"] == f"bad dataset (rank {rank})"

@@ -46,7 +46,7 @@ def test_edge_index_is_a_cached_tensor_attribute():
 def test_from_edge_index_dedups_drops_self_loops_sorts(gen):
     ei = torch.tensor([[0, 0, 1, 2, 2, 3, 3], [1, 1, 1, 0, 3, 0, 2]])
     g = Graph.from_edge_index(ei, 5, undirected=False)
-    assert g.rowptr.dtype == torch.int64 and g.col.dtype == torch.int64
+    assert g.rowptr.dtype == torch.int32 and g.col.dtype == torch.int32  # int32 where it fits
     assert g.rowptr.tolist() == [0, 1, 1, 3, 5, 5]
     assert g.col.tolist() == [1, 0, 3, 0, 2]
     assert g.num_edges == 5 and g.num_nodes == 5
@@ -196,3 +196,48 @@ def test_csr_build_time_million_nodes():
     print(f"Graph.from_edge_index: {n} nodes, {g.num_edges} edges in {dt:.2f} s")
     assert g.num_edges > 15_000_000
     assert dt < 120
+
+
+def test_index_dtype_decision():
+    """int32 while every node id and row pointer fits, int64 from 2^31 nodes or entries."""
+    from scalevgae.csr import index_dtype
+
+    assert index_dtype(0, 0) == index_dtype(2**31 - 1, 2**31 - 1) == torch.int32
+    assert index_dtype(2**31, 0) == index_dtype(10, 2**31) == torch.int64
+
+
+@pytest.mark.parametrize("fits", [True, False])
+def test_index_dtype_end_to_end(monkeypatch, gen, fits):
+    """Graph, transpose, split and a training batch keep one index dtype: int32 where it fits,
+    int64 past the limit (the limit lowered to 63 here: 2^31 nodes cannot be built in a test).
+    Any int32/int64 input gives the same graph; edge_index stays int64 for PyG."""
+    from scalevgae.data.split import split_edges
+    from scalevgae.loader import LinkLoader
+
+    if not fits:
+        monkeypatch.setattr("scalevgae.csr.INT32_MAX", 63)
+    want = torch.int32 if fits else torch.int64
+    n = 40
+    ei = torch.randint(0, n, (2, 300), generator=gen)
+    g = Graph.from_edge_index(ei, n)
+    assert g.rowptr.dtype == g.col.dtype == want and g.edge_index.dtype == torch.int64
+    for other in (Graph.from_edge_index(ei.int(), n), Graph(g.rowptr.long(), g.col.long(), n),
+                  Graph(g.rowptr.int(), g.col.int(), n)):
+        assert other.rowptr.dtype == other.col.dtype == want
+        assert torch.equal(other.rowptr, g.rowptr) and torch.equal(other.col, g.col)
+    directed = Graph.from_edge_index(ei, n, undirected=False)
+    t = directed.transpose()
+    assert t.rowptr.dtype == t.col.dtype == want and directed.degree().dtype == torch.int64
+    x = torch.randn(n, 5, dtype=torch.float64, generator=gen)
+    a = dense_adj(directed) + torch.eye(n, dtype=torch.float64)
+    d = a.sum(1).rsqrt()[:, None]
+    torch.testing.assert_close(directed.propagate(x), d * (a @ (d * x)))
+    sp = split_edges(g, 0.1, 0.1, seed=0)
+    for e in (sp.train_pos, sp.val_pos, sp.val_neg, sp.test_pos, sp.test_neg):
+        assert e.dtype == want
+    assert sp.train_graph.col.dtype == want
+    loader = LinkLoader(sp.train_graph, x.float(), sp.train_pos, batch_size=16, fanouts=[3, 2], exclude=[g],
+                        generator=torch.Generator().manual_seed(0))
+    assert loader.pos_pairs.dtype == want  # no int64 copy of the positives
+    batch = next(iter(loader))
+    assert batch.label.sum() == batch.num_pos == 16 and batch.x.shape == (batch.n_id.numel(), 5)

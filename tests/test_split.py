@@ -46,7 +46,7 @@ def test_split_negatives(graph):
     n = graph.num_nodes
     sp = split_edges(graph, seed=5)
     for pos, neg in ((sp.val_pos, sp.val_neg), (sp.test_pos, sp.test_neg)):
-        assert neg.shape == pos.shape and neg.dtype == torch.long
+        assert neg.shape == pos.shape and neg.dtype == pos.dtype == torch.int32  # the graph's index dtype
         assert not bool((neg[0] == neg[1]).any())
         assert not bool(has_pairs(graph, neg[0], neg[1]).any())
     both = torch.cat([ukeys(sp.val_neg, n), ukeys(sp.test_neg, n)])

@@ -80,7 +80,7 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
     training graph is the input CSR with a mask applied: no sort, O(E) time, on the graph's
     device. Hashes are computed in blocks of entries, so besides the outputs the memory is one
     byte per entry plus the 64-bit hashes of one direction (for the two thresholds).
-    Reproducible for a seed.
+    Reproducible for a seed. Every edge list has the graph's index dtype (int32 below 2^31 nodes).
     """
     if not (0 <= val and 0 <= test and val + test < 1):
         raise ValueError(f"need 0 <= val, 0 <= test and val + test < 1, got val={val}, test={test}")
@@ -124,7 +124,7 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
         train_counts += torch.bincount(row[p == 0], minlength=n)
         for k in rows:
             mask = unit & (p == k)
-            rows[k].append(torch.stack([row[mask], col[sl][mask]]))
+            rows[k].append(torch.stack([row[mask].to(col.dtype), col[sl][mask]]))
     rowptr = torch.zeros(n + 1, dtype=torch.long, device=dev)
     torch.cumsum(train_counts, 0, out=rowptr[1:])
     train_graph = Graph(rowptr, col[part == 0], n, validate=False)
@@ -133,7 +133,7 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
     gen = torch.Generator().manual_seed(seed)
 
     def pairs(k: int) -> Tensor:
-        return torch.cat(rows[k], 1) if rows[k] else torch.empty(2, 0, dtype=torch.long, device=dev)
+        return torch.cat(rows[k], 1) if rows[k] else torch.empty(2, 0, dtype=col.dtype, device=dev)
 
     neg = _distinct_negatives(graph, n_val + n_test, gen, undirected)
 
@@ -160,7 +160,7 @@ def _distinct_negatives(graph: Graph, num: int, gen: torch.Generator, undirected
         a, b = (cand.min(0).values, cand.max(0).values) if undirected else (cand[0], cand[1])
         _, first = _first_occurrence(a * n + b)
         have = cand[:, first]
-    return have[:, :num]
+    return have[:, :num].to(graph.col.dtype)
 
 
 def _first_occurrence(key: Tensor) -> tuple[Tensor, Tensor]:

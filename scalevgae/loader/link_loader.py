@@ -143,7 +143,7 @@ class LinkLoader:
             raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
         if num_workers < 0 or prefetch < 1:
             raise ValueError(f"need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}")
-        self.pos_pairs = pos_pairs.long().to(graph.device)
+        self.pos_pairs = pos_pairs.to(graph.device)  # int32 or int64 as given: no int64 copy of every pair
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.device = torch.device(device) if device is not None else graph.device
