@@ -77,7 +77,8 @@ def check_permutation(perm: Tensor, n: int, name: str = "perm") -> None:
     if perm.dim() != 1 or perm.numel() != n or perm.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"{name} must be a 1-D int32/int64 tensor of {n} entries, got {perm.dtype} "
                          f"{tuple(perm.shape)}")
-    if n and not bool((torch.bincount(perm.long(), minlength=n) == 1).all()) or (n and int(perm.max()) >= n):
+    if n and (int(perm.min()) < 0 or int(perm.max()) >= n
+              or not bool((torch.bincount(perm.long(), minlength=n) == 1).all())):
         raise ValueError(f"{name} is not a permutation of 0..{n - 1}")
 
 
@@ -122,8 +123,9 @@ def relabel(pairs: Tensor, inv: Tensor) -> Tensor:
 
 def permute_rows(x: Any, perm: Tensor) -> Any:
     """``x[perm]``: a tensor for a tensor; for a numpy array or memmap a read-only memmap of the
-    permuted rows, written ``_ROW_BLOCK`` rows at a time into an unlinked temporary file (so RAM
-    holds one block, the page cache the rest, and the disk space is freed with the mapping)."""
+    permuted rows, written ``_ROW_BLOCK`` rows at a time into a temporary file (in ``TMPDIR``)
+    unlinked once mapped (so RAM holds one block, the page cache the rest, and the disk space is
+    freed with the mapping)."""
     if isinstance(x, Tensor):
         return x.index_select(0, perm.to(x.device).long())
     import os

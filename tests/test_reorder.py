@@ -98,6 +98,8 @@ def test_bad_method_and_bad_permutation():
         g.reorder("metis")
     with pytest.raises(ValueError, match="not a permutation"):
         reorder.check_permutation(torch.zeros(g.num_nodes, dtype=torch.int32), g.num_nodes)
+    with pytest.raises(ValueError, match="not a permutation"):
+        reorder.check_permutation(torch.arange(g.num_nodes) - 1, g.num_nodes)
     with pytest.raises(ValueError, match="entries"):
         reorder.check_permutation(torch.arange(3), g.num_nodes)
 
