@@ -17,7 +17,8 @@ in edges/s and in batches/s.
     python benchmarks/bench_sampling.py --reorder rcm degree   # also on the renumbered graph, same run
 
 With ``--reorder``, every configuration is also run on the graph renumbered by each method
-(``Graph.reorder``; the same pairs, relabelled; features permuted), rows ``graph`` = name+method,
+(``Graph.reorder``; the same positive pairs relabelled, negatives drawn with the same seed, so seed
+counts differ slightly; features permuted), rows ``graph`` = name+method,
 ``x_given`` = ms per batch as given / renumbered (> 1: renumbering is faster).
 """
 
