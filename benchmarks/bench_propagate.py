@@ -15,6 +15,12 @@ peak extra memory of ours.
     python benchmarks/bench_propagate.py --device cuda
     python benchmarks/bench_propagate.py --no-cora --sizes 1000000 --features 64 --passes fwd \
         --peers chain spmm_bare --name propagate-focus      # one focused configuration
+    python benchmarks/bench_propagate.py --no-cora --sizes 1000000 --features 64 --passes fwd --peers \
+        --reorder rcm degree --name propagate-reorder      # the graph as given and renumbered, same run
+
+With ``--reorder``, every graph is also benchmarked renumbered by each method (``Graph.reorder``),
+right after the graph as given (column ``order``; ``x_given`` = time as given / time renumbered),
+and the time to compute each order and to permute the graph is printed and stored in the meta.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import os
 import pickle
 import sys
+import time
 import warnings
 from typing import Callable, Optional
 
@@ -32,7 +39,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this chec
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import copy_bandwidth, peak_extra_memory, time_fn, write_results  # noqa: E402
-from scalevgae import Graph  # noqa: E402
+from scalevgae import Graph, reorder  # noqa: E402
 from scalevgae.data import planted_partition  # noqa: E402
 from scalevgae.ops import available_backends  # noqa: E402
 
@@ -119,7 +126,7 @@ def make_job(fn: Callable, pas: str, x0: torch.Tensor, bias: torch.Tensor, grad:
     return step
 
 
-def bench_graph(name, graph, feats, device, dtype, repeat, passes, copy_bw, peer_names) -> list[dict]:
+def bench_graph(name, graph, feats, device, dtype, repeat, passes, copy_bw, peer_names, order="given") -> list[dict]:
     rows = []
     g = graph.to(device)
     n, nnz = g.num_nodes, g.num_edges
@@ -134,7 +141,7 @@ def bench_graph(name, graph, feats, device, dtype, repeat, passes, copy_bw, peer
         for pas in passes:
             t_ours = time_fn(make_job(ours, pas, x0, bias, grad), device, warmup=1, repeat=repeat)["median_s"]
             peak = peak_extra_memory(make_job(ours, pas, x0, bias, grad), device)
-            row = {"graph": name, "nodes": n, "nnz": nnz, "F": F, "pass": pas, "ours_ms": 1e3 * t_ours}
+            row = {"graph": name, "order": order, "nodes": n, "nnz": nnz, "F": F, "pass": pas, "ours_ms": 1e3 * t_ours}
             for pn, fn in peer_fns.items():
                 if pn == "pyg" and nnz * F * elem * (2 if pas == "fwd" else 4) > PYG_MAX_BYTES:
                     row[f"{pn}_ms"] = None
@@ -166,6 +173,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--cora-dir", default=None, help="directory with Planetoid's ind.cora.* files")
     ap.add_argument("--no-cora", action="store_true", help="synthetic graphs only (a focused run)")
     ap.add_argument("--name", default="propagate", help="results file stem")
+    ap.add_argument("--reorder", nargs="*", default=[], choices=["degree", "rcm"],
+                    help="also benchmark each graph renumbered by these methods (Graph.reorder), same run")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not available_backends()["cuda"].usable:
@@ -191,15 +200,31 @@ def main(argv: Optional[list[str]] = None) -> None:
     for s in sizes:
         graphs.append((f"synthetic-{s}", planted_partition(s, 16, feature_dim=0, seed=0).graph))
     rows = []
+    order_s: dict[str, dict] = {}
     for name, graph in graphs:
-        rows += bench_graph(name, graph, feats, device, dtype, repeat, args.passes, copy_bw, args.peers)
-    cols = ["graph", "nodes", "nnz", "F", "pass", "ours_ms"]
+        given = bench_graph(name, graph, feats, device, dtype, repeat, args.passes, copy_bw, args.peers)
+        rows += given
+        for method in args.reorder:
+            t0 = time.perf_counter()
+            perm = reorder.node_order(graph, method)
+            t1 = time.perf_counter()
+            renumbered = reorder.permute_graph(graph, perm)
+            t2 = time.perf_counter()
+            order_s[f"{name}/{method}"] = {"order_s": t1 - t0, "permute_s": t2 - t1}
+            print(f"{name}: {method} order {t1 - t0:.2f} s, permuting the graph {t2 - t1:.2f} s", flush=True)
+            for r, g in zip(bench_graph(name, renumbered, feats, device, dtype, repeat, args.passes, copy_bw,
+                                        args.peers, order=method), given):
+                r["x_given"] = g["ours_ms"] / r["ours_ms"]
+                rows.append(r)
+    cols = ["graph", "order", "nodes", "nnz", "F", "pass", "ours_ms", "x_given"]
     for p in args.peers:
         cols += [f"{p}_ms", f"x_{p}"]
     cols += ["Bmin_GBps", "Bmin_pct_copy", "gather_GBps", "ours_peak_MB"]
     meta = {"command": "python benchmarks/bench_propagate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "copy_bandwidth_GBps": copy_bw / 1e9, "dtype": str(dtype), "repeat": repeat,
-            "x_<peer>": "peer time / ours (> 1: ours is faster)", "backend": available_backends()}
+            "x_<peer>": "peer time / ours (> 1: ours is faster)", "backend": available_backends(),
+            "x_given": "ours on the graph as given / ours renumbered (> 1: renumbering is faster)",
+            "reorder_seconds": order_s}
     meta["backend"] = {k: v._asdict() for k, v in meta["backend"].items()}
     write_results(args.name + ("-quick" if args.quick else ""), device, rows, cols, meta)
 

@@ -14,6 +14,12 @@ in edges/s and in batches/s.
     python benchmarks/bench_sampling.py --quick     # 10^5 nodes, one config, seconds
     python benchmarks/bench_sampling.py             # 10^6 nodes, fanouts [10,5]/[15,10], batch 1024/4096
     python benchmarks/bench_sampling.py --device cuda
+    python benchmarks/bench_sampling.py --reorder rcm degree   # also on the renumbered graph, same run
+
+With ``--reorder``, every configuration is also run on the graph renumbered by each method
+(``Graph.reorder``; the same positive pairs relabelled, negatives drawn with the same seed, so seed
+counts differ slightly; features permuted), rows ``graph`` = name+method,
+``x_given`` = ms per batch as given / renumbered (> 1: renumbering is faster).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import warnings
 
 import torch
@@ -29,6 +36,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this chec
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import time_fn, write_results  # noqa: E402
+from scalevgae import reorder  # noqa: E402
 from scalevgae.data import planted_partition  # noqa: E402
 from scalevgae.loader import LinkLoader  # noqa: E402
 from scalevgae.ops import available_backends  # noqa: E402
@@ -100,6 +108,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--reorder", nargs="*", default=[], choices=["degree", "rcm"],
+                    help="also run every configuration on the graph renumbered by these methods")
     args = ap.parse_args()
     device = torch.device(args.device)
     n = 100_000 if args.quick else 1_000_000
@@ -110,24 +120,42 @@ def main() -> None:
     ei = graph.edge_index
     pos = ei[:, ei[0] < ei[1]]
     have_cuda = available_backends()["cuda"].usable and device.type == "cuda"
-    g_dev = graph.to(device) if have_cuda else None
-    gen = torch.Generator().manual_seed(0)
+    variants = [(data.name, graph, x, pos)]
+    order_s = {}
+    for method in args.reorder:
+        t0 = time.perf_counter()
+        perm = reorder.node_order(graph, method)
+        t1 = time.perf_counter()
+        inv = reorder.inverse(perm)
+        variants.append((f"{data.name}+{method}", reorder.permute_graph(graph, perm), reorder.permute_rows(x, perm),
+                         reorder.relabel(pos, inv)))
+        order_s[method] = {"order_s": t1 - t0, "permute_s": time.perf_counter() - t1}
+        print(f"{method}: order {order_s[method]['order_s']:.2f} s, permuting graph + features "
+              f"{order_s[method]['permute_s']:.2f} s", flush=True)
     rows = []
-    for fanouts, batch in configs:
-        rows += run_config(graph, x, pos, fanouts, batch, g_dev, device, repeat, gen, data.name)
+    for name, g, xx, pp in variants:
+        g_dev = g.to(device) if have_cuda else None
+        gen = torch.Generator().manual_seed(0)  # the same draws (pair indices, negatives) for every variant
+        for fanouts, batch in configs:
+            rows += run_config(g, xx, pp, fanouts, batch, g_dev, device, repeat, gen, name)
 
-    by_key = {(r["fanouts"], r["batch"], r["impl"]): r for r in rows}
+    by_key = {(r["graph"], r["fanouts"], r["batch"], r["impl"]): r for r in rows}
     for r in rows:
-        p = by_key.get((r["fanouts"], r["batch"], r.get("peer")))
+        p = by_key.get((r["graph"], r["fanouts"], r["batch"], r.get("peer")))
         if p is not None:
             r["speedup_edges"] = r["medges_per_s"] / p["medges_per_s"]
             r["speedup_batches"] = p["ms_per_batch"] / r["ms_per_batch"]
+        g = by_key.get((data.name, r["fanouts"], r["batch"], r["impl"]))
+        if r["graph"] != data.name and g is not None:
+            r["x_given"] = g["ms_per_batch"] / r["ms_per_batch"]
     cmd = "python benchmarks/bench_sampling.py" + (" --quick" if args.quick else "") + (
-        f" --device {args.device}" if args.device != "cpu" else "")
+        f" --device {args.device}" if args.device != "cpu" else "") + (
+        f" --reorder {' '.join(args.reorder)}" if args.reorder else "")
     meta = dict(command=cmd, num_nodes=n, num_edges=graph.num_edges, repeat=repeat,
-                note="ours samples every destination of every layer (per-layer blocks); peers sample each node once")
+                note="ours samples every destination of every layer (per-layer blocks); peers sample each node once",
+                reorder_seconds=order_s)
     cols = ["graph", "fanouts", "batch", "seeds", "impl", "ms_per_batch", "edges", "medges_per_s", "peer",
-            "speedup_edges", "speedup_batches"]
+            "speedup_edges", "speedup_batches", "x_given"]
     write_results("sampling-quick" if args.quick else "sampling", device, rows, cols, meta)
 
 

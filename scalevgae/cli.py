@@ -49,6 +49,7 @@ from scalevgae.distributed import barrier, init_distributed, shared_on_host
 from scalevgae.metrics import ranking_metric
 from scalevgae.ops import dispatch
 from scalevgae.ops.topk import topk_links
+from scalevgae.reorder import check_permutation
 from scalevgae.train import TrainConfig, Trainer, resolve_device
 from scalevgae.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -62,11 +63,11 @@ from scalevgae.train.checkpoint import (
     write_run_record,
 )
 from scalevgae.train.progress import phase
-from scalevgae.train.rundir import check_fresh, check_writable, clear
+from scalevgae.train.rundir import ORDER_NAME, check_fresh, check_writable, clear
 
 # Settings a resumed run cannot change (its checkpoint and split depend on them).
 FIXED_ON_RESUME = ("model", "mode", "hidden", "latent", "seed", "val", "test", "nodes", "avg_degree", "graph_seed",
-                   "feature_dim", "ids", "directed", "delimiter")
+                   "feature_dim", "ids", "directed", "delimiter", "reorder")
 USER_ERRORS = (OSError, ValueError, pickle.UnpicklingError, ImportError)
 
 
@@ -98,6 +99,17 @@ def _load(spec: DatasetSpec, seed: int, *, progress: bool, recorded: Optional[di
 
 def _node_ids(data: Any) -> np.ndarray:
     return np.asarray(data.node_ids) if data.node_ids is not None else np.arange(data.num_nodes)
+
+
+def _stored_order(path: str, num_nodes: int) -> torch.Tensor:
+    """The node order a --reorder run stored (ValueError naming the file if it is not one)."""
+    try:
+        perm = torch.from_numpy(np.load(path, allow_pickle=False))
+        check_permutation(perm, num_nodes, path)
+    except (ValueError, OSError, TypeError):
+        raise ValueError(f"{path}: damaged node order (not a permutation of the {num_nodes} nodes); start a new "
+                         "run, or delete it to recompute the order") from None
+    return perm
 
 
 def _repointed(blob: dict[str, Any], a: argparse.Namespace, given: set[str]) -> DatasetSpec:
@@ -165,11 +177,16 @@ def cmd_train(a: argparse.Namespace, given: set[str]) -> tuple[str, dict[str, An
               "fingerprint": fingerprint(spec), "backend": a.backend,
               "split": {"seed": cfg.seed, "val": spec.val, "test": spec.test,
                         "val_edges": int(split.val_pos.size(1)), "test_edges": int(split.test_pos.size(1))}}
-    trainer = Trainer(cfg, data.x, split, out_dir=out)
+    # The node order a reordered run trains in is kept in the folder (resume reuses it, not a recomputation).
+    order_path = os.path.join(out, ORDER_NAME)
+    perm = _stored_order(order_path, data.num_nodes) if a.resume and os.path.isfile(order_path) else None
+    trainer = Trainer(cfg, data.x, split, out_dir=out, perm=perm)
     if info.is_main:  # only rank 0 touches the run folder
         if not a.resume:
             clear(out)
         write_run_record(out, record)
+        if trainer.perm is not None:
+            np.save(order_path, trainer.perm.numpy())
         save_node_ids(os.path.join(out, "nodes.csv"), _node_ids(data))
     barrier(info)  # the folder is ready before any rank starts
     if trainer.device.type == "cuda":

@@ -165,5 +165,14 @@ class Graph:
             bias=bias, activation=activation, backend=backend, transpose=(t.rowptr, t.col), validate=False,
         )
 
+    def reorder(self, method: str) -> tuple[Graph, Tensor]:
+        """``(graph, perm)``: this graph with its nodes renumbered for locality (``"degree"`` or
+        ``"rcm"``, see :mod:`scalevgae.reorder`), and ``perm [N]`` with ``perm[new_id] = old_id``
+        (so features follow as ``x[perm]``; ``scalevgae.reorder.inverse(perm)`` maps old ids to new)."""
+        from scalevgae import reorder
+
+        perm = reorder.node_order(self, method)
+        return reorder.permute_graph(self, perm), perm
+
     def __repr__(self) -> str:
         return f"Graph(num_nodes={self.num_nodes}, num_edges={self.num_edges}, device={self.device})"

@@ -9,6 +9,7 @@ from typing import Any, Optional
 MODES = ("auto", "full", "minibatch")
 MODELS = ("vgae", "gae")
 OPTIMIZERS = ("adam", "sgd")
+REORDERS = ("none", "degree", "rcm")
 
 
 @dataclass
@@ -116,6 +117,9 @@ class TrainConfig:
     auto_full_nodes: int = field(default=10000, metadata={
         "help": "mode auto: full mode with the exact objective up to this many nodes, minibatch above"})
     seed: int = field(default=0, metadata={"help": "split, initialisation and sampling seed"})
+    reorder: str = field(default="none", metadata={
+        "help": "renumber the nodes for memory locality before training (degree: by descending degree; rcm: "
+                "reverse Cuthill-McKee); every output stays in the original node ids", "choices": REORDERS})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1 or auto"})
     amp: str = field(default="auto", metadata={"help": "bf16 autocast (auto: on GPU)",
                                                "choices": ("auto", "bf16", "off")})
@@ -134,6 +138,8 @@ class TrainConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.reorder not in REORDERS:
+            raise ValueError(f"reorder must be one of {REORDERS}, got {self.reorder!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
         for name in ("hidden", "latent", "batch_size", "eval_every", "full_max_nodes", "auto_full_nodes"):

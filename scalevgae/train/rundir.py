@@ -7,9 +7,10 @@ import tempfile
 
 from scalevgae.train.checkpoint import CHECKPOINT_NAME, MODEL_NAME, RUN_NAME
 
+ORDER_NAME = "order.npy"  # --reorder: the training node order, perm[new_id] = old_id
 # Everything scalevgae writes into a run folder; --overwrite removes these and nothing else.
 RUN_FILES = (MODEL_NAME, RUN_NAME, CHECKPOINT_NAME, "metrics.json", "metrics.jsonl", "embeddings.npy",
-             "nodes.csv", "topk.csv", "eval.json", "latent.png", "curves.png")
+             "nodes.csv", "topk.csv", "eval.json", "latent.png", "curves.png", ORDER_NAME)
 
 
 def check_writable(path: str, option: str = "--out", *, is_dir: bool = True) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from scalevgae import distributed as sdist
+from scalevgae import reorder
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
@@ -34,7 +35,7 @@ from scalevgae.train.checkpoint import (
 from scalevgae.train.config import TrainConfig
 from scalevgae.train.evaluation import ValidationSet
 from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_weight
-from scalevgae.train.progress import progress_bar
+from scalevgae.train.progress import phase, progress_bar
 
 METRICS_NAME = "metrics.jsonl"
 MIN_EVAL_STEPS = 50  # the fewest steps between minibatch validations by default
@@ -78,6 +79,15 @@ class Trainer:
         loader_factory: the LinkLoader class for minibatch mode (default: the package's, which
             then also applies the first GCN layer's parameter-free aggregation of the features
             in its background thread, ``aggregate_input=True``, unless ``dropout > 0``).
+        perm: with ``config.reorder`` other than ``"none"``, the node order to train in
+            (``perm[new_id] = old_id``, e.g. the one a run folder stored); default: computed
+            from the training graph by ``scalevgae.reorder.node_order``.
+
+    Node order (``config.reorder``): the training graph, features and every pair of the split
+    are renumbered once here (:attr:`perm`; a memory-mapped x is permuted block by block into a
+    temporary memory-mapped file, a tensor x is copied) and training runs in that order; the
+    model's weights do not depend on it, and :meth:`embed` / :meth:`evaluate` take and return
+    the caller's (original) node ids.
 
     Under ``torchrun`` (a process group initialised, e.g. by
     :func:`scalevgae.distributed.init_distributed`, before the Trainer is built) the model is
@@ -90,17 +100,26 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, x: Any, split: LinkSplit, *, out_dir: Optional[str] = None,
-                 loader_factory: Optional[Callable[..., Any]] = None):
+                 loader_factory: Optional[Callable[..., Any]] = None, perm: Optional[Tensor] = None):
         n = split.train_graph.num_nodes
         self.cfg = cfg = config.resolved(n)
         self.mode_reason = config.choose_mode(n)[1]  # recorded in metrics.json by the CLI
         self.dist = sdist.current()
         self.device = resolve_device(cfg.device)
-        self.split = split
+        self.split = split  # in the caller's node ids
         self.out_dir = out_dir
-        self.graph: Graph = split.train_graph.to(self.device)
         if x is None or x.shape[0] != n:
             raise ValueError(f"x must have {n} rows (one per node), got {None if x is None else tuple(x.shape)}")
+        self.perm: Optional[Tensor] = None  # perm[new_id] = old_id when training in another order
+        self._inv: Optional[Tensor] = None
+        if cfg.reorder != "none":
+            with phase(f"renumbering nodes ({cfg.reorder})", cfg.progress and self.dist.is_main):
+                if perm is None:
+                    perm = reorder.node_order(split.train_graph, cfg.reorder)
+                reorder.check_permutation(perm, n)
+                self.perm, self._inv = perm.cpu(), reorder.inverse(perm.cpu())
+                split, x = reorder.permute_split(split, self.perm), reorder.permute_rows(x, self.perm)
+        self.graph: Graph = split.train_graph.to(self.device)
         self.full = cfg.mode == "full"
         self.x = torch.as_tensor(x).float().to(self.device) if self.full else x
         self.train_pos = split.train_pos.to(self.device)
@@ -249,7 +268,14 @@ class Trainer:
     # ---- evaluation ----
     @torch.no_grad()
     def embed(self) -> Tensor:
-        """Full-graph latent means ``[N, latent]`` on the training graph (no sampling)."""
+        """Full-graph latent means ``[N, latent]`` on the training graph (no sampling); row ``k`` is
+        the caller's node ``k`` (the original order, also with ``reorder``)."""
+        z = self._embed()
+        return z if self._inv is None else z.index_select(0, self._inv.to(z.device).long())
+
+    @torch.no_grad()
+    def _embed(self) -> Tensor:
+        """:meth:`embed` in the training order (rows ``perm[i]`` of the original)."""
         return self.model.embed(self.x, self.graph, batch_size=self.cfg.embed_batch_size, device=self.device)
 
     @torch.no_grad()
@@ -290,9 +316,14 @@ class Trainer:
             "history": self.history,
             "config": self.cfg.to_dict(),
             "world_size": self.dist.world_size,
+            "perm": self.perm,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        saved = ckpt.get("perm")
+        if (saved is None) != (self.perm is None) or (saved is not None and not torch.equal(saved.cpu(), self.perm)):
+            raise ValueError("the checkpoint was trained in another node order (reorder "
+                             f"{ckpt.get('config', {}).get('reorder', 'none')}); resume with the same reorder and data")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler is not None and ckpt.get("scheduler") is not None:
@@ -439,7 +470,7 @@ class Trainer:
         """Validation ``{"auc", "ap"}`` (plus the split's official metric, e.g. ``"hits@50"``) of the
         current (averaged) weights, as the stopping rule sees it."""
         with _swapped(self.model, self.ema_state):
-            return self.val_set.score(self.model, self.embed)
+            return self.val_set.score(self.model, self._embed)
 
     def _end_period(self, *, epoch_end: bool) -> None:
         """Log the steps since the last row; validate and apply the stopping rules when due.
