@@ -149,7 +149,9 @@ def main() -> None:
     ap.add_argument("--edges", type=int, nargs="+", help="E values of part 1 (default: by --quick)")
     ap.add_argument("--features", type=int, nargs="+", help="F values of part 1")
     ap.add_argument("--all-pairs-nodes", type=int, nargs="+", help="N values of part 2")
-    ap.add_argument("--name", default="decoder", help="results file stem (a focused run should not overwrite the full table)")
+    ap.add_argument("--name", default=None,
+                    help="results file stem (default decoder, or decoder-quick with --quick); a focused run should "
+                         "not overwrite the full table")
     args = ap.parse_args()
     device = torch.device(args.device)
     budget = int(0.6 * available_memory_bytes(device))
@@ -176,7 +178,8 @@ def main() -> None:
         ap_cols = ["N", "F", "engine", "tile", "ours_s", "torch_tiles_s", "x_vs_torch_tiles", "dense_s", "x_vs_dense", "ours_mem_MB", "dense_mem_MB",
                    "ours_Gpairs_per_s", "flop_pct_matmul", "rel_diff"]  # fmt: skip
         extra = "\n\nall_pairs_bce_loss vs dense (forward + backward):\n\n" + markdown_table(ap_rows, ap_cols) + "\n"
-    write_results(args.name, device, rows, columns, meta, extra_md=extra)
+    name = args.name or ("decoder-quick" if args.quick else "decoder")
+    write_results(name, device, rows, columns, meta, extra_md=extra)
     if extra:
         print(extra)
 

@@ -67,7 +67,9 @@ def cora_graph(dirs: list[str]) -> Optional[Graph]:
 
 def peers(graph: Graph, device: torch.device, dtype: torch.dtype) -> dict[str, Callable]:
     """Unfused implementations of relu(D (A + I) D x + b): name -> fn(x, bias)."""
-    rowptr, col, n = graph.rowptr, graph.col, graph.num_nodes
+    # int64 indices: torch_sparse requires them, and the peers were always timed with them (ours runs
+    # on the graph's own dtype, int32 where it fits).
+    rowptr, col, n = graph.rowptr.long(), graph.col.long(), graph.num_nodes
     norm = graph.gcn_norm(torch.float32).to(device=device, dtype=dtype)
     A = torch.sparse_csr_tensor(rowptr, col, torch.ones(col.numel(), dtype=dtype), (n, n)).to(device)
     out: dict[str, Callable] = {}

@@ -85,7 +85,8 @@ def run_config(graph, x, pos, fanouts, batch, g_dev, device, repeat, gen, name) 
     try:
         import torch_sparse  # noqa: F401
 
-        ns = lambda: torch.ops.torch_sparse.neighbor_sample(graph.rowptr, graph.col, seeds, fanouts, False, True)
+        rp64, col64 = graph.rowptr.long(), graph.col.long()  # torch_sparse takes int64 only
+        ns = lambda: torch.ops.torch_sparse.neighbor_sample(rp64, col64, seeds, fanouts, False, True)
         add("torch_sparse", ns, lambda: ns()[1].numel())
     except ImportError:
         pass
