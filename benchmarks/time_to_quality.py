@@ -18,7 +18,10 @@ epochs. Curves: validation AUC after each evaluation against the wall clock sinc
 started (training + validation; the test scoring done for the table is taken off the clock).
 Table: final test AUC/AP (the weights each system ends with: the restored best for scalevgae,
 the last for PyG), training seconds, and ``t_q``: when validation AUC first came within 0.005 of
-its final value (end / t_q is what issue 18 bounds by 1.5).
+its final value (end / t_q is what issue 18 bounds by 1.5), also in load-independent units: optimizer
+steps (``end_over_t_q_steps``; evaluation cost not counted) and CPU seconds of the process
+(``time.process_time``, all its threads; ``end_over_t_q_cpu``), since the wall clock of a shared
+machine stretches with other jobs (and stops while a process is paused).
 
 Writes benchmarks/results/time-to-quality-<graph>.{png,md,json}.
 """
@@ -43,6 +46,7 @@ from scalevgae.data import split_edges  # noqa: E402
 from scalevgae.data.datasets import DatasetSpec, load_dataset  # noqa: E402
 from scalevgae.metrics import link_scores  # noqa: E402
 from scalevgae.train import TrainConfig, Trainer  # noqa: E402
+from scalevgae.train.evaluation import monitored  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 WITHIN = 0.005  # "came within 0.005 of its final value"
@@ -59,31 +63,44 @@ def _value(s: str) -> Any:
     return s
 
 
-def time_to_quality(curve: list[dict], final: float) -> float:
-    """Seconds at which validation AUC first came within ``WITHIN`` of ``final``."""
-    return next(p["seconds"] for p in curve if p["val_auc"] >= final - WITHIN)
+def time_to_quality(curve: list[dict], final: float, unit: str = "seconds") -> float:
+    """When (``unit``: seconds, cpu_seconds or step) validation AUC first came within ``WITHIN``
+    of ``final``."""
+    return next(p[unit] for p in curve if p["val_auc"] >= final - WITHIN)
 
 
-def replay(curve: list[dict], patience: Optional[int], min_delta: float) -> dict:
+def end_over_t_q(run: dict, unit: str) -> Optional[float]:
+    """end / t_q of a run in ``unit`` (None for runs recorded before the unit was)."""
+    if unit not in run["curve"][0]:
+        return None
+    end = run["steps"] if unit == "step" else run[unit]
+    return end / max(time_to_quality(run["curve"], run["final_val_auc"], unit), 1e-9)
+
+
+def replay(curve: list[dict], patience: Optional[int], min_delta: float, monitor: str = "auc") -> dict:
     """The stopping rule (the Trainer's) replayed on a curve recorded without stopping: where it
     stops, the restored best evaluation's test AUC/AP, and end / t_q. Exact for the quality (the
     rule does not change the trajectory); times are the recorded ones."""
     best, ref, bad, stop = -1, -1.0, 0, len(curve) - 1
     for i, p in enumerate(curve):
-        if best < 0 or p["val_auc"] > curve[best]["val_auc"]:
+        score = monitored(monitor, dict(auc=p["val_auc"], ap=p.get("val_ap")))
+        if best < 0 or score > monitored(monitor, dict(auc=curve[best]["val_auc"], ap=curve[best].get("val_ap"))):
             best = i
-        if p["val_auc"] - min_delta > ref:
-            ref, bad = p["val_auc"], 0
+        if score - min_delta > ref:
+            ref, bad = score, 0
         else:
             bad += 1
             if patience is not None and bad >= patience:
                 stop = i
                 break
     b, seen = curve[best], curve[: stop + 1]
-    end = seen[-1]["seconds"]
-    return dict(patience=patience, min_delta=min_delta, stop_eval=stop + 1, stop_epoch=seen[-1]["epoch"],
-                seconds=end, test_auc=b["test_auc"], test_ap=b["test_ap"], final_val_auc=b["val_auc"],
-                end_over_t_q=end / max(time_to_quality(seen, b["val_auc"]), 1e-9))
+    ratio = {u: seen[-1][u] / max(time_to_quality(seen, b["val_auc"], u), 1e-9) if u in b else None
+             for u in ("seconds", "cpu_seconds", "step")}
+    return dict(patience=patience, min_delta=min_delta, monitor=monitor, stop_eval=stop + 1,
+                stop_epoch=seen[-1]["epoch"], stop_step=seen[-1].get("step"), seconds=seen[-1]["seconds"],
+                test_auc=b["test_auc"], test_ap=b["test_ap"], final_val_auc=b["val_auc"],
+                end_over_t_q=ratio["seconds"], end_over_t_q_cpu=ratio["cpu_seconds"],
+                end_over_t_q_steps=ratio["step"])
 
 
 def run_ours(x: torch.Tensor, split, mode: str, seed: int, overrides: dict) -> dict:
@@ -146,8 +163,8 @@ def run_pyg(x: torch.Tensor, split, seed: int, *, epochs: int, eval_every: int, 
         model.train()
         return s
 
-    curve, off = [], 0.0
-    t0 = time.perf_counter()
+    curve, off, cpu_off = [], 0.0, 0.0
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for epoch in range(1, epochs + 1):
         model.train()
         opt.zero_grad()
@@ -156,14 +173,16 @@ def run_pyg(x: torch.Tensor, split, seed: int, *, epochs: int, eval_every: int, 
         loss.backward()
         opt.step()
         if epoch % eval_every == 0 or epoch == epochs:
-            val_auc, _ = scores(split.val_pos, split.val_neg)
-            t = time.perf_counter()
+            val_auc, val_ap = scores(split.val_pos, split.val_neg)
+            t, c = time.perf_counter(), time.process_time()
             ta, tp = scores(split.test_pos, split.test_neg)
             off += time.perf_counter() - t
-            curve.append(dict(seconds=time.perf_counter() - t0 - off, val_auc=val_auc, test_auc=ta, test_ap=tp,
-                              epoch=epoch))
-    seconds = time.perf_counter() - t0 - off
+            cpu_off += time.process_time() - c
+            curve.append(dict(seconds=time.perf_counter() - t0 - off, cpu_seconds=time.process_time() - cpu0 - cpu_off,
+                              step=epoch, val_auc=val_auc, val_ap=val_ap, test_auc=ta, test_ap=tp, epoch=epoch))
+    seconds, cpu_seconds = time.perf_counter() - t0 - off, time.process_time() - cpu0 - cpu_off
     return dict(system="pyg VGAE (examples/autoencoder.py)", mode="pyg", seed=seed, seconds=seconds,
+                cpu_seconds=cpu_seconds,
                 test_auc=curve[-1]["test_auc"], test_ap=curve[-1]["test_ap"], final_val_auc=curve[-1]["val_auc"],
                 best_epoch=epochs, evaluations=len(curve), stopped_early=False, steps=epochs, curve=curve)
 
@@ -204,20 +223,24 @@ def plot(runs: list[dict], title: str, path: str) -> None:
     plt.close(fig)
 
 
-def replay_table(path: str, patiences: list, deltas: list[float]) -> None:
-    """Mean over the recorded runs of each system, per (patience, min_delta)."""
-    with open(path) as f:
-        runs = json.load(f)["runs"]
-    cols = ["system", "patience", "min_delta", "seeds", "seconds", "end_over_t_q_max", "test_auc", "test_ap"]
+def replay_table(paths: list[str], patiences: list, deltas: list[float], monitors: list[str]) -> None:
+    """Mean over the recorded runs of each system, per (monitor, patience, min_delta)."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs += json.load(f)["runs"]
+    cols = ["system", "monitor", "patience", "min_delta", "seeds", "seconds", "end_over_t_q_max",
+            "end_over_t_q_steps_max", "test_auc", "test_ap"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for system in dict.fromkeys(r["system"] for r in runs):
         rs = [r for r in runs if r["system"] == system]
-        for pat in patiences:
+        for mon, pat in ((m, p) for m in monitors for p in patiences):
             for dl in deltas if pat is not None else [0.0]:
-                rep = [replay(r["curve"], pat, dl) for r in rs]
-                row = dict(system=system, patience=pat, min_delta=dl, seeds=len(rep),
+                rep = [replay(r["curve"], pat, dl, mon) for r in rs]
+                row = dict(system=system, monitor=mon, patience=pat, min_delta=dl, seeds=len(rep),
                            seconds=statistics.mean(x["seconds"] for x in rep),
                            end_over_t_q_max=max(x["end_over_t_q"] for x in rep),
+                           end_over_t_q_steps_max=max((x["end_over_t_q_steps"] or 0.0) for x in rep) or None,
                            test_auc=statistics.mean(x["test_auc"] for x in rep),
                            test_ap=statistics.mean(x["test_ap"] for x in rep))
                 lines.append("| " + " | ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
@@ -236,11 +259,14 @@ def write(runs: list[dict], data, name: str, a: argparse.Namespace) -> None:
                 date=time.strftime("%Y-%m-%d %H:%M:%S"))
     with open(base + ".json", "w") as f:
         json.dump(dict(meta=meta, runs=runs), f, indent=1)
-    cols = ["system", "seed", "seconds", "evaluations", "t_q_s", "end_over_t_q", "final_val_auc", "test_auc", "test_ap"]
+    cols = ["system", "seed", "seconds", "cpu_seconds", "steps", "evaluations", "t_q_s", "end_over_t_q",
+            "end_over_t_q_cpu", "end_over_t_q_steps", "final_val_auc", "test_auc", "test_ap"]
     lines = [f"<!-- regenerate: {command} -->", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in runs:
-        r2 = dict(r, t_q_s=time_to_quality(r["curve"], r["final_val_auc"]))
-        lines.append("| " + " | ".join(f"{r2[c]:.4g}" if isinstance(r2[c], float) else str(r2[c]) for c in cols) + " |")
+        r2 = dict(r, t_q_s=time_to_quality(r["curve"], r["final_val_auc"]),
+                  end_over_t_q_cpu=end_over_t_q(r, "cpu_seconds"), end_over_t_q_steps=end_over_t_q(r, "step"))
+        lines.append("| " + " | ".join(f"{r2.get(c):.4g}" if isinstance(r2.get(c), float) else str(r2.get(c, "—"))
+                                       for c in cols) + " |")
     with open(base + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines[1:]))
@@ -262,14 +288,15 @@ def main() -> None:
     p.add_argument("--pyg-eval-every", type=int, default=1)
     p.add_argument("--name", default=None, help="result file suffix (default: the graph's name)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--replay", default=None, metavar="JSON",
-                   help="no training: replay stopping rules (--patience-grid x --min-delta-grid) on the curves of a "
-                        "results .json recorded with --set patience=None")
+    p.add_argument("--replay", nargs="+", default=None, metavar="JSON",
+                   help="no training: replay stopping rules (--monitor-grid x --patience-grid x --min-delta-grid) on "
+                        "the curves of results .json files recorded with --set patience=None")
+    p.add_argument("--monitor-grid", nargs="+", default=["auc"], help="auc, ap, auc+ap (needs curves with val_ap)")
     p.add_argument("--patience-grid", type=_value, nargs="+", default=[None, 100, 50, 20, 10, 5, 3])
     p.add_argument("--min-delta-grid", type=float, nargs="+", default=[0.0, 0.001, 0.002])
     a = p.parse_args()
     if a.replay:
-        return replay_table(a.replay, a.patience_grid, a.min_delta_grid)
+        return replay_table(a.replay, a.patience_grid, a.min_delta_grid, a.monitor_grid)
     if a.threads:
         torch.set_num_threads(a.threads)
     overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in a.set)}
@@ -286,7 +313,8 @@ def main() -> None:
                 r = run_ours(x, split, system, seed, overrides)
             r["end_over_t_q"] = r["seconds"] / max(time_to_quality(r["curve"], r["final_val_auc"]), 1e-9)
             print(f"{name} seed {seed} {r['system']}: {r['seconds']:.1f} s, test AUC {r['test_auc']:.4f} / AP "
-                  f"{r['test_ap']:.4f}, end/t_q {r['end_over_t_q']:.2f}", flush=True)
+                  f"{r['test_ap']:.4f}, end/t_q {r['end_over_t_q']:.2f} (CPU time: "
+                  f"{end_over_t_q(r, 'cpu_seconds'):.2f}, steps: {end_over_t_q(r, 'step'):.2f})", flush=True)
             runs.append(r)
             write(runs, data, name, a)
 
