@@ -187,17 +187,25 @@ def run_pyg(x: torch.Tensor, split, seed: int, *, epochs: int, eval_every: int, 
                 best_epoch=epochs, evaluations=len(curve), stopped_early=False, steps=epochs, curve=curve)
 
 
-def plot(runs: list[dict], title: str, path: str) -> None:
+X_LABELS = {"seconds": "wall-clock seconds since training started (training + validation)",
+            "cpu_seconds": "CPU seconds of the process since training started (training + validation)"}
+
+
+def plot(runs: list[dict], title: str, path: str, x: str = "seconds") -> None:
+    """Validation AUC (and, where recorded, AP in a second panel) against ``x`` (a curve key)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    with_ap = all("val_ap" in r["curve"][0] for r in runs)
+    fig, axes = plt.subplots(1, 2 if with_ap else 1, figsize=(13 if with_ap else 8, 5), squeeze=False)
+    ax = axes[0][0]
     colors = {}
     for r in runs:
         c = colors.setdefault(r["system"], f"C{len(colors)}")
-        xs = [p["seconds"] for p in r["curve"]]
+        xs = [p[x] for p in r["curve"]]
         ys = [p["val_auc"] for p in r["curve"]]
         first = sum(1 for q in runs if q["system"] == r["system"] and q is not r and runs.index(q) < runs.index(r))
         label = None
@@ -205,17 +213,23 @@ def plot(runs: list[dict], title: str, path: str) -> None:
             same = [q for q in runs if q["system"] == r["system"]]
             label = (f"{r['system']}: test AUC {statistics.mean(q['test_auc'] for q in same):.3f} / "
                      f"AP {statistics.mean(q['test_ap'] for q in same):.3f}, "
-                     f"{statistics.mean(q['seconds'] for q in same):.0f} s"
+                     f"{statistics.mean(q['seconds'] for q in same):.0f} s wall"
+                     + (f", {statistics.mean(q['cpu_seconds'] for q in same):.0f} s CPU" if "cpu_seconds" in r else "")
                      + (f" (mean of {len(same)} seeds)" if len(same) > 1 else ""))
         ax.plot(xs, ys, color=c, lw=1.2, alpha=0.85, label=label)
         ax.plot(xs[-1:], ys[-1:], "o", color=c, ms=4)
-    ax.set_xscale("log")
-    ax.set_xlabel("wall-clock seconds since training started (training + validation), log scale")
-    ax.set_ylabel("validation AUC")
-    lo = min(min(p["val_auc"] for p in r["curve"]) for r in runs)
-    hi = max(max(p["val_auc"] for p in r["curve"]) for r in runs)
-    ax.set_ylim(max(lo, hi - 0.25) - 0.01, hi + 0.01)
-    ax.grid(True, which="both", alpha=0.3)
+        if with_ap:
+            axes[0][1].plot(xs, [p["val_ap"] for p in r["curve"]], color=c, lw=1.2, alpha=0.85)
+            axes[0][1].plot(xs[-1:], [r["curve"][-1]["val_ap"]], "o", color=c, ms=4)
+    for a, key in zip(axes[0], ("val_auc", "val_ap")):
+        a.set_xscale("log")
+        a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        a.set_xlabel(X_LABELS.get(x, x) + ", log scale", fontsize=9)
+        a.set_ylabel("validation " + key[4:].upper())
+        lo = min(min(p[key] for p in r["curve"]) for r in runs)
+        hi = max(max(p[key] for p in r["curve"]) for r in runs)
+        a.set_ylim(max(lo, hi - 0.25) - 0.01, hi + 0.01)
+        a.grid(True, which="both", alpha=0.3)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -272,7 +286,7 @@ def write(runs: list[dict], data, name: str, a: argparse.Namespace) -> None:
     print("\n".join(lines[1:]))
     title = (f"{name}: {data.num_nodes} nodes, {data.graph.num_edges} directed edges; CPU, "
              f"{torch.get_num_threads()} threads, load avg {load[0]:.1f}")
-    plot(runs, title, base + ".png")
+    plot(runs, title, base + ".png", a.x)
     print(f"wrote {base}.png, .md, .json")
 
 
@@ -288,6 +302,9 @@ def main() -> None:
     p.add_argument("--pyg-eval-every", type=int, default=1)
     p.add_argument("--name", default=None, help="result file suffix (default: the graph's name)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--x", default="seconds", choices=["seconds", "cpu_seconds", "step"],
+                   help="the pictures' x axis (cpu_seconds: not stretched by other jobs on a shared machine)")
+    p.add_argument("--plot", default=None, metavar="JSON", help="no training: redraw the picture of a results .json")
     p.add_argument("--replay", nargs="+", default=None, metavar="JSON",
                    help="no training: replay stopping rules (--monitor-grid x --patience-grid x --min-delta-grid) on "
                         "the curves of results .json files recorded with --set patience=None")
@@ -297,6 +314,12 @@ def main() -> None:
     a = p.parse_args()
     if a.replay:
         return replay_table(a.replay, a.patience_grid, a.min_delta_grid, a.monitor_grid)
+    if a.plot:
+        with open(a.plot) as f:
+            blob = json.load(f)
+        m = blob["meta"]
+        return plot(blob["runs"], f"{m['graph']}: {m['num_nodes']} nodes, {m['num_edges']} directed edges; CPU, "
+                    f"{m['threads']} threads, load avg {m['loadavg_at_end'][0]:.1f}", a.plot[:-5] + ".png", a.x)
     if a.threads:
         torch.set_num_threads(a.threads)
     overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in a.set)}
