@@ -43,7 +43,7 @@ class TrainConfig:
     the restored best weights and the saved model use an exponential moving average of the
     iterates, ``w_ema <- d w_ema + (1 - d) w`` after every optimizer step (Polyak averaging; on
     Cora it adds ~0.3 AUC / AP to every full-mode run over 10 seeds). Minibatch mode averages over
-    ~100 steps: at lr 0.01 its single iterates wander by ±0.005 validation AUC from step to step
+    ~100 steps: at lr 0.01 its single iterates wander by ±0.006 validation AUC between validations
     (README, "Time to quality"), the average does not, and lr 0.01 reaches the quality lr 0.001
     took ~1000 steps for in ~100-200 on the 10^5-node built-in graph.
 
@@ -55,10 +55,10 @@ class TrainConfig:
     AUC and AP in minibatch mode; the split's official metric when it has one, e.g. OGB's Hits@K)
     every ``eval_every`` epochs (full mode) or every ``eval_steps`` optimizer steps (minibatch;
     default a twentieth of an epoch, at least 50); stop when it has not risen by at least
-    ``min_delta`` above the last such rise for ``patience`` evaluations in a row (None: never), after ``epochs`` epochs (the maximum), or when
-    ``time_budget`` seconds of wall clock (training and evaluation) are spent; in every case the
-    run ends evaluated (checkpointed too when out of time, or with ``checkpoint_every``) and the
-    best-validation (highest score) weights are restored. AUC alone is a poor monitor for minibatch
+    ``min_delta`` above the last such rise for ``patience`` evaluations in a row (None: never),
+    after ``epochs`` epochs (the maximum), or when ``time_budget`` seconds of wall clock (training
+    and evaluation) are spent; in every case the run ends evaluated (checkpointed too when out of
+    time, or with ``checkpoint_every``) and the best-validation (highest score) weights are restored. AUC alone is a poor monitor for minibatch
     mode on heavy-tailed graphs: on the built-in 10^5-node graph it peaks within ~100 steps and then
     falls while AP still rises (README, "Time to quality"); full mode's defaults were checked on Cora
     with AUC and keep it. Defaults (patience 10, min_delta 0.003) from replaying
