@@ -144,8 +144,8 @@ class Trainer:
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default a
         # twentieth of an epoch, since on large graphs validation AUC plateaus within the first
-        # epoch, but at least MIN_EVAL_STEPS: on small graphs at minibatch mode's lr, fewer steps
-        # than that between validations see noise, not progress, and stop on it).
+        # epoch, but at least MIN_EVAL_STEPS: on small graphs at lr 0.001 without weight averaging,
+        # fewer steps than that between validations saw noise, not progress, and stopped on it).
         if self.full or cfg.eval_steps is None and cfg.eval_every > 1:
             self.eval_steps = cfg.eval_every * self.steps_per_epoch
         else:
