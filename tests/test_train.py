@@ -58,7 +58,19 @@ def test_full_mode_learns_and_restores_best(data, tmp_path, model):
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["epoch"] for r in rows] == list(range(1, 41))
     assert {"loss", "val_auc", "val_ap", "pairs_per_s"} <= set(rows[0])
-    assert max(r["val_auc"] for r in rows) == pytest.approx(res.best_val_auc)
+    assert max(r["val_auc"] for r in rows) == pytest.approx(res.best_val_auc)  # full mode monitors AUC
+
+
+@pytest.mark.parametrize("monitor", ["auc+ap", "ap"])
+def test_monitor_selects_the_restored_epoch(data, monitor):
+    tr, res = run(data, epochs=40, seed=1, patience=None, monitor=monitor)
+    rows = [r for r in res.history if "val_auc" in r]
+    score = (lambda r: r["val_auc"] + r["val_ap"]) if monitor == "auc+ap" else (lambda r: r["val_ap"])
+    assert max(rows, key=score)["epoch"] == res.best_epoch
+    assert tr.evaluate(tr.split.val_pos, tr.split.val_neg) == (res.best_val_auc, res.best_val_ap)
+    # The rule ran on the monitored score (on this small graph all three pick the same epoch).
+    want = (res.best_val_auc + res.best_val_ap) / 2 if monitor == "auc+ap" else res.best_val_ap
+    assert tr.state["best_val_score"] == pytest.approx(want) and want != pytest.approx(res.best_val_auc)
 
 
 def test_early_stopping(data):
@@ -81,13 +93,13 @@ def test_amp_bf16_cpu(data):
 
 def test_config_errors(data):
     for bad in (dict(model="x"), dict(mode="x"), dict(optimizer="x"), dict(hidden=0), dict(epochs=0),
-                dict(dropout=1.0), dict(mode="minibatch", fanouts=(5,)), dict(amp="fp8")):
+                dict(dropout=1.0), dict(mode="minibatch", fanouts=(5,)), dict(amp="fp8"), dict(monitor="f1")):
         with pytest.raises(ValueError):
             TrainConfig(**bad).resolved()
     d, sp = data
     with pytest.raises(ValueError, match="rows"):
         Trainer(TrainConfig(), d.x[:5], sp)
-    assert TrainConfig(mode="minibatch").resolved().lr == 0.001
+    assert TrainConfig(mode="minibatch").resolved().lr == 0.01
 
 
 def _same_weights(a, b):
@@ -287,7 +299,9 @@ def test_full_mode_is_tkipf_vgae(exclude, ema):
 
 def test_ema_defaults_and_checks():
     assert TrainConfig(mode="full").resolved().ema_decay == 0.95
-    assert TrainConfig(mode="minibatch").resolved().ema_decay is None
+    assert TrainConfig(mode="minibatch").resolved().ema_decay == 0.99
+    assert (TrainConfig(mode="full").resolved().monitor, TrainConfig(mode="minibatch").resolved().monitor) == \
+        ("auc", "auc+ap")
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0).resolved()
 
@@ -346,7 +360,7 @@ def test_mode_auto_choice(data):
     assert tr.cfg.mode == "full" and tr.all_pairs and "auto" in tr.mode_reason
     tr = Trainer(TrainConfig(progress=False, epochs=1, auto_full_nodes=50), d.x, sp, loader_factory=FakeLinkLoader)
     assert tr.cfg.mode == "minibatch" and "80 nodes > auto_full_nodes=50" in tr.mode_reason
-    assert tr.cfg.lr == 0.001 and tr.cfg.ema_decay is None  # minibatch defaults follow the choice
+    assert (tr.cfg.lr, tr.cfg.ema_decay, tr.cfg.monitor) == (0.01, 0.99, "auc+ap")  # minibatch defaults follow
     assert TrainConfig(mode="full").choose_mode(10**9)[0] == "full"
 
 

@@ -19,6 +19,12 @@ from scalevgae.sampling import sample_neighbors
 MAX_BLOCK_EDGE_SHARE = 0.5
 
 
+def monitored(monitor: str, metrics: dict[str, float]) -> float:
+    """The validation score of ``TrainConfig.monitor`` ("auc+ap": the mean of the two) from
+    :meth:`ValidationSet.score`'s metrics."""
+    return (metrics["auc"] + metrics["ap"]) / 2 if monitor == "auc+ap" else metrics[monitor]
+
+
 def _subset(pairs: Tensor, k: int, gen: torch.Generator) -> Tensor:
     if pairs.size(1) <= k:
         return pairs

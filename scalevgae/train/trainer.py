@@ -33,7 +33,7 @@ from scalevgae.train.checkpoint import (
     set_rng_state,
 )
 from scalevgae.train.config import TrainConfig
-from scalevgae.train.evaluation import ValidationSet
+from scalevgae.train.evaluation import ValidationSet, monitored
 from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_weight
 from scalevgae.train.progress import phase, progress_bar
 
@@ -163,8 +163,8 @@ class Trainer:
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default a
         # twentieth of an epoch, since on large graphs validation AUC plateaus within the first
-        # epoch, but at least MIN_EVAL_STEPS: on small graphs at minibatch mode's lr, fewer steps
-        # than that between validations see noise, not progress, and stop on it).
+        # epoch, but at least MIN_EVAL_STEPS: on small graphs at lr 0.001 without weight averaging,
+        # fewer steps than that between validations saw noise, not progress, and stopped on it).
         if self.full or cfg.eval_steps is None and cfg.eval_every > 1:
             self.eval_steps = cfg.eval_every * self.steps_per_epoch
         else:
@@ -388,8 +388,8 @@ class Trainer:
 
     def fit(self, *, resume: bool = False, max_steps_this_call: Optional[int] = None,
             on_step: Optional[Callable[[int], None]] = None) -> Optional[TrainResult]:
-        """Train until the validation AUC plateaus (``patience``/``min_delta``), the configured
-        epochs/steps are done or ``time_budget`` is spent; restore the best weights.
+        """Train until the validation score (``monitor``) plateaus (``patience``/``min_delta``), the
+        configured epochs/steps are done or ``time_budget`` is spent; restore the best weights.
 
         resume: continue from ``out_dir/checkpoint.pt`` (same config and seed) and end with the
         same weights as an uninterrupted run (the time budget counts the earlier calls' time).
@@ -496,8 +496,8 @@ class Trainer:
             auc, ap = m["auc"], m["ap"]
             row.update({f"val_{k}": v for k, v in m.items()})
             # Model selection and the plateau rule on the dataset's official metric when it defines
-            # one (OGB), else AUC (checkpoints from before best_val_score existed selected on AUC).
-            score = m[self.split.metric] if self.split.metric else auc
+            # one (OGB), else cfg.monitor (checkpoints from before best_val_score existed selected on AUC).
+            score = m[self.split.metric] if self.split.metric else monitored(cfg.monitor, m)
             if score > st.setdefault("best_val_score", -1.0 if self.split.metric else st["best_val_auc"]):
                 st.update(best_val_score=score, best_val_auc=auc, best_val_ap=ap, best_epoch=row["epoch"])
                 self.best_state = {k: v.detach().clone() for k, v in weights.items()}
