@@ -31,6 +31,17 @@ using prop::ChunkInfo;
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
 constexpr int kUnroll = 4;  // edges per group whose rows are loaded before accumulating
+// Resident blocks per SM the chunks kernel is compiled for (__launch_bounds__): 3 caps it at 80
+// registers with no spill for any width, 4 spills (README "Registers"). -DSVG_SPMM_MIN_BLOCKS=N
+// to compare; N=0: no minimum, no cap.
+#ifndef SVG_SPMM_MIN_BLOCKS
+#define SVG_SPMM_MIN_BLOCKS 3
+#endif
+#if SVG_SPMM_MIN_BLOCKS > 0
+#define SVG_SPMM_BOUNDS __launch_bounds__(kWarp* kWarpsPerBlock, SVG_SPMM_MIN_BLOCKS)
+#else
+#define SVG_SPMM_BOUNDS __launch_bounds__(kWarp* kWarpsPerBlock)
+#endif
 
 // The shared arguments (propagate_host.h) and the merge-path work split.
 template <typename scalar_t, typename acc_t, typename index_t>
@@ -159,8 +170,7 @@ __global__ void gcn_spmm_partition_kernel(const Problem<scalar_t, acc_t, index_t
 }
 
 template <int V, typename scalar_t, typename acc_t, typename index_t>
-__global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
-    gcn_spmm_chunks_kernel(const Problem<scalar_t, acc_t, index_t> p) {
+__global__ void SVG_SPMM_BOUNDS gcn_spmm_chunks_kernel(const Problem<scalar_t, acc_t, index_t> p) {
   const int64_t k = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (k >= p.n_chunks) return;  // whole warps exit together: the shuffles stay full-warp
