@@ -18,8 +18,8 @@ struct SpmmArgs {
   const index_t* rowptr;
   const index_t* col;
   const scalar_t* x;
-  const acc_t* row_scale;
-  const acc_t* col_scale;
+  const acc_t* dst_scale;
+  const acc_t* src_scale;
   const acc_t* bias;
   const acc_t* self_scale;  // [min(n_rows, n_src)] or null (propagate_math.h)
   scalar_t* y;
@@ -29,7 +29,7 @@ struct SpmmArgs {
 
 // The tensors of one call, contiguous (an absent optional stays undefined), and the output.
 struct SpmmOperands {
-  at::Tensor rowptr, col, x, row_scale, col_scale, bias, self_scale;
+  at::Tensor rowptr, col, x, dst_scale, src_scale, bias, self_scale;
   at::Tensor y;  // [n_rows, F] of x's dtype, uninitialized
 
   // Nothing to compute: y is returned as allocated.
@@ -41,16 +41,16 @@ inline at::Tensor contiguous_or_undefined(const c10::optional<at::Tensor>& t) {
 }
 
 inline SpmmOperands spmm_operands(const at::Tensor& rowptr, const at::Tensor& col,
-                                  const at::Tensor& x, const c10::optional<at::Tensor>& row_scale,
-                                  const c10::optional<at::Tensor>& col_scale,
+                                  const at::Tensor& x, const c10::optional<at::Tensor>& dst_scale,
+                                  const c10::optional<at::Tensor>& src_scale,
                                   const c10::optional<at::Tensor>& bias,
                                   const c10::optional<at::Tensor>& self_scale) {
   SpmmOperands o;
   o.x = x.contiguous();
   o.rowptr = rowptr.contiguous();
   o.col = col.contiguous();
-  o.row_scale = contiguous_or_undefined(row_scale);
-  o.col_scale = contiguous_or_undefined(col_scale);
+  o.dst_scale = contiguous_or_undefined(dst_scale);
+  o.src_scale = contiguous_or_undefined(src_scale);
   o.bias = contiguous_or_undefined(bias);
   o.self_scale = contiguous_or_undefined(self_scale);
   o.y = at::empty({rowptr.numel() - 1, o.x.size(1)}, o.x.options());
@@ -69,8 +69,8 @@ inline void fill_spmm_args(SpmmArgs<scalar_t, acc_t, index_t>& p, const SpmmOper
   p.rowptr = o.rowptr.data_ptr<index_t>();
   p.col = o.col.data_ptr<index_t>();
   p.x = o.x.data_ptr<scalar_t>();
-  p.row_scale = data_or_null<acc_t>(o.row_scale);
-  p.col_scale = data_or_null<acc_t>(o.col_scale);
+  p.dst_scale = data_or_null<acc_t>(o.dst_scale);
+  p.src_scale = data_or_null<acc_t>(o.src_scale);
   p.bias = data_or_null<acc_t>(o.bias);
   p.self_scale = data_or_null<acc_t>(o.self_scale);
   p.y = o.y.data_ptr<scalar_t>();

@@ -1,10 +1,10 @@
 // Arithmetic of the fused GCN propagation (scalevgae::gcn_spmm), shared by the CPU and CUDA
 // kernels so that the CPU tests exercise what the GPU runs.
 //
-//   y[i] = act(row_scale[i] * (sum_{e in row i} col_scale[col[e]] * x[col[e]]
-//                              + [self_loops and i < n_src] col_scale[i] * x[i]) + bias)
+//   y[i] = act(dst_scale[i] * (sum_{e in row i} src_scale[col[e]] * x[col[e]]
+//                              + [self_loops and i < n_src] src_scale[i] * x[i]) + bias)
 // or, with a per-row self weight self_scale (sampled blocks),
-//   y[i] = act(row_scale[i] * sum_{e in row i} col_scale[col[e]] * x[col[e]]
+//   y[i] = act(dst_scale[i] * sum_{e in row i} src_scale[col[e]] * x[col[e]]
 //              + [self_loops and i < n_src] self_scale[i] * x[i] + bias)
 //
 // Work is split nnz-balanced along the merge path of (row ends, edges) (Merrill & Garland,
@@ -68,10 +68,10 @@ SVG_HD inline acc_t to_acc(scalar_t v) {
   return static_cast<acc_t>(v);
 }
 
-// Weight of source c: col_scale[c], or 1 without scales.
+// Weight of source c: src_scale[c], or 1 without scales.
 template <typename acc_t, typename index_t>
-SVG_HD inline acc_t src_weight(const acc_t* col_scale, index_t c) {
-  return col_scale != nullptr ? col_scale[c] : acc_t(1);
+SVG_HD inline acc_t src_weight(const acc_t* src_scale, index_t c) {
+  return src_scale != nullptr ? src_scale[c] : acc_t(1);
 }
 
 // acc[0..V) += w * v[0..V): one neighbour's contribution to V consecutive features.
@@ -93,7 +93,7 @@ SVG_HD inline bool has_self_loop(bool self_loops, int64_t i, int64_t n_src) {
   return self_loops && i < n_src;
 }
 
-// Row i's self loop goes into the sum (weight col_scale[i], scaled by row_scale[i] with the
+// Row i's self loop goes into the sum (weight src_scale[i], scaled by dst_scale[i] with the
 // rest: Kipf's D^-1/2 (A + I) D^-1/2) unless a self_scale is given.
 template <typename acc_t>
 SVG_HD inline bool self_in_sum(bool self_loops, const acc_t* self_scale, int64_t i, int64_t n_src) {
@@ -101,7 +101,7 @@ SVG_HD inline bool self_in_sum(bool self_loops, const acc_t* self_scale, int64_t
 }
 
 // With a self_scale (sampled blocks) row i's self loop self_scale[i] * x[i] is added after the
-// row scale, as its weight c_i^2 is not row_scale[i] * col_scale[i] there.
+// dst scale, as its weight c_i^2 is not dst_scale[i] * src_scale[i] there.
 template <typename acc_t>
 SVG_HD inline bool self_after_scale(bool self_loops, const acc_t* self_scale, int64_t i,
                                     int64_t n_src) {
@@ -118,18 +118,18 @@ SVG_HD inline acc_t bias_act(acc_t v, const acc_t* bias, int64_t f, bool relu) {
 
 // Epilogue of feature f of row i: dst scale, bias, activation.
 template <typename acc_t>
-SVG_HD inline acc_t finish(acc_t v, const acc_t* row_scale, int64_t i, const acc_t* bias, int64_t f,
+SVG_HD inline acc_t finish(acc_t v, const acc_t* dst_scale, int64_t i, const acc_t* bias, int64_t f,
                            bool relu) {
-  if (row_scale != nullptr) v *= row_scale[i];
+  if (dst_scale != nullptr) v *= dst_scale[i];
   return bias_act(v, bias, f, relu);
 }
 
-// Epilogue with the self term after the row scale: v * row_scale[i] + w_self * x_self, bias,
+// Epilogue with the self term after the dst scale: v * dst_scale[i] + w_self * x_self, bias,
 // activation (w_self = self_scale[i], x_self = x[i][f]).
 template <typename acc_t>
-SVG_HD inline acc_t finish_self(acc_t v, const acc_t* row_scale, int64_t i, acc_t w_self,
+SVG_HD inline acc_t finish_self(acc_t v, const acc_t* dst_scale, int64_t i, acc_t w_self,
                                 acc_t x_self, const acc_t* bias, int64_t f, bool relu) {
-  if (row_scale != nullptr) v *= row_scale[i];
+  if (dst_scale != nullptr) v *= dst_scale[i];
   v += w_self * x_self;
   return bias_act(v, bias, f, relu);
 }

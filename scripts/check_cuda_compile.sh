@@ -3,11 +3,16 @@
 #  * a CUDA syntax or type error fails;
 #  * any register spill or local-memory use fails (ptxas -warn-spills / -warn-lmem-usage
 #    warnings, or a non-zero stack frame / spill count in --resource-usage);
-#  * prints the registers of every kernel (min-max over its template instantiations) with the
-#    theoretical occupancy on sm_90 for the block size it is launched with (README "Registers").
+#  * prints the registers of every kernel (min-max over its template instantiations), its largest
+#    stack frame and spill stores, and the theoretical occupancy on sm_90 for the block size it is
+#    launched with (README "Registers").
 # Uses torch's headers from the active Python; the CPU torch wheel lacks the generated
 # c10/cuda/impl/cuda_cmake_macros.h, so a one-line stub stands in for it.
 #   CUDA_ARCH=sm_90 (default)   REGISTER_TABLE=path: also write the table there (markdown)
+#   CUDA_SOURCES="csrc/cuda/propagate.cu": only those
+#   DEVICE_ONLY=1: device code only (nvcc -cubin, no host compile): the same ptxas report, faster
+#   extra nvcc flags through nvcc's own NVCC_APPEND_FLAGS, e.g. the README's register-cap
+#   experiment: NVCC_APPEND_FLAGS=-DSVG_SPMM_MIN_BLOCKS=4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -17,14 +22,17 @@ if ! command -v nvcc >/dev/null 2>&1; then
   exit 0
 fi
 shopt -s nullglob
-sources=(csrc/cuda/*.cu)
+# shellcheck disable=SC2206  # CUDA_SOURCES is a space-separated list
+sources=(${CUDA_SOURCES:-csrc/cuda/*.cu})
 if [ ${#sources[@]} -eq 0 ]; then echo "check_cuda_compile: no .cu files"; exit 0; fi
 stub=$(mktemp -d)
 trap 'rm -rf "$stub"' EXIT
 mkdir -p "$stub/c10/cuda/impl"
 echo '#define C10_CUDA_BUILD_SHARED_LIBS' > "$stub/c10/cuda/impl/cuda_cmake_macros.h"
 mapfile -t incs < <($PY -c "from torch.utils.cpp_extension import include_paths; print('\n'.join(include_paths()))")
-args=(-c -std=c++20 -O1 -arch="$ARCH" --expt-relaxed-constexpr -DWITH_CUDA -Icsrc -I"$stub"
+phase=-c
+[ "${DEVICE_ONLY:-0}" = 1 ] && phase=-cubin
+args=("$phase" -std=c++20 -O1 -arch="$ARCH" --expt-relaxed-constexpr -DWITH_CUDA -Icsrc -I"$stub"
       --resource-usage -Xptxas -warn-spills,-warn-lmem-usage)
 for i in "${incs[@]}"; do args+=(-I"$i"); done
 pyinc=$($PY -c "import sysconfig; print(sysconfig.get_paths()['include'])")
@@ -53,11 +61,15 @@ import sys
 
 # Threads per block each kernel is launched with (csrc/cuda/*.cu).
 BLOCK = {"gcn_spmm_chunks_kernel": 256, "gcn_spmm_fixup_kernel": 256, "gcn_spmm_partition_kernel": 256}
-rows, name = {}, None
+rows, local, name, frame = {}, {}, None, (0, 0)
 for line in sys.stdin:
     m = re.search(r"Compiling entry function '(.+)' for", line)
     if m:
-        name = m.group(1)
+        name, frame = m.group(1), (0, 0)
+        continue
+    m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores", line)
+    if m and name:
+        frame = (int(m.group(1)), int(m.group(2)))
         continue
     m = re.search(r"Used (\d+) registers", line)
     if m and name:
@@ -66,6 +78,7 @@ for line in sys.stdin:
         if key == "gcn_spmm_chunks_kernel" and k.group(3):  # one row per vector width (V=8: half/bf16)
             key = f"{key} (V={k.group(3)})"
         rows.setdefault(key, []).append(int(m.group(1)))
+        local[key] = tuple(max(a, b) for a, b in zip(local.get(key, (0, 0)), frame))
         name = None
 
 
@@ -76,13 +89,14 @@ def occupancy(regs: int, threads: int) -> float:
     return blocks * warps / 64
 
 
-out = ["| kernel | instantiations | registers | block | occupancy (sm_90) |", "|---|---|---|---|---|"]
+out = ["| kernel | instantiations | registers | stack / spill stores (bytes, max) | block | occupancy (sm_90) |",
+       "|---|---|---|---|---|---|"]
 for key in sorted(rows):
     regs = rows[key]
     threads = BLOCK.get(key.split(" ")[0], 256)
     lo, hi = min(regs), max(regs)
     occ = f"{occupancy(hi, threads):.0%}" if lo == hi else f"{occupancy(hi, threads):.0%}-{occupancy(lo, threads):.0%}"
-    out.append(f"| {key} | {len(regs)} | {lo}-{hi} | {threads} | {occ} |")
+    out.append(f"| {key} | {len(regs)} | {lo}-{hi} | {local[key][0]} / {local[key][1]} | {threads} | {occ} |")
 print("\n".join(out))
 if len(sys.argv) > 1 and sys.argv[1]:
     with open(sys.argv[1], "w") as f:

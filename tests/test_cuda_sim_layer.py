@@ -62,6 +62,7 @@ def test_block_order_is_seeded(layer_bin):
 
 @pytest.mark.parametrize("case,message", [
     ("lane_exit", "lane 7 exited without reaching it"),
+    ("lane_exit", "kernel lane_exits_before_shuffle (launched at"),  # named through LAUNCH_INTS
     ("divergent_sites", "arrives from another call site"),
     ("barrier_exit", "thread 40 exited while thread 0 waits at __syncthreads"),
     ("inactive_lane", "reads lane 20, which is not in the mask"),
@@ -96,7 +97,7 @@ def test_tsan_reports_a_race_between_concurrent_blocks(tsan_bin):
     racy = _run(tsan_bin, "race", blocks=4, env=env)
     assert "WARNING: ThreadSanitizer: data race" in racy.stderr and "racy_increment" in racy.stderr, racy.stderr
     assert racy.returncode == 66
-    for case in ("no_race", "shared_reverse", "xor_reduce"):  # atomics, shared memory, shuffles: clean
+    for case in ("atomics", "shared_reverse", "xor_reduce"):  # atomics, shared memory, shuffles: clean
         r = _run(tsan_bin, case, blocks=4, env=env)
         assert r.returncode == 0 and "ThreadSanitizer" not in r.stderr, r.stderr
 

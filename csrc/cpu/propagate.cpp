@@ -88,7 +88,7 @@ inline void prefetch(const void* addr) {
   __builtin_prefetch(addr, 0, kL1 ? 3 : 2);
 }
 
-// Prefetches the block of x's row c (and col_scale[c], a random access too): into L1 for
+// Prefetches the block of x's row c (and src_scale[c], a random access too): into L1 for
 // one-line rows, L2 otherwise (see prefetch_distance).
 template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 inline void prefetch_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t c, FBlock blk) {
@@ -100,11 +100,11 @@ inline void prefetch_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t c, 
   const int64_t span = p.lines_aligned ? bytes : bytes + 63;
   // Fixed widths: at most bytes / 64 + 1 trips, unrolled, so the builtin stays.
   for (int64_t off = 0; off < span; off += 64) prefetch<kOneLine, FB == 0>(lo + off);
-  if (p.col_scale != nullptr) prefetch<true, FB == 0>(p.col_scale + c);
+  if (p.src_scale != nullptr) prefetch<true, FB == 0>(p.src_scale + c);
 }
 
 // Sums the block of the rows of x of edges [a, b) (and of the self loop of row `self_row` if
-// >= 0), each scaled by col_scale, into acc[0..fw), prefetching the rows of the edges
+// >= 0), each scaled by src_scale, into acc[0..fw), prefetching the rows of the edges
 // prefetch_distance ahead (up to prefetch_end). FB > 0: fw == FB known at compile time; S > 0:
 // the row stride F == S is too (whole rows: one block).
 template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
@@ -117,7 +117,7 @@ inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_
   constexpr int64_t dist = prefetch_distance<FB, scalar_t>();
   for (int64_t f = 0; f < W; ++f) acc[f] = acc_t(0);
   if (self_row >= 0) {
-    const acc_t w = prop::src_weight(p.col_scale, self_row);
+    const acc_t w = prop::src_weight(p.src_scale, self_row);
     const scalar_t* xr = x + self_row * F;
     if constexpr (FB > 0) {
       prop::axpy_row<FB>(acc, w, xr);
@@ -128,7 +128,7 @@ inline void row_sum(acc_t* __restrict acc, const Problem<scalar_t, acc_t, index_
   for (int64_t e = a; e < b; ++e) {
     if (e + dist < prefetch_end) prefetch_row<FB, S>(p, static_cast<int64_t>(col[e + dist]), blk);
     const int64_t c = col[e];
-    const acc_t w = prop::src_weight(p.col_scale, c);
+    const acc_t w = prop::src_weight(p.src_scale, c);
     const scalar_t* __restrict xr = x + c * F;
     if constexpr (FB > 0) {
       prop::axpy_row<FB>(acc, w, xr);
@@ -149,12 +149,12 @@ inline void write_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t i, con
     const scalar_t* xr = p.x + i * p.F + blk.f0;
     for (int64_t f = 0; f < blk.fw; ++f) {
       yr[f] = static_cast<scalar_t>(
-          prop::finish_self(acc[f], p.row_scale, i, w, prop::to_acc<acc_t>(xr[f]), bias, f, p.relu));
+          prop::finish_self(acc[f], p.dst_scale, i, w, prop::to_acc<acc_t>(xr[f]), bias, f, p.relu));
     }
     return;
   }
   for (int64_t f = 0; f < blk.fw; ++f) {
-    yr[f] = static_cast<scalar_t>(prop::finish(acc[f], p.row_scale, i, bias, f, p.relu));
+    yr[f] = static_cast<scalar_t>(prop::finish(acc[f], p.dst_scale, i, bias, f, p.relu));
   }
 }
 
@@ -259,7 +259,7 @@ void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_
   }
   for (int64_t f = 0; f < F; ++f) acc[f] += part.head_buf[k * F + f];
   if (prop::self_in_sum(p.self_loops, p.self_scale, r, p.n_src)) {
-    const acc_t w = prop::src_weight(p.col_scale, r);
+    const acc_t w = prop::src_weight(p.src_scale, r);
     for (int64_t f = 0; f < F; ++f) acc[f] += w * prop::to_acc<acc_t>(p.x[r * F + f]);
   }
   write_row(p, r, acc, FBlock{0, F});
@@ -337,15 +337,15 @@ void dispatch_width(const Problem<scalar_t, acc_t, index_t>& p) {
 }
 
 at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x_in,
-                        const c10::optional<at::Tensor>& row_scale,
-                        const c10::optional<at::Tensor>& col_scale, bool self_loops,
+                        const c10::optional<at::Tensor>& dst_scale,
+                        const c10::optional<at::Tensor>& src_scale, bool self_loops,
                         const c10::optional<at::Tensor>& bias, bool relu,
                         const c10::optional<at::Tensor>& /*t_rowptr*/,
                         const c10::optional<at::Tensor>& /*t_col*/,
                         const c10::optional<at::Tensor>& self_scale) {
-  check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias, self_loops, self_scale);
+  check_gcn_spmm_args(rowptr, col, x_in, dst_scale, src_scale, bias, self_loops, self_scale);
   const prop::SpmmOperands o =
-      prop::spmm_operands(rowptr, col, x_in, row_scale, col_scale, bias, self_scale);
+      prop::spmm_operands(rowptr, col, x_in, dst_scale, src_scale, bias, self_scale);
   if (o.empty()) return o.y;
   TORCH_CHECK_VALUE(o.rowptr[-1].item<int64_t>() == o.col.numel(),
                     "rowptr[-1] must equal col.numel() = ", o.col.numel());

@@ -31,6 +31,17 @@ using prop::ChunkInfo;
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
 constexpr int kUnroll = 4;  // edges per group whose rows are loaded before accumulating
+// Resident blocks per SM the chunks kernel is compiled for (__launch_bounds__): 3 caps it at 80
+// registers with no spill for any width, 4 spills (README "Registers"). -DSVG_SPMM_MIN_BLOCKS=N
+// to compare; N=0: no minimum, no cap.
+#ifndef SVG_SPMM_MIN_BLOCKS
+#define SVG_SPMM_MIN_BLOCKS 3
+#endif
+#if SVG_SPMM_MIN_BLOCKS > 0
+#define SVG_SPMM_BOUNDS __launch_bounds__(kWarp* kWarpsPerBlock, SVG_SPMM_MIN_BLOCKS)
+#else
+#define SVG_SPMM_BOUNDS __launch_bounds__(kWarp* kWarpsPerBlock)
+#endif
 
 // The shared arguments (propagate_host.h) and the merge-path work split.
 template <typename scalar_t, typename acc_t, typename index_t>
@@ -72,7 +83,7 @@ __device__ __forceinline__ void tile_sum(acc_t* acc, const Problem<scalar_t, acc
   if (self_row >= 0 && group == 0 && active) {
     acc_t v[V];
     load_vec<V>(v, p.x + self_row * p.F + f0);
-    prop::axpy<V>(acc, prop::src_weight(p.col_scale, self_row), v);
+    prop::axpy<V>(acc, prop::src_weight(p.src_scale, self_row), v);
   }
   for (int64_t e = a + group; e < b; e += static_cast<int64_t>(n_groups) * kUnroll) {
     acc_t v[kUnroll][V];
@@ -85,7 +96,7 @@ __device__ __forceinline__ void tile_sum(acc_t* acc, const Problem<scalar_t, acc
       for (int j = 0; j < V; ++j) v[u][j] = acc_t(0);
       if (ee < b) {
         const int64_t c = static_cast<int64_t>(__ldg(p.col + ee));
-        w[u] = prop::src_weight(p.col_scale, c);
+        w[u] = prop::src_weight(p.src_scale, c);
         if (active) load_vec<V>(v[u], p.x + c * p.F + f0);
       }
     }
@@ -128,14 +139,14 @@ __device__ __forceinline__ void process_row(const Problem<scalar_t, acc_t, index
       load_vec<V>(xi, p.x + i * p.F + f0);
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        const acc_t v = prop::finish_self(acc[j], p.row_scale, i, w_self, xi[j], p.bias, f0 + j, p.relu);
+        const acc_t v = prop::finish_self(acc[j], p.dst_scale, i, w_self, xi[j], p.bias, f0 + j, p.relu);
         yr[f0 + j] = static_cast<scalar_t>(v);
       }
     } else if (dest == Dest::kOutput) {
       scalar_t* yr = p.y + i * p.F;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        const acc_t v = prop::finish(acc[j], p.row_scale, i, p.bias, f0 + j, p.relu);
+        const acc_t v = prop::finish(acc[j], p.dst_scale, i, p.bias, f0 + j, p.relu);
         yr[f0 + j] = static_cast<scalar_t>(v);
       }
     } else {
@@ -159,8 +170,7 @@ __global__ void gcn_spmm_partition_kernel(const Problem<scalar_t, acc_t, index_t
 }
 
 template <int V, typename scalar_t, typename acc_t, typename index_t>
-__global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
-    gcn_spmm_chunks_kernel(const Problem<scalar_t, acc_t, index_t> p) {
+__global__ void SVG_SPMM_BOUNDS gcn_spmm_chunks_kernel(const Problem<scalar_t, acc_t, index_t> p) {
   const int64_t k = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (k >= p.n_chunks) return;  // whole warps exit together: the shuffles stay full-warp
@@ -195,7 +205,7 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
   const int64_t j0 = prop::first_tail_chunk(k, r, p.tail_rows);
   const bool self = prop::self_in_sum(p.self_loops, p.self_scale, r, p.n_src);
   const bool post_self = prop::self_after_scale(p.self_loops, p.self_scale, r, p.n_src);
-  const acc_t w_self = prop::src_weight(p.col_scale, r);
+  const acc_t w_self = prop::src_weight(p.src_scale, r);
   const acc_t w_post = post_self ? p.self_scale[r] : acc_t(0);
   for (int64_t f = lane; f < p.F; f += kWarp) {
     acc_t v = acc_t(0);
@@ -203,9 +213,9 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
     v += p.head_buf[k * p.F + f];
     if (self) v += w_self * prop::to_acc<acc_t>(p.x[r * p.F + f]);
     const acc_t out =
-        post_self ? prop::finish_self(v, p.row_scale, r, w_post,
+        post_self ? prop::finish_self(v, p.dst_scale, r, w_post,
                                       prop::to_acc<acc_t>(p.x[r * p.F + f]), p.bias, f, p.relu)
-                  : prop::finish(v, p.row_scale, r, p.bias, f, p.relu);
+                  : prop::finish(v, p.dst_scale, r, p.bias, f, p.relu);
     p.y[r * p.F + f] = static_cast<scalar_t>(out);
   }
 }
@@ -241,19 +251,19 @@ int64_t chunk_work_for(int64_t work, int64_t F, int64_t acc_bytes) {
 }
 
 at::Tensor gcn_spmm_cuda(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x_in,
-                         const c10::optional<at::Tensor>& row_scale,
-                         const c10::optional<at::Tensor>& col_scale,
+                         const c10::optional<at::Tensor>& dst_scale,
+                         const c10::optional<at::Tensor>& src_scale,
                          bool self_loops, const c10::optional<at::Tensor>& bias, bool relu,
                          const c10::optional<at::Tensor>& /*t_rowptr*/,
                          const c10::optional<at::Tensor>& /*t_col*/,
                          const c10::optional<at::Tensor>& self_scale) {
-  check_gcn_spmm_args(rowptr, col, x_in, row_scale, col_scale, bias, self_loops, self_scale);
+  check_gcn_spmm_args(rowptr, col, x_in, dst_scale, src_scale, bias, self_loops, self_scale);
   const int64_t n_rows = rowptr.numel() - 1;
   const at::ScalarType acc = acc_dtype(x_in.scalar_type());
 
   const c10::cuda::CUDAGuard device_guard(x_in.device());
   const prop::SpmmOperands o =
-      prop::spmm_operands(rowptr, col, x_in, row_scale, col_scale, bias, self_scale);
+      prop::spmm_operands(rowptr, col, x_in, dst_scale, src_scale, bias, self_scale);
   if (o.empty()) return o.y;
   const int64_t F = o.x.size(1);
   const int64_t nnz = o.col.numel();

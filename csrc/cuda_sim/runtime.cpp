@@ -120,7 +120,7 @@ struct Runner {
   void prepare(Fiber& f);
   void resume(Fiber& f);
   void yield(Fiber& f);
-  std::string run_block(const Config& cfg, uint3 bid);
+  std::string run_block(const Config& cfg, uint3 bid, bool strict);
   std::string resolve_warp(unsigned warp, unsigned n, bool strict, bool* progress);
 };
 
@@ -286,7 +286,7 @@ std::string Runner::resolve_warp(unsigned warp, unsigned n, bool strict, bool* p
   return {};
 }
 
-std::string Runner::run_block(const Config& cfg, uint3 bid) {
+std::string Runner::run_block(const Config& cfg, uint3 bid, bool strict) {
   const unsigned n = cfg.block.x * cfg.block.y * cfg.block.z;
   while (fibers.size() < n) {
     fibers.push_back(std::make_unique<Fiber>());
@@ -302,7 +302,6 @@ std::string Runner::run_block(const Config& cfg, uint3 bid) {
     f.st = St::kReady;
     f.tid = uint3{i % cfg.block.x, i / cfg.block.x % cfg.block.y, i / (cfg.block.x * cfg.block.y)};
   }
-  const bool strict = get_options().strict;
   const unsigned warps = (n + 31) / 32;
   for (;;) {
     for (unsigned i = 0; i < n; ++i) {
@@ -429,9 +428,12 @@ void run(const Config& cfg, Body body, void* ctx) {
     Runner& r = runner();
     r.body = body;
     r.ctx = ctx;
-    for (uint64_t i; !failed.load(std::memory_order_relaxed) && (i = next.fetch_add(1)) < nb;) {
+    // Nothing a worker does between blocks may synchronize with the other workers (a relaxed
+    // claim, no lock), or TSan would order their blocks and miss races between them.
+    for (uint64_t i; !failed.load(std::memory_order_relaxed) &&
+                     (i = next.fetch_add(1, std::memory_order_relaxed)) < nb;) {
       const uint3 bid = bid_of(order[i]);
-      std::string e = r.run_block(cfg, bid);
+      std::string e = r.run_block(cfg, bid, opt.strict);
       if (!e.empty()) {
         std::lock_guard<std::mutex> g(err_mutex);
         if (first_error.empty()) first_error = describe(cfg, bid, e);

@@ -257,21 +257,25 @@ inline T atomicCAS(T* p, std::type_identity_t<T> expected, std::type_identity_t<
   std::atomic_ref<T>(*p).compare_exchange_strong(expected, desired, std::memory_order_relaxed);
   return expected;  // the old value either way
 }
-template <class T>
-inline T atomicMax(T* p, std::type_identity_t<T> v) {
+namespace svg_sim {
+// The atomics std::atomic_ref has no member for (max, min): a CAS loop that stores v while
+// replaces(old, v) holds; returns the old value.
+template <class T, class Replaces>
+inline T cas_store_if(T* p, T v, Replaces replaces) {
   std::atomic_ref<T> a(*p);
   T old = a.load(std::memory_order_relaxed);
-  while (old < v && !a.compare_exchange_weak(old, v, std::memory_order_relaxed)) {
+  while (replaces(old, v) && !a.compare_exchange_weak(old, v, std::memory_order_relaxed)) {
   }
   return old;
 }
+}  // namespace svg_sim
+template <class T>
+inline T atomicMax(T* p, std::type_identity_t<T> v) {
+  return svg_sim::cas_store_if(p, v, [](T old, T x) { return old < x; });
+}
 template <class T>
 inline T atomicMin(T* p, std::type_identity_t<T> v) {
-  std::atomic_ref<T> a(*p);
-  T old = a.load(std::memory_order_relaxed);
-  while (v < old && !a.compare_exchange_weak(old, v, std::memory_order_relaxed)) {
-  }
-  return old;
+  return svg_sim::cas_store_if(p, v, [](T old, T x) { return x < old; });
 }
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline int __popcll(unsigned long long v) { return __builtin_popcountll(v); }

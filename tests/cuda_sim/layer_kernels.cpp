@@ -19,6 +19,19 @@ void expect(bool ok, const char* what, long long i) {
   if (!ok && g_fail++ < 5) std::printf("FAIL: %s at %lld\n", what, i);
 }
 
+unsigned n_threads(dim3 grid, dim3 block) {
+  return grid.x * grid.y * grid.z * block.x * block.y * block.z;
+}
+
+// kernel(args..., out) over grid x block, out one int per thread (-1 until written); returns out.
+// A macro so that the emulator's messages name the kernel and this launch's line (SVG_LAUNCH).
+#define LAUNCH_INTS(grid, block, kernel, ...)                                            \
+  [&] {                                                                                  \
+    std::vector<int> out_(n_threads(dim3(grid), dim3(block)), -1);                       \
+    SVG_LAUNCH(grid, block, 0, nullptr, kernel)(__VA_ARGS__ __VA_OPT__(, ) out_.data()); \
+    return out_;                                                                         \
+  }()
+
 __global__ void xor_reduce(const int* in, int* out) {
   const unsigned t = blockIdx.x * blockDim.x + threadIdx.x;
   int v = in[t];
@@ -69,13 +82,32 @@ __global__ void shared_reverse(const int* in, int* out) {
   out[base + t] = s[t];
 }
 
-__global__ void atomics(int* count, float* fsum, double* dsum, int* mx, unsigned* cas_winner) {
+// What the atomics kernel updates, starting from these values.
+struct AtomicState {
+  int count = 0, mx = -1, mn = 1 << 30;
+  float fsum = 0;
+  double dsum = 0;
+  unsigned winner = 0xffffffffu;
+};
+
+__global__ void atomics(AtomicState* s) {
   const unsigned t = blockIdx.x * blockDim.x + threadIdx.x;
-  atomicAdd(count, 1);
-  atomicAdd(fsum, 0.5f);
-  atomicAdd(dsum, 0.25);
-  atomicMax(mx, static_cast<int>(t));
-  atomicCAS(cas_winner, 0xffffffffu, t);
+  atomicAdd(&s->count, 1);
+  atomicAdd(&s->fsum, 0.5f);
+  atomicAdd(&s->dsum, 0.25);
+  atomicMax(&s->mx, static_cast<int>(t));
+  atomicMin(&s->mn, static_cast<int>(t ^ 5u));  // the minimum, 0, comes from thread 5
+  atomicCAS(&s->winner, 0xffffffffu, t);
+}
+
+// Every thread of grid x 128 once through every atomic: the exact totals.
+void check_atomics(unsigned grid) {
+  AtomicState s;
+  SVG_LAUNCH(grid, 128, 0, nullptr, atomics)(&s);
+  const int n = static_cast<int>(grid * 128);
+  expect(s.count == n && s.fsum == 0.5f * n && s.dsum == 0.25 * n, "atomicAdd", s.count);
+  expect(s.mx == n - 1 && s.mn == 0 && s.winner < static_cast<unsigned>(n), "atomicMax/Min/CAS",
+         s.mx);
 }
 
 __global__ void record_order(int* next, int* order) {
@@ -138,9 +170,9 @@ std::vector<T> iota_vec(size_t n) {
 
 int run_case(const std::string& c) {
   if (c == "xor_reduce") {
-    std::vector<int> in(128), out(128, -1);
+    std::vector<int> in(128);
     for (int t = 0; t < 128; ++t) in[t] = t * 7919 % 1013;  // no symmetry a wrong partner could hide in
-    SVG_LAUNCH(2, 64, 0, nullptr, xor_reduce)(in.data(), out.data());
+    const auto out = LAUNCH_INTS(2, 64, xor_reduce, in.data());
     for (int t = 0; t < 128; ++t) {
       int want = 0;
       for (int l = t / 32 * 32; l < t / 32 * 32 + 32; ++l) want += in[l];
@@ -169,21 +201,14 @@ int run_case(const std::string& c) {
       expect(any[t] == 1 && all[t] == 1, "any/all", t);
     }
   } else if (c == "half_masks") {
-    std::vector<int> out(32);
-    SVG_LAUNCH(1, 32, 0, nullptr, half_masks)(out.data());
+    const auto out = LAUNCH_INTS(1, 32, half_masks);
     for (int l = 0; l < 32; ++l) expect(out[l] == l + (l % 16 == 15 ? l : l + 1), "half-warp masks", l);
   } else if (c == "shared_reverse") {
     auto in = iota_vec<int>(256 * 6);
-    std::vector<int> out(in.size(), -1);
-    SVG_LAUNCH(6, 256, 0, nullptr, shared_reverse)(in.data(), out.data());
+    const auto out = LAUNCH_INTS(6, 256, shared_reverse, in.data());
     for (int t = 0; t < 256 * 6; ++t) expect(out[t] == 2 * (t / 256 * 256 + 255 - t % 256), "shared", t);
   } else if (c == "atomics") {
-    int count = 0, mx = -1;
-    float fsum = 0;
-    double dsum = 0;
-    unsigned winner = 0xffffffffu;
-    SVG_LAUNCH(16, 128, 0, nullptr, atomics)(&count, &fsum, &dsum, &mx, &winner);
-    expect(count == 2048 && fsum == 1024.0f && dsum == 512.0 && mx == 2047 && winner < 2048, "atomics", 0);
+    check_atomics(16);
   } else if (c == "order") {
     int next = 0;
     std::vector<int> order(50, -1);
@@ -195,29 +220,23 @@ int run_case(const std::string& c) {
     std::printf("\n");
   } else if (c == "index_3d") {
     const dim3 grid(3, 2, 2), block(4, 4, 2);
-    std::vector<int> out(12 * 32, -1);
-    SVG_LAUNCH(grid, block, 0, nullptr, index_3d)(out.data());
+    const auto out = LAUNCH_INTS(grid, block, index_3d);
     for (int i = 0; i < 12 * 32; ++i) {
       const int b = i / 32, t = i % 32;
       const int want = (b / 6) * 1000000 + (b / 3 % 2) * 10000 + (b % 3) * 100 + (t / 16) * 16 + (t / 4 % 4) * 4 + t % 4;
       expect(out[i] == want, "3-D indices", i);
     }
   } else if (c == "lane_exit") {
-    std::vector<int> out(64);
-    SVG_LAUNCH(1, 64, 0, nullptr, lane_exits_before_shuffle)(out.data());
+    LAUNCH_INTS(1, 64, lane_exits_before_shuffle);
   } else if (c == "divergent_sites") {
-    std::vector<int> out(32);
-    SVG_LAUNCH(1, 32, 0, nullptr, divergent_sites)(out.data());
+    const auto out = LAUNCH_INTS(1, 32, divergent_sites);
     for (int l = 0; l < 32; ++l) expect(out[l] == (l ^ 16), "divergent-site xor", l);
   } else if (c == "barrier_exit") {
-    std::vector<int> out(64);
-    SVG_LAUNCH(1, 64, 0, nullptr, exits_before_barrier)(out.data());
+    LAUNCH_INTS(1, 64, exits_before_barrier);
   } else if (c == "inactive_lane") {
-    std::vector<int> out(32);
-    SVG_LAUNCH(1, 32, 0, nullptr, reads_inactive_lane)(out.data());
+    LAUNCH_INTS(1, 32, reads_inactive_lane);
   } else if (c == "mask_without_self") {
-    std::vector<int> out(32);
-    SVG_LAUNCH(1, 32, 0, nullptr, mask_without_self)(out.data());
+    LAUNCH_INTS(1, 32, mask_without_self);
   } else if (c == "block_too_large") {
     SVG_LAUNCH(1, 1025, 0, nullptr, nothing)(nullptr);
   } else if (c == "block_z_too_large") {
@@ -232,13 +251,6 @@ int run_case(const std::string& c) {
     int counter = 0;
     SVG_LAUNCH(64, 32, 0, nullptr, racy_increment)(&counter);
     std::printf("counter %d\n", counter);
-  } else if (c == "no_race") {
-    int count = 0, mx = -1;
-    float fsum = 0;
-    double dsum = 0;
-    unsigned winner = 0xffffffffu;
-    SVG_LAUNCH(64, 32, 0, nullptr, atomics)(&count, &fsum, &dsum, &mx, &winner);
-    expect(count == 2048, "atomic count", count);
   } else {
     std::printf("FAIL: unknown case %s\n", c.c_str());
     return 1;
