@@ -11,7 +11,7 @@ SVG_LIBRARY(SVG_NS, m) {
   //                            + [self_loops and i < x.size(0)] src_scale[i] * x[i]) + bias)
   // rowptr [R+1], col [nnz] (same int dtype), x [C, F]; dst_scale [R] / src_scale [C] / bias [F]
   // in the accumulation dtype (float32, or float64 for float64 x); act = relu if `relu`.
-  // The names are the public API's (gcn_propagate); the kernels call them row/col scale.
+  // The names are the public API's (gcn_propagate) and the kernels'.
   // t_rowptr/t_col: the transposed CSR ([C+1], [nnz]) if the caller has it; only the backward
   // reads them (None: the backward builds it).
   // self_scale [min(R, C)] (acc dtype; needs self_loops): the self loop of row i becomes

@@ -281,7 +281,7 @@ def truth_self(rowptr, col, x, rs, cs, ss, bias, relu):
 @pytest.mark.parametrize("idx", [torch.int32, torch.int64])
 @pytest.mark.parametrize("split", [False, True], ids=["rows", "split"])
 def test_self_scale(tp, idx, split):
-    """self_scale: row i's self loop is self_scale[i] * x[i], added after row_scale; both the short-row
+    """self_scale: row i's self loop is self_scale[i] * x[i], added after dst_scale; both the short-row
     and the split (long-row) epilogues; bipartite, as a sampled block."""
     gen = torch.Generator().manual_seed(14 + split + 2 * (idx == torch.int32))
     n_dst, n_src, F = 20, 45, 7
