@@ -41,7 +41,7 @@ def main() -> None:
     data = planted_partition(args.nodes, avg_degree=16, feature_dim=64, seed=0)
     split = split_edges(data.graph, 0.05, 0.10, seed=0)
     cfg = TrainConfig(mode="minibatch", hidden=32, latent=16, epochs=1, steps=10**9, lr=args.lr, neg_ratio=1,
-                      batch_size=args.batch_size, fanouts=(10, 5), patience=None, seed=0, device="cpu",
+                      batch_size=args.batch_size, fanouts=(10, 5), patience=0, seed=0, device="cpu",
                       amp="off", progress=False)
     trainer = Trainer(cfg, data.x, split)
     loader = trainer.loader

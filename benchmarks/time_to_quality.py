@@ -10,7 +10,7 @@ synthetic (the CLI's built-in planted-partition graph, --nodes), or any file ``s
 --dataset`` reads. Split: Kipf's 85/5/10 with the seed (split seed = model seed, as the CLI).
 
 Systems: ``auto`` / ``full`` / ``minibatch`` run ``Trainer(TrainConfig(mode=...))`` with every
-other setting at its default (``--set key=value`` overrides, e.g. ``--set patience=None``);
+other setting at its default (``--set key=value`` overrides, e.g. ``--set patience=0``);
 ``pyg`` is PyG's examples/autoencoder.py VGAE recipe (GCNConv encoder 2x hidden -> latent,
 ``torch_geometric.nn.VGAE``, full-batch, Adam lr 0.01, ``recon_loss`` with one sampled negative
 per positive + KL / N, 400 epochs, no early stopping) validating every ``--pyg-eval-every``
@@ -90,7 +90,7 @@ def replay(curve: list[dict], patience: Optional[int], min_delta: float, monitor
             ref, bad = score, 0
         else:
             bad += 1
-            if patience is not None and bad >= patience:
+            if patience and bad >= patience:  # 0 or None: never
                 stop = i
                 break
     b, seen = curve[best], curve[: stop + 1]
@@ -307,9 +307,9 @@ def main() -> None:
     p.add_argument("--plot", default=None, metavar="JSON", help="no training: redraw the picture of a results .json")
     p.add_argument("--replay", nargs="+", default=None, metavar="JSON",
                    help="no training: replay stopping rules (--monitor-grid x --patience-grid x --min-delta-grid) on "
-                        "the curves of results .json files recorded with --set patience=None")
+                        "the curves of results .json files recorded with --set patience=0")
     p.add_argument("--monitor-grid", nargs="+", default=["auc"], help="auc, ap, auc+ap (needs curves with val_ap)")
-    p.add_argument("--patience-grid", type=_value, nargs="+", default=[None, 100, 50, 20, 10, 5, 3])
+    p.add_argument("--patience-grid", type=_value, nargs="+", default=[0, 100, 50, 20, 10, 5, 3])
     p.add_argument("--min-delta-grid", type=float, nargs="+", default=[0.0, 0.001, 0.002])
     a = p.parse_args()
     if a.replay:

@@ -123,7 +123,7 @@ def test_train_options_generated_from_config():
     cfg = config_from_args(p.parse_args(["train", "--patience", "0", "--no-progress", "--fanouts", "4,3",
                                          "--kl-weight", "0.5", "--weight-decay", "1e-4", "--full-max-nodes", "9"]))
     assert (cfg.patience, cfg.progress, cfg.fanouts, cfg.kl_weight, cfg.weight_decay, cfg.full_max_nodes) == \
-        (None, False, (4, 3), 0.5, 1e-4, 9)
+        (0, False, (4, 3), 0.5, 1e-4, 9)
 
 
 def _string_id_edges(path, n=80, seed=0):

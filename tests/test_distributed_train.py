@@ -81,7 +81,7 @@ def _no_neg_factory(*args, **kw):
 def _sgd_cfg(batch_size: int, **kw) -> TrainConfig:
     base = dict(model="gae", mode="minibatch", batch_size=batch_size, fanouts=(-1, -1), optimizer="sgd",
                 momentum=0.0, lr=0.5, self_loop_weight=0.0, dropout=0.0, seed=3, device="cpu", amp="off",
-                progress=False, patience=None, ema_decay=0.0)  # the raw iterates: what DDP averages
+                progress=False, patience=0, ema_decay=0.0)  # the raw iterates: what DDP averages
     base.update(kw)
     return TrainConfig(**base)
 

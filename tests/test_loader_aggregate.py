@@ -104,7 +104,7 @@ def test_aggregated_block_bias_activation_and_errors():
 def test_trainer_aggregates_only_without_input_dropout(data, dropout, expect):
     d, sp = data
     cfg = TrainConfig(mode="minibatch", epochs=1, steps=2, batch_size=256, dropout=dropout, device="cpu",
-                      progress=False, patience=None)
+                      progress=False, patience=0)
     tr = Trainer(cfg, d.x, sp)
     assert tr.loader.aggregate_input is expect
     calls: list = []

@@ -24,7 +24,7 @@ def test_minibatch_vgae_1e5_nodes_learns_in_bounded_memory():
     split = split_edges(data.graph, 0.05, 0.10, seed=0)
     can_measure = reset_peak_rss()
     cfg = TrainConfig(mode="minibatch", epochs=1, steps=STEPS, lr=0.01, neg_ratio=1, batch_size=2048,
-                      fanouts=(10, 5), patience=None, seed=0, device="cpu", amp="off", progress=False)
+                      fanouts=(10, 5), patience=0, seed=0, device="cpu", amp="off", progress=False)
     trainer = Trainer(cfg, data.x, split)
     res = trainer.fit()
     assert res.steps == STEPS

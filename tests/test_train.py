@@ -50,7 +50,7 @@ def run(data, tmp_path=None, **kw):
 
 @pytest.mark.parametrize("model", ["vgae", "gae"])
 def test_full_mode_learns_and_restores_best(data, tmp_path, model):
-    tr, res = run(data, tmp_path, model=model, epochs=40, seed=1, patience=None)
+    tr, res = run(data, tmp_path, model=model, epochs=40, seed=1, patience=0)
     assert res.epochs_run == 40 and res.steps == 40
     assert res.best_val_auc > 0.75
     auc, ap = tr.evaluate(tr.split.val_pos, tr.split.val_neg)
@@ -63,7 +63,7 @@ def test_full_mode_learns_and_restores_best(data, tmp_path, model):
 
 @pytest.mark.parametrize("monitor", ["auc+ap", "ap"])
 def test_monitor_selects_the_restored_epoch(data, monitor):
-    tr, res = run(data, epochs=40, seed=1, patience=None, monitor=monitor)
+    tr, res = run(data, epochs=40, seed=1, patience=0, monitor=monitor)
     rows = [r for r in res.history if "val_auc" in r]
     score = (lambda r: r["val_auc"] + r["val_ap"]) if monitor == "auc+ap" else (lambda r: r["val_ap"])
     assert max(rows, key=score)["epoch"] == res.best_epoch
@@ -80,7 +80,7 @@ def test_early_stopping(data):
 
 
 def test_sampled_full_mode_sgd_and_steps(data):
-    tr, res = run(data, epochs=30, full_max_nodes=10, neg_ratio=3, optimizer="sgd", lr=0.05, patience=None)
+    tr, res = run(data, epochs=30, full_max_nodes=10, neg_ratio=3, optimizer="sgd", lr=0.05, patience=0)
     assert not tr.all_pairs and res.steps == 30 and res.best_val_auc > 0.6
     tr, res = run(data, epochs=100, steps=7)
     assert res.steps == 7 and res.epochs_run == 7
@@ -131,7 +131,7 @@ def test_resume_equals_uninterrupted(data, tmp_path, mode, kill):
 
 
 def test_minibatch_mode_with_loader(data):
-    tr, res = run(data, mode="minibatch", epochs=15, batch_size=32, lr=0.01, patience=None)
+    tr, res = run(data, mode="minibatch", epochs=15, batch_size=32, lr=0.01, patience=0)
     assert tr.steps_per_epoch == len(tr.loader) > 1
     assert res.steps == 15 * tr.steps_per_epoch and res.best_val_auc > 0.7
 
@@ -288,7 +288,7 @@ def test_full_mode_is_tkipf_vgae(exclude, ema):
     d = planted_partition(60, avg_degree=6, feature_dim=12, seed=5)
     sp = split_edges(d.graph, 0.1, 0.1, seed=0)
     x = torch.as_tensor(d.x).float()
-    tr = Trainer(TrainConfig(model="vgae", mode="full", seed=3, epochs=8, patience=None, progress=False,
+    tr = Trainer(TrainConfig(model="vgae", mode="full", seed=3, epochs=8, patience=0, progress=False,
                              exclude_heldout=exclude, ema_decay=ema), x, sp)
     res = tr.fit()  # restores the best-validation epoch's (averaged) weights: compare with that epoch
     ref = _dense_kipf_vgae(x, sp, 3, res.best_epoch, exclude, ema)
@@ -304,6 +304,10 @@ def test_ema_defaults_and_checks():
         ("auc", "auc+ap")
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0).resolved()
+    assert (TrainConfig(mode="full").resolved().patience, TrainConfig(mode="minibatch").resolved().patience) == (10, 3)
+    assert TrainConfig(mode="minibatch", patience=0).resolved().patience == 0  # 0: never stop early
+    with pytest.raises(ValueError, match="patience"):
+        TrainConfig(patience=-1).resolved()
 
 
 def test_plateau_min_delta_stops_on_creep(data):
@@ -325,7 +329,7 @@ def test_plateau_min_delta_stops_on_creep(data):
 
 def test_time_budget_ends_cleanly_and_resume_honours_it(data, tmp_path):
     d, sp = data
-    cfg = TrainConfig(epochs=100000, patience=None, time_budget=1.0, progress=False)
+    cfg = TrainConfig(epochs=100000, patience=0, time_budget=1.0, progress=False)
     tr = Trainer(cfg, d.x, sp, out_dir=str(tmp_path))
     res = tr.fit()
     assert res.out_of_time and not res.stopped_early and 0 < res.epochs_run < 100000
@@ -335,7 +339,7 @@ def test_time_budget_ends_cleanly_and_resume_honours_it(data, tmp_path):
     # Resuming with the same budget does nothing more; a larger budget trains on.
     again = Trainer(cfg, d.x, sp, out_dir=str(tmp_path)).fit(resume=True)
     assert again.steps == res.steps and again.out_of_time
-    more = Trainer(TrainConfig(epochs=100000, patience=None, time_budget=2.0, progress=False), d.x, sp,
+    more = Trainer(TrainConfig(epochs=100000, patience=0, time_budget=2.0, progress=False), d.x, sp,
                    out_dir=str(tmp_path)).fit(resume=True)
     assert more.steps > res.steps and more.out_of_time and more.history[-1]["elapsed_s"] >= 2.0
 
@@ -361,11 +365,14 @@ def test_mode_auto_choice(data):
     tr = Trainer(TrainConfig(progress=False, epochs=1, auto_full_nodes=50), d.x, sp, loader_factory=FakeLinkLoader)
     assert tr.cfg.mode == "minibatch" and "80 nodes > auto_full_nodes=50" in tr.mode_reason
     assert (tr.cfg.lr, tr.cfg.ema_decay, tr.cfg.monitor) == (0.01, 0.99, "auc+ap")  # minibatch defaults follow
+    assert (tr.cfg.patience, tr.eval_steps) == (3, 25)
+    full = Trainer(TrainConfig(progress=False, epochs=1), d.x, sp)
+    assert (full.cfg.patience, full.eval_steps) == (10, 1)
     assert TrainConfig(mode="full").choose_mode(10**9)[0] == "full"
 
 
 def test_minibatch_validates_within_epochs(data):
-    tr, res = run(data, mode="minibatch", epochs=3, batch_size=8, lr=0.01, patience=None, eval_steps=3)
+    tr, res = run(data, mode="minibatch", epochs=3, batch_size=8, lr=0.01, patience=0, eval_steps=3)
     rows, spe = res.history, tr.steps_per_epoch
     assert tr.eval_steps == 3 and spe > 8 and spe % 3 and res.steps == 3 * spe
     evals = set(range(3, 3 * spe + 1, 3)) | {3 * spe}

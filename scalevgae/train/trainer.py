@@ -38,7 +38,7 @@ from scalevgae.train.objectives import all_pairs_loss, sampled_loss, self_loop_w
 from scalevgae.train.progress import phase, progress_bar
 
 METRICS_NAME = "metrics.jsonl"
-MIN_EVAL_STEPS = 50  # the fewest steps between minibatch validations by default
+MINIBATCH_EVAL_STEPS = 25  # steps between minibatch validations by default
 
 
 def resolve_device(name: str) -> torch.device:
@@ -161,14 +161,14 @@ class Trainer:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default a
-        # twentieth of an epoch, since on large graphs validation AUC plateaus within the first
-        # epoch, but at least MIN_EVAL_STEPS: on small graphs at lr 0.001 without weight averaging,
-        # fewer steps than that between validations saw noise, not progress, and stopped on it).
+        # Validation every eval_every epochs (full) or eval_steps steps (minibatch; default
+        # MINIBATCH_EVAL_STEPS: with weight averaging the validated iterate is smooth, and on large
+        # graphs validation AUC plateaus within the first few hundred steps, so a plateau is seen
+        # soon after it begins; README, "Time to quality").
         if self.full or cfg.eval_steps is None and cfg.eval_every > 1:
             self.eval_steps = cfg.eval_every * self.steps_per_epoch
         else:
-            self.eval_steps = cfg.eval_steps or max(MIN_EVAL_STEPS, math.ceil(self.steps_per_epoch / 20))
+            self.eval_steps = cfg.eval_steps or MINIBATCH_EVAL_STEPS
         self.val_set = ValidationSet(split.train_graph, x, split.val_pos, split.val_neg, num_pairs=cfg.eval_pairs,
                                      metric=split.metric,
                                      seed=cfg.seed + 3, device=self.device)
@@ -505,7 +505,7 @@ class Trainer:
                 st.update(plateau_ref=score, bad_evals=0)
             else:
                 st["bad_evals"] += 1
-                if cfg.patience is not None and st["bad_evals"] >= cfg.patience:
+                if cfg.patience and st["bad_evals"] >= cfg.patience:  # 0: never
                     st["stopped_early"] = True
             st["out_of_time"] = late
         st["wall_time"] = self._elapsed()
