@@ -55,6 +55,8 @@ def test_reader_agrees_with_ogb(dirs, name):
     np.testing.assert_allclose(np.asarray(data.x), g["node_feat"], rtol=0, atol=1e-6)
     s = data.split
     assert s.metric == OGB_LINK[name].metric
+    # Training pairs in the graph's index dtype; the graph's int64 COO is not built (and kept) for them.
+    assert s.train_pos.dtype == s.train_graph.col.dtype == torch.int32 and s.train_graph._edge_index is None
     if name == "ogbl-collab":
         assert data.graph.is_symmetric and data.meta["add_inverse_edge"]
         np.testing.assert_array_equal(data.meta["edge_year"], g["edge_year"].reshape(-1)[0::2])
