@@ -18,6 +18,7 @@ from torch import Tensor
 
 from scalevgae import distributed as sdist
 from scalevgae import reorder
+from scalevgae._memory import release_free_memory
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
@@ -276,6 +277,7 @@ class Trainer:
     @torch.no_grad()
     def _embed(self) -> Tensor:
         """:meth:`embed` in the training order (rows ``perm[i]`` of the original)."""
+        release_free_memory()  # the pages of freed training batches, before the N-row outputs
         return self.model.embed(self.x, self.graph, batch_size=self.cfg.embed_batch_size, device=self.device)
 
     @torch.no_grad()
