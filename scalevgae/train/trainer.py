@@ -145,7 +145,8 @@ class Trainer:
         self.heldout_pairs: Optional[Tensor] = None
         if held is not None and held.size(1) > 0:
             self.heldout_graph = Graph.from_edge_index(held, n, undirected=True)
-            self.heldout_pairs = self.heldout_graph.edge_index.to(self.device)  # both directions
+            if self.all_pairs:  # only the all-pairs loss reads them (int64, 16 bytes per held-out pair)
+                self.heldout_pairs = self.heldout_graph.edge_index.to(self.device)  # both directions
         self.loader = None
         if not self.full:
             # The loader samples from the graph where the split put it (CPU usually) and moves
@@ -193,6 +194,7 @@ class Trainer:
             self.ddp = DistributedDataParallel(_LossModule(self), device_ids=ids)
         if cfg.progress and self.dist.is_main:
             print(f"scalevgae: {self.mode_reason}", file=sys.stderr)
+        release_free_memory()  # the temporaries of the held-out graph and the validation blocks
 
     def _reseed_rank(self, step: int) -> None:
         """Per-rank torch RNG (dropout) and full-mode negative generator, from (seed, rank, step)."""
