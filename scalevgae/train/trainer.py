@@ -452,6 +452,7 @@ class Trainer:
                         if epoch_end or self._done():
                             break
                         t0 = time.perf_counter()
+                    batch = None  # not held through the validation's full-graph inference
                 if not self._done():
                     self._end_period(epoch_end=True)
         finally:
