@@ -84,8 +84,8 @@ def split_edges(graph: Graph, val: float = 0.05, test: float = 0.1, *, seed: int
     Reproducible for a seed. Every edge list has the graph's index dtype (int32 below 2^31 nodes).
     """
     out = _split_edges(graph, val, test, seed)
-    # Its per-block hashes, masks and row ids are freed now, but glibc keeps their pages (221 MB
-    # at 10^6 nodes) for the rest of the run unless told: hand them back before training.
+    # Its per-block hashes, masks and row ids are freed now, but glibc keeps their pages for the
+    # rest of the run unless told (221 MB at 10^6 nodes, with the graph builder's): hand them back.
     release_free_memory()
     return out
 
