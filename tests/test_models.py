@@ -76,6 +76,24 @@ def test_embed_matches_encode(kind, fin):
     torch.testing.assert_close(model.embed(x, g.edge_index), emb)  # not a Graph: one encoder call
 
 
+def test_vgae_inference_without_logstd_head():
+    g, x = small(f=12)
+    torch.manual_seed(2)
+    enc = VGAEEncoder(12, 8, 4).double().eval()
+    torch.nn.init.normal_(enc.conv_logstd.weight)  # a nonzero head, so skipping it is visible
+    a = dense_norm_adj(g)
+    h = torch.relu(a @ x @ enc.conv1.weight)
+    mu_ref, logstd_ref = a @ h @ enc.conv_mu.weight, a @ h @ enc.conv_logstd.weight
+    mu, logstd = enc.inference(x, g, batch_size=7)
+    torch.testing.assert_close(mu, mu_ref)
+    torch.testing.assert_close(logstd, logstd_ref)
+    mu_only, none = enc.inference(x, g, batch_size=7, logstd=False)
+    assert none is None
+    torch.testing.assert_close(mu_only, mu_ref)
+    model = VGAE(enc)
+    torch.testing.assert_close(model.embed(x, g, batch_size=7), mu_ref)
+
+
 def test_vgae_reparam_clamp_and_kl():
     g, x = small()
     torch.manual_seed(0)

@@ -409,6 +409,30 @@ def test_subset_validation_is_exact(model):
     assert not dense.val_set.subset
 
 
+def test_validation_set_decides_before_building_blocks():
+    # The input layer's edge count decides (blocks are built only when used), and both outcomes
+    # advance the global RNG alike (one draw, as before), so training noise does not depend on it.
+    from scalevgae.train.evaluation import MAX_BLOCK_EDGE_SHARE, ValidationSet
+
+    sparse = split_edges(planted_partition(3000, avg_degree=3, feature_dim=8, seed=1).graph, 0.1, 0.1, seed=0)
+    dense = split_edges(planted_partition(300, avg_degree=40, feature_dim=8, seed=1).graph, 0.1, 0.1, seed=0)
+    draws = []
+    for sp in (sparse, dense):
+        torch.manual_seed(5)
+        vs = ValidationSet(sp.train_graph, torch.zeros(sp.train_graph.num_nodes, 1), sp.val_pos, sp.val_neg,
+                           num_pairs=20, seed=0, device=torch.device("cpu"))
+        draws.append(torch.rand(1))
+        if sp is sparse:
+            assert vs.subset
+            assert 0 < vs.blocks[0].num_edges <= MAX_BLOCK_EDGE_SHARE * sp.train_graph.num_edges
+            assert vs.blocks[0].num_edges == int(sp.train_graph.degree()[vs.n_id[: vs.blocks[0].num_dst]].sum())
+        else:
+            assert not vs.subset and not hasattr(vs, "blocks")
+    torch.manual_seed(5)
+    torch.randint(0, 2**63 - 1, (1,))  # the one draw of a sampling seed
+    assert torch.equal(draws[0], torch.rand(1)) and torch.equal(draws[1], draws[0])
+
+
 def _data80():
     d = planted_partition(80, avg_degree=6, feature_dim=16, seed=3)
     return d.x, split_edges(d.graph, 0.1, 0.1, seed=0)

@@ -238,9 +238,10 @@ class LinkLoader:
     # ---- batches ----
     def _order(self, epoch: int) -> Tensor:
         p = self.pos_pairs.size(1)
+        dtype = torch.int32 if p < 2**31 else torch.int64  # half of an epoch's order (the same permutation)
         if not self.shuffle:
-            return torch.arange(p)
-        return torch.randperm(p, generator=torch.Generator().manual_seed(_mix64(self._seed, epoch, -1)))
+            return torch.arange(p, dtype=dtype)
+        return torch.randperm(p, generator=torch.Generator().manual_seed(_mix64(self._seed, epoch, -1)), dtype=dtype)
 
     def _batch_generator(self, epoch: int, b: int) -> torch.Generator:
         g = torch.Generator(device=self.graph.device)

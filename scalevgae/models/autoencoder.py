@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores
+from scalevgae.models.encoders import VGAEEncoder
 from scalevgae.nn.decoder import InnerProductDecoder
 from scalevgae.sampling.negative import negative_pairs
 
@@ -99,9 +100,12 @@ class GAE(nn.Module):
                 dev = device or next(self.parameters()).device
                 adj = edge_index.to(dev) if hasattr(edge_index, "to") else edge_index
                 return self._mean(self.encoder(torch.as_tensor(x).to(dev), adj))
-            return self._mean(self.encoder.inference(x, edge_index, batch_size=batch_size, device=device))
+            return self._mean(self._inference(x, edge_index, batch_size=batch_size, device=device))
         finally:
             self.train(was)
+
+    def _inference(self, x: Any, graph: Graph, **kwargs: Any) -> Any:
+        return self.encoder.inference(x, graph, **kwargs)
 
     def _mean(self, out: Any) -> Tensor:
         return out
@@ -141,6 +145,11 @@ class VGAE(GAE):
             raise RuntimeError("kl_loss() needs mu and logstd: call encode() first or pass them")
         mu, logstd = mu.float(), logstd.float()
         return -0.5 * torch.mean(torch.sum(1 + 2 * logstd - mu**2 - logstd.exp() ** 2, dim=1))
+
+    def _inference(self, x: Any, graph: Graph, **kwargs: Any) -> Any:
+        if isinstance(self.encoder, VGAEEncoder):  # embed returns mu: skip the logstd head
+            kwargs["logstd"] = False
+        return self.encoder.inference(x, graph, **kwargs)
 
     def _mean(self, out: Any) -> Tensor:
         return out[0]

@@ -119,10 +119,14 @@ class VGAEEncoder(nn.Module):
         return out[:, : w.size(1) // 2], out[:, w.size(1) // 2 :]
 
     @torch.no_grad()
-    def inference(self, x: Any, graph: Graph, *, batch_size: int = 65536,
-                  device: Optional[torch.device] = None) -> tuple[Tensor, Tensor]:
-        """Full-graph (mu, logstd) layer by layer in row chunks (eval mode: no dropout)."""
+    def inference(self, x: Any, graph: Graph, *, batch_size: int = 65536, device: Optional[torch.device] = None,
+                  logstd: bool = True) -> tuple[Tensor, Optional[Tensor]]:
+        """Full-graph (mu, logstd) layer by layer in row chunks (eval mode: no dropout).
+
+        ``logstd=False`` returns ``(mu, None)``: embeddings need only mu, and the logstd head
+        would cost a second ``[num_nodes, out]`` propagation and output."""
         h = self.conv1.inference(x, graph, batch_size=batch_size, activation="relu", device=device)
         mu = self.conv_mu.inference(h, graph, batch_size=batch_size, device=device)
-        logstd = self.conv_logstd.inference(h, graph, batch_size=batch_size, device=device)
-        return mu, logstd
+        if not logstd:
+            return mu, None
+        return mu, self.conv_logstd.inference(h, graph, batch_size=batch_size, device=device)

@@ -13,6 +13,7 @@ from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.ops.decode import edge_logits
 from scalevgae.sampling import sample_neighbors
+from scalevgae.sampling.neighbor import draw_seed
 
 # Use the blocks only while their input layer has at most this share of the graph's edges:
 # beyond it full-graph inference costs about the same and scores every pair.
@@ -59,9 +60,16 @@ class ValidationSet:
         gen = torch.Generator().manual_seed(seed)
         p, q = _subset(pos.cpu(), num_pairs, gen), _subset(neg.cpu(), num_pairs, gen)
         seeds, inv = torch.unique(torch.cat([p, q], 1).reshape(-1), return_inverse=True)
-        sub = sample_neighbors(graph, seeds.to(graph.rowptr.device), [-1, -1])
-        if sub.blocks[0].num_edges > MAX_BLOCK_EDGE_SHARE * graph.num_edges:
+        seeds = seeds.to(graph.rowptr.device)
+        # The input layer's edges are all edges of the seeds' 1-hop nodes: count them before
+        # building the 2-hop blocks (hundreds of MB at 10^6 nodes when they are then not used).
+        # Fanout -1 samples nothing at random; one draw of the global RNG either way, as always.
+        rng = torch.Generator(graph.rowptr.device).manual_seed(draw_seed())
+        hop1 = sample_neighbors(graph, seeds, [-1], generator=rng).n_id
+        if int(graph.degree()[hop1].sum()) > MAX_BLOCK_EDGE_SHARE * graph.num_edges:
             return
+        del hop1
+        sub = sample_neighbors(graph, seeds, [-1, -1], generator=rng)
         self.subset = True
         # n_id lists the seeds first, in the order given: pair endpoints index its first rows.
         local = inv.reshape(2, -1)

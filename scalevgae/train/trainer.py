@@ -18,6 +18,7 @@ from torch import Tensor
 
 from scalevgae import distributed as sdist
 from scalevgae import reorder
+from scalevgae._memory import release_free_memory
 from scalevgae.data.split import LinkSplit
 from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
@@ -144,7 +145,8 @@ class Trainer:
         self.heldout_pairs: Optional[Tensor] = None
         if held is not None and held.size(1) > 0:
             self.heldout_graph = Graph.from_edge_index(held, n, undirected=True)
-            self.heldout_pairs = self.heldout_graph.edge_index.to(self.device)  # both directions
+            if self.all_pairs:  # only the all-pairs loss reads them (int64, 16 bytes per held-out pair)
+                self.heldout_pairs = self.heldout_graph.edge_index.to(self.device)  # both directions
         self.loader = None
         if not self.full:
             # The loader samples from the graph where the split put it (CPU usually) and moves
@@ -192,6 +194,7 @@ class Trainer:
             self.ddp = DistributedDataParallel(_LossModule(self), device_ids=ids)
         if cfg.progress and self.dist.is_main:
             print(f"scalevgae: {self.mode_reason}", file=sys.stderr)
+        release_free_memory()  # the temporaries of the held-out graph and the validation blocks
 
     def _reseed_rank(self, step: int) -> None:
         """Per-rank torch RNG (dropout) and full-mode negative generator, from (seed, rank, step)."""
@@ -276,6 +279,7 @@ class Trainer:
     @torch.no_grad()
     def _embed(self) -> Tensor:
         """:meth:`embed` in the training order (rows ``perm[i]`` of the original)."""
+        release_free_memory()  # the pages of freed training batches, before the N-row outputs
         return self.model.embed(self.x, self.graph, batch_size=self.cfg.embed_batch_size, device=self.device)
 
     @torch.no_grad()
@@ -448,6 +452,7 @@ class Trainer:
                         if epoch_end or self._done():
                             break
                         t0 = time.perf_counter()
+                    batch = None  # not held through the validation's full-graph inference
                 if not self._done():
                     self._end_period(epoch_end=True)
         finally:
