@@ -25,6 +25,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from scalevgae._util import eager_under_compile
 from scalevgae.csr import coo_to_csr, csr_transpose
 from scalevgae.graph import Graph
 from scalevgae.nn.gcn_layer import bias_act
@@ -222,8 +223,8 @@ class AdjacencyCache:
         return dict(self.__dict__, _entry=None)  # weak references do not pickle; rebuilt on use
 
     # Identity and _version checks, and the data-dependent build, run eagerly under torch.compile
-    # (one graph break per call); the propagation itself is traced.
-    @torch.compiler.disable
+    # (one graph break per call; scalevgae._util.eager_under_compile); the propagation itself is traced.
+    @eager_under_compile
     def get(self, adj: Any, n: int, edge_weight: Optional[Tensor] = None) -> FusedAdjacency | WeightedAdjacency:
         """The propagation of ``adj`` on ``n`` nodes (``n`` rows of x)."""
         if self._entry is not None:
