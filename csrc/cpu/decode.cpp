@@ -32,10 +32,6 @@
 #include "decode_host.h"
 #include "decode_math.h"
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors only cross always_inline helpers
-#endif
-
 namespace scalevgae {
 namespace {
 

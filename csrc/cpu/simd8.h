@@ -1,10 +1,13 @@
 // 8-wide float vectors (GCC vector extensions) and the polynomial exp/log1p of the float CPU
 // kernels (all_pairs.cpp, decode.cpp). Compiled for whatever ISA the including function has: two
-// SSE2 halves in the baseline build, one ymm register in a target("avx2,fma") clone. Includers
-// silence -Wpsabi in their .cpp (the 32-byte vectors only cross always_inline helpers).
+// SSE2 halves in the baseline build, one ymm register in a target("avx2,fma") clone.
 #pragma once
 
 #include <cstring>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors only cross always_inline helpers
+#endif
 
 namespace scalevgae {
 namespace simd8 {
