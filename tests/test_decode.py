@@ -320,6 +320,51 @@ def test_cpu_edge_grad_owner_scan_and_sort_give_the_same_bits(dtype):
         assert torch.equal(g, out[1, torch.int64])
 
 
+@needs_ext
+@pytest.mark.parametrize("F", [16, 32, 64, 128, 8, 40])
+@pytest.mark.parametrize("idx", [torch.int64, torch.int32])
+def test_cpu_decoder_row_widths(F, idx):
+    """csrc/cpu/decode.cpp compiles float rows of 16/32/64/128 features (F = 8, 40: the runtime
+    width) and vectorises the BCE's exp/log1p: edge_dot, edge_bce (more than one loss block, a
+    ragged tail, a hub, non-contiguous z) and edge_grad (1 and 2 threads, same bits) vs float64."""
+    gen = torch.Generator().manual_seed(F)
+    n, E = 500, 4096 + 1003
+    z = (torch.randn(F, n, generator=gen) * 3 / F**0.5).T  # [n, F] non-contiguous, |logit| up to ~30
+    src, dst = _edges(n, E, gen, "cpu")
+    src[::7] = 3  # a hub
+    src, dst = src.to(idx), dst.to(idx)
+    label = torch.rand(E, generator=gen)
+    label[::2] = label[::2].round()
+    coef = torch.randn(E, generator=gen)
+    ops = torch.ops.scalevgae
+    zd, s64, d64 = z.double(), src.long(), dst.long()
+    x = reference.edge_logits(zd, s64, d64)
+    torch.testing.assert_close(ops.edge_dot(z, src, dst).double(), x, **_tol(torch.float32))
+    y, pw = label.double(), 2.5
+    want = (
+        (1 - y) * x + (1 + (pw - 1) * y) * torch.nn.functional.softplus(-x),
+        (1 - y) - (1 + (pw - 1) * y) * torch.sigmoid(-x),
+    )
+    loss, dlogit = ops.edge_bce(z, src, dst, label, pw, 0)  # reduction "none"
+    torch.testing.assert_close(loss.double(), want[0], **_tol(torch.float32))
+    torch.testing.assert_close(dlogit.double(), want[1], **_tol(torch.float32))
+    grad = torch.zeros(n, F, dtype=torch.float64)
+    grad.index_add_(0, s64, coef.double()[:, None] * zd[d64])
+    grad.index_add_(0, d64, coef.double()[:, None] * zd[s64])
+    threads = torch.get_num_threads()
+    out = {}
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            out[t] = (ops.edge_bce(z, src, dst, label, pw, 2), ops.edge_grad(coef, z, src, dst, False))
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(out[1][0][0].double(), want[0].sum(), rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(out[1][1].double(), grad, **_tol(torch.float32))
+    assert torch.equal(out[1][0][0], out[2][0][0]) and torch.equal(out[1][0][1], out[2][0][1])
+    assert torch.equal(out[1][1], out[2][1])
+
+
 @pytest.mark.parametrize("backend", [sim.param()])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cuda_sim_edge_grad_paths_and_block_orders(backend, dtype):

@@ -19,6 +19,7 @@
 
 #include "all_pairs_math.h"
 #include "checks.h"
+#include "cpu/simd8.h"
 #include "decode_math.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -34,57 +35,9 @@ constexpr int64_t kRowBlock = 16;   // float64: rows per parallel task
 constexpr int64_t kColBlock = 512;  // float64: columns per sweep block
 
 // ---------------------------------------------------------------------------------------------
-// float: 8-wide vectors
+// float: 8-wide vectors (simd8.h)
 // ---------------------------------------------------------------------------------------------
-typedef float v8f __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-
-inline __attribute__((always_inline)) v8f load8(const float* p) {
-  v8f v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-inline __attribute__((always_inline)) void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof v); }
-
-inline __attribute__((always_inline)) v8f splat(float a) { return v8f{} + a; }
-
-// exp(x) for x <= 0 (Cephes' expf polynomial after a Cody-Waite reduction). x is clamped at
-// -80: exp(-80) ~ 2e-35 stands in for smaller values (an absolute error below 2e-35 per pair).
-inline __attribute__((always_inline)) v8f exp_nonpos(v8f x) {
-  x = x < -80.0f ? splat(-80.0f) : x;
-  const v8f magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const v8f n = (x * 1.44269504088896341f + magic) - magic;
-  v8f r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  v8f p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  v8i bits;
-  std::memcpy(&bits, &p, sizeof bits);
-  bits += __builtin_convertvector(n, v8i) << 23;  // times 2^n (n >= -116: no denormals)
-  std::memcpy(&p, &bits, sizeof p);
-  return p;
-}
-
-// log1p(e) for e in [0, 1]: e q(e), q a degree-8 Chebyshev fit of log1p(e) / e (relative error
-// 2.5e-7, also for tiny e).
-inline __attribute__((always_inline)) v8f log1p_unit(v8f e) {
-  v8f q = splat(0.005186003632843494f);
-  q = q * e - 0.029210267588496208f;
-  q = q * e + 0.07754038274288177f;
-  q = q * e - 0.13583941757678986f;
-  q = q * e + 0.19055955111980438f;
-  q = q * e - 0.24825648963451385f;
-  q = q * e + 0.3331601023674011f;
-  q = q * e - 0.4999925494194031f;
-  q = q * e + 0.9999999403953552f;
-  return q * e;
-}
+using namespace simd8;
 
 // 8 logits -> loss += softplus(x), s = sigmoid(x) (the vector form of all_pairs::pair_terms).
 inline __attribute__((always_inline)) void terms8(v8f x, v8f& loss, float* s) {

@@ -1,5 +1,12 @@
 // CPU kernels of the inner-product decoder: edge_dot, edge_bce, edge_grad.
 //
+// All three are bound by fetching two random rows of z per edge: each loop prefetches the rows
+// kAhead edges ahead (inline asm, into L2) and, for float rows of 16/32/64/128 features, runs a
+// compile-time width (unrolled prefetches, 8-wide vector dot/axpy); other widths and dtypes take
+// the runtime-width loop. The float forward is also compiled for AVX2 + FMA, picked at run time.
+// edge_bce computes a fixed block of logits, then its exp/log1p 8 at a time (simd8.h): the
+// block sums, added in block order, are the same bits for any thread count.
+//
 // edge_grad scatters into dz without atomics; every gradient row is summed over its 2E
 // (edge, end) entries k = 2 e + end in increasing k, whatever the thread count: bitwise
 // reproducible, no data races. Two ways to get there, same bits:
@@ -15,11 +22,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "checks.h"
+#include "cpu/simd8.h"
 #include "decode_host.h"
 #include "decode_math.h"
 
@@ -27,39 +36,234 @@ namespace scalevgae {
 namespace {
 
 using decode::Reduction;
+using namespace simd8;
 
 constexpr int64_t kEdgeGrain = 2048;  // edges per parallel_for task in the per-edge loops
 constexpr int64_t kLossBlock = 4096;  // fixed blocks for the loss sum: order independent of threads
-constexpr int64_t kAhead = 16;        // prefetch distance (edges) for the random row accesses
+constexpr int64_t kAhead = 32;        // prefetch distance (edges) for the random row accesses
 constexpr int64_t kOwnerMaxThreads = 4;  // above this, T scans of the indices cost more than a sort
 
+#define SVG_INLINE inline __attribute__((always_inline))
+
 // Rows are fetched at random: prefetching them a few edges ahead keeps many cache misses in
-// flight, which is what bounds these kernels (not arithmetic).
-template <typename scalar_t>
-inline void prefetch_row(const scalar_t* p, int64_t F, bool write = false) {
-  const char* c = reinterpret_cast<const char*>(p);
-  const int64_t bytes = F * static_cast<int64_t>(sizeof(scalar_t));
-  for (int64_t off = 0; off < bytes; off += 64) {
-    if (write) {
-      __builtin_prefetch(c + off, 1, 1);
-    } else {
-      __builtin_prefetch(c + off, 0, 1);
-    }
+// flight, which is what bounds these kernels (not arithmetic). Into L2 (as propagate.cpp), by
+// inline asm: GCC may delete a loop made only of __builtin_prefetch (see propagate.cpp).
+SVG_INLINE void prefetch_l2(const void* p) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  asm volatile("prefetcht1 (%0)" : : "r"(p));
+#else
+  __builtin_prefetch(p, 0, 2);
+#endif
+}
+
+// Every line of a row of W = (FW > 0 ? FW : F) entries (FW: the width known at compile time,
+// then the loop unrolls); one more line when the row does not start on one.
+template <int FW, typename scalar_t>
+SVG_INLINE void prefetch_row(const scalar_t* row, int64_t F) {
+  const char* c = reinterpret_cast<const char*>(row);
+  const int64_t bytes = (FW > 0 ? FW : F) * static_cast<int64_t>(sizeof(scalar_t));
+  for (int64_t off = 0; off < bytes; off += 64) prefetch_l2(c + off);
+  if ((reinterpret_cast<uintptr_t>(c) & 63) != 0) prefetch_l2(c + bytes - 1);
+}
+
+// <a, b> of float rows: FW > 0 entries in min(FW / 8, 4) vector accumulators (a fixed order),
+// FW == 0: F entries, 8 at a time, then the tail.
+template <int FW>
+SVG_INLINE float dot_f32(const float* a, const float* b, int64_t F) {
+  if constexpr (FW > 0) {
+    static_assert(FW % 8 == 0, "compile-time widths are multiples of 8");
+    constexpr int K = FW / 8, A = K < 4 ? K : 4;
+    v8f acc[A];
+    for (int u = 0; u < A; ++u) acc[u] = load8(a + 8 * u) * load8(b + 8 * u);
+    for (int k = A; k < K; ++k) acc[k % A] += load8(a + 8 * k) * load8(b + 8 * k);
+    for (int u = 1; u < A; ++u) acc[0] += acc[u];
+    return hsum8(acc[0]);
+  } else {
+    v8f acc = v8f{};
+    int64_t f = 0;
+    for (; f + 8 <= F; f += 8) acc += load8(a + f) * load8(b + f);
+    float s = hsum8(acc);
+    for (; f < F; ++f) s += a[f] * b[f];
+    return s;
   }
 }
 
-// logits[e - e0] for e in [e0, e1): the memory-bound part, kept free of transcendental math.
-template <typename scalar_t, typename acc_t, typename index_t>
-inline void dot_range(const scalar_t* z, const index_t* src, const index_t* dst, int64_t F, int64_t e0,
-                      int64_t e1, acc_t* out) {
-  for (int64_t e = e0; e < e1; ++e) {
-    if (e + kAhead < e1) {
-      prefetch_row(z + static_cast<int64_t>(src[e + kAhead]) * F, F);
-      prefetch_row(z + static_cast<int64_t>(dst[e + kAhead]) * F, F);
-    }
-    out[e - e0] = decode::dot_row<scalar_t, acc_t>(z + static_cast<int64_t>(src[e]) * F,
-                                                   z + static_cast<int64_t>(dst[e]) * F, F);
+// The rows of z [n, F] and the edge list of one call.
+template <typename scalar_t, typename index_t>
+struct Edges {
+  const scalar_t* z;
+  const index_t* src;
+  const index_t* dst;
+  int64_t F;
+};
+
+template <int FW, typename scalar_t, typename index_t>
+SVG_INLINE void prefetch_edge(const Edges<scalar_t, index_t>& g, int64_t e) {
+  const int64_t F = FW > 0 ? FW : g.F;
+  prefetch_row<FW>(g.z + static_cast<int64_t>(g.src[e]) * F, F);
+  prefetch_row<FW>(g.z + static_cast<int64_t>(g.dst[e]) * F, F);
+}
+
+template <int FW, typename scalar_t, typename acc_t, typename index_t>
+SVG_INLINE acc_t edge_logit(const Edges<scalar_t, index_t>& g, int64_t e) {
+  const int64_t F = FW > 0 ? FW : g.F;
+  const scalar_t* a = g.z + static_cast<int64_t>(g.src[e]) * F;
+  const scalar_t* b = g.z + static_cast<int64_t>(g.dst[e]) * F;
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return dot_f32<FW>(a, b, F);
+  } else {
+    return decode::dot_row<scalar_t, acc_t>(a, b, F);
   }
+}
+
+// out[e - e0] = logit of edge e for e in [e0, e1): the memory-bound part, kept free of
+// transcendental math. The rows of edge e + kAhead are prefetched (the first kAhead up front).
+template <int FW, typename scalar_t, typename acc_t, typename index_t>
+SVG_INLINE void dot_range(const Edges<scalar_t, index_t>& g, int64_t e0, int64_t e1, acc_t* out) {
+  const int64_t pro = std::min(e1, e0 + kAhead), mid = std::max(e0, e1 - kAhead);
+  for (int64_t e = e0; e < pro; ++e) prefetch_edge<FW>(g, e);
+  int64_t e = e0;
+  for (; e < mid; ++e) {
+    prefetch_edge<FW>(g, e + kAhead);
+    out[e - e0] = edge_logit<FW, scalar_t, acc_t>(g, e);
+  }
+  for (; e < e1; ++e) out[e - e0] = edge_logit<FW, scalar_t, acc_t>(g, e);
+}
+
+// BCE of m logits x against labels y: g = scaled dlogit, l (may be null) the losses; returns
+// their sum (8 lanes, then the tail: a fixed order). float: vectorised, the polynomial
+// exp/log1p of simd8.h (relative error ~3e-7); other types: the shared scalar formulas (libm).
+template <typename acc_t>
+SVG_INLINE double bce_terms(const acc_t* x, const acc_t* y, int64_t m, acc_t pw, acc_t scale, acc_t* g,
+                            acc_t* l) {
+  int64_t i = 0;
+  double total = 0.0;
+  if constexpr (std::is_same_v<acc_t, float>) {
+    const v8f zero = v8f{}, one = splat(1.0f);
+    v8f sum = zero;
+    for (; i + 8 <= m; i += 8) {
+      const v8f xv = load8(x + i), yv = load8(y + i);
+      const v8f e = exp_nonpos(xv < zero ? xv : -xv);  // exp(-|x|)
+      const v8f lw = 1.0f + (pw - 1.0f) * yv;
+      const v8f loss = (1.0f - yv) * xv + lw * (log1p_unit(e) + (xv < zero ? -xv : zero));
+      const v8f sig = (xv >= zero ? e : one) / (1.0f + e);  // sigmoid(-x)
+      store8(g + i, ((1.0f - yv) - lw * sig) * scale);
+      if (l != nullptr) store8(l + i, loss);
+      sum += loss;
+    }
+    total = static_cast<double>(hsum8(sum));
+  }
+  acc_t tail = 0;
+  for (; i < m; ++i) {
+    const acc_t v = decode::bce_loss(x[i], y[i], pw);
+    g[i] = decode::bce_dlogit(x[i], y[i], pw) * scale;
+    if (l != nullptr) l[i] = v;
+    tail += v;
+  }
+  return total + static_cast<double>(tail);
+}
+
+// One call of edge_bce: the logits' labels, outputs and fixed loss blocks.
+template <typename acc_t>
+struct BceOut {
+  const acc_t* y;
+  acc_t pw, scale;
+  acc_t* g;        // [E] scaled dlogit
+  acc_t* l;        // [E] losses, or null
+  double* part;    // [nblocks] block sums
+  int64_t E;
+};
+
+// Loss blocks [b0, b1): logits into a block buffer, then their BCE terms.
+template <int FW, typename scalar_t, typename acc_t, typename index_t>
+SVG_INLINE void bce_blocks(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o, int64_t b0, int64_t b1,
+                           acc_t* xs) {
+  for (int64_t blk = b0; blk < b1; ++blk) {
+    const int64_t e0 = blk * kLossBlock, e1 = std::min(o.E, (blk + 1) * kLossBlock);
+    dot_range<FW, scalar_t, acc_t>(g, e0, e1, xs);
+    o.part[blk] = bce_terms<acc_t>(xs, o.y + e0, e1 - e0, o.pw, o.scale, o.g + e0,
+                                   o.l != nullptr ? o.l + e0 : nullptr);
+  }
+}
+
+// The loops above, compiled for the baseline ISA and (float, picked at run time) for AVX2 + FMA.
+// `flatten` inlines everything below, so all of it gets the clone's ISA.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define SVG_DEC_AVX2 1
+#define SVG_ATTR_AVX2 __attribute__((target("avx2,fma"), flatten))
+#else
+#define SVG_DEC_AVX2 0
+#define SVG_ATTR_AVX2
+#endif
+
+template <int FW, typename scalar_t, typename acc_t, typename index_t>
+__attribute__((flatten)) void dot_task_base(const Edges<scalar_t, index_t>& g, int64_t e0, int64_t e1, acc_t* out) {
+  dot_range<FW, scalar_t, acc_t>(g, e0, e1, out);
+}
+
+template <int FW, typename scalar_t, typename acc_t, typename index_t>
+__attribute__((flatten)) void bce_task_base(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o, int64_t b0,
+                                            int64_t b1, acc_t* xs) {
+  bce_blocks<FW, scalar_t, acc_t>(g, o, b0, b1, xs);
+}
+
+#if SVG_DEC_AVX2
+template <int FW, typename index_t>
+SVG_ATTR_AVX2 void dot_task_avx2(const Edges<float, index_t>& g, int64_t e0, int64_t e1, float* out) {
+  dot_range<FW, float, float>(g, e0, e1, out);
+}
+
+template <int FW, typename index_t>
+SVG_ATTR_AVX2 void bce_task_avx2(const Edges<float, index_t>& g, const BceOut<float>& o, int64_t b0, int64_t b1,
+                                 float* xs) {
+  bce_blocks<FW, float, float>(g, o, b0, b1, xs);
+}
+#endif
+
+bool cpu_has_avx2() {
+#if SVG_DEC_AVX2
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+template <typename scalar_t, typename acc_t, typename index_t>
+using DotTask = void (*)(const Edges<scalar_t, index_t>&, int64_t, int64_t, acc_t*);
+template <typename scalar_t, typename acc_t, typename index_t>
+using BceTask = void (*)(const Edges<scalar_t, index_t>&, const BceOut<acc_t>&, int64_t, int64_t, acc_t*);
+
+template <typename scalar_t, typename acc_t, typename index_t>
+struct Tasks {
+  DotTask<scalar_t, acc_t, index_t> dot;
+  BceTask<scalar_t, acc_t, index_t> bce;
+};
+
+template <int FW, typename scalar_t, typename acc_t, typename index_t>
+Tasks<scalar_t, acc_t, index_t> tasks_for() {
+#if SVG_DEC_AVX2
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (cpu_has_avx2()) return {&dot_task_avx2<FW, index_t>, &bce_task_avx2<FW, index_t>};
+  }
+#endif
+  return {&dot_task_base<FW, scalar_t, acc_t, index_t>, &bce_task_base<FW, scalar_t, acc_t, index_t>};
+}
+
+// The kernels of a call: float rows of 16, 32, 64 or 128 entries get a compile-time width
+// (unrolled prefetch and dot), other widths and types the runtime-width loop.
+template <typename scalar_t, typename acc_t, typename index_t>
+Tasks<scalar_t, acc_t, index_t> pick_tasks(int64_t F) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    switch (F) {
+      case 16: return tasks_for<16, scalar_t, acc_t, index_t>();
+      case 32: return tasks_for<32, scalar_t, acc_t, index_t>();
+      case 64: return tasks_for<64, scalar_t, acc_t, index_t>();
+      case 128: return tasks_for<128, scalar_t, acc_t, index_t>();
+      default: break;
+    }
+  }
+  return tasks_for<0, scalar_t, acc_t, index_t>();
 }
 
 at::Tensor edge_dot_cpu(const at::Tensor& z_, const at::Tensor& src_, const at::Tensor& dst_) {
@@ -70,14 +274,12 @@ at::Tensor edge_dot_cpu(const at::Tensor& z_, const at::Tensor& src_, const at::
   if (E == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.z.scalar_type(), "edge_dot_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* zp = o.z.data_ptr<scalar_t>();
     acc_t* op = out.data_ptr<acc_t>();
     AT_DISPATCH_INDEX_TYPES(o.src.scalar_type(), "edge_dot_cpu_idx", [&] {
-      const index_t* sp = o.src.data_ptr<index_t>();
-      const index_t* dp = o.dst.data_ptr<index_t>();
-      at::parallel_for(0, E, kEdgeGrain, [&](int64_t b, int64_t e_end) {
-        dot_range<scalar_t, acc_t, index_t>(zp, sp, dp, F, b, e_end, op + b);
-      });
+      const Edges<scalar_t, index_t> g{o.z.data_ptr<scalar_t>(), o.src.data_ptr<index_t>(),
+                                       o.dst.data_ptr<index_t>(), F};
+      const auto task = pick_tasks<scalar_t, acc_t, index_t>(F).dot;
+      at::parallel_for(0, E, kEdgeGrain, [&](int64_t b, int64_t e_end) { task(g, b, e_end, op + b); });
     });
   });
   return out;
@@ -97,36 +299,25 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::
   auto total = at::empty({}, opts);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.z.scalar_type(), "edge_bce_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const scalar_t* zp = o.z.data_ptr<scalar_t>();
-    const acc_t* yp = o.vec.data_ptr<acc_t>();
-    acc_t* gp = dlogit.data_ptr<acc_t>();
-    acc_t* lp = loss_vec.defined() ? loss_vec.data_ptr<acc_t>() : nullptr;
-    double* pp = partial.data();
-    const acc_t pw = static_cast<acc_t>(pos_weight);
-    const acc_t scale = decode::dlogit_scale<acc_t>(reduction, E);
+    const BceOut<acc_t> out{o.vec.data_ptr<acc_t>(),
+                            static_cast<acc_t>(pos_weight),
+                            decode::dlogit_scale<acc_t>(reduction, E),
+                            dlogit.data_ptr<acc_t>(),
+                            loss_vec.defined() ? loss_vec.data_ptr<acc_t>() : nullptr,
+                            partial.data(),
+                            E};
     AT_DISPATCH_INDEX_TYPES(o.src.scalar_type(), "edge_bce_cpu_idx", [&] {
-      const index_t* sp = o.src.data_ptr<index_t>();
-      const index_t* dp = o.dst.data_ptr<index_t>();
+      const Edges<scalar_t, index_t> g{o.z.data_ptr<scalar_t>(), o.src.data_ptr<index_t>(),
+                                       o.dst.data_ptr<index_t>(), F};
+      const auto task = pick_tasks<scalar_t, acc_t, index_t>(F).bce;
       at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> xs(kLossBlock);
-        for (int64_t blk = b0; blk < b1; ++blk) {
-          acc_t sum = 0;
-          const int64_t e0 = blk * kLossBlock, e_end = std::min(E, (blk + 1) * kLossBlock);
-          dot_range<scalar_t, acc_t, index_t>(zp, sp, dp, F, e0, e_end, xs.data());
-          for (int64_t e = e0; e < e_end; ++e) {
-            const acc_t x = xs[e - e0];
-            const acc_t l = decode::bce_loss(x, yp[e], pw);
-            gp[e] = decode::bce_dlogit(x, yp[e], pw) * scale;
-            if (lp) lp[e] = l;
-            sum += l;
-          }
-          pp[blk] = static_cast<double>(sum);
-        }
+        task(g, out, b0, b1, xs.data());
       });
     });
     // Sequential sum of the fixed block partials: the same bits for any thread count.
     double t = 0.0;
-    for (int64_t blk = 0; blk < nblocks; ++blk) t += pp[blk];
+    for (int64_t blk = 0; blk < nblocks; ++blk) t += partial[blk];
     if (reduction == Reduction::kMean) t = E > 0 ? t / static_cast<double>(E) : 0.0;
     total.fill_(static_cast<acc_t>(t));
   });
@@ -134,10 +325,22 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::
   return {total, dlogit};
 }
 
+// acc[0..W) += c b[0..W), W = FW > 0 ? FW : F. Elementwise (no reassociation): the same bits
+// in every path that applies the same entries in the same order.
+template <int FW, typename scalar_t, typename acc_t>
+SVG_INLINE void axpy(acc_t* acc, acc_t c, const scalar_t* b, int64_t F) {
+  if constexpr (FW > 0 && std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+    const v8f cv = splat(c);
+    for (int k = 0; k < FW / 8; ++k) store8(acc + 8 * k, load8(acc + 8 * k) + cv * load8(b + 8 * k));
+  } else {
+    decode::axpy_row<scalar_t, acc_t>(acc, c, b, FW > 0 ? FW : F);
+  }
+}
+
 // Owner scan (acc_t == scalar_t): thread t owns rows [n t / T, n (t + 1) / T), zeroes them, and
 // applies the entries that update them in k order through a small buffer, so the rows it
-// gathers and updates can be prefetched a few entries ahead.
-template <typename scalar_t, typename index_t>
+// gathers and updates can be prefetched kAhead entries ahead.
+template <int FW, typename scalar_t, typename index_t>
 void edge_grad_owner(const scalar_t* coef, const scalar_t* z, const index_t* src, const index_t* dst, int64_t E,
                      int64_t n, int64_t F, int64_t T, scalar_t* dz) {
   at::parallel_for(0, T, 1, [&](int64_t t0, int64_t t1) {
@@ -149,13 +352,18 @@ void edge_grad_owner(const scalar_t* coef, const scalar_t* z, const index_t* src
       std::fill(dz + lo * F, dz + hi * F, scalar_t(0));
       int m = 0;
       auto flush = [&]() {
-        for (int k = 0; k < m; ++k) {
-          if (k + kAhead < m) {
-            prefetch_row(z + other[k + kAhead] * F, F);
-            prefetch_row(dz + node[k + kAhead] * F, F, true);
-          }
-          decode::axpy_row<scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
+        const int pro = std::min<int>(m, kAhead), mid = std::max<int>(0, m - kAhead);
+        for (int k = 0; k < pro; ++k) {
+          prefetch_row<FW>(z + other[k] * F, F);
+          prefetch_row<FW>(dz + node[k] * F, F);
         }
+        int k = 0;
+        for (; k < mid; ++k) {
+          prefetch_row<FW>(z + other[k + kAhead] * F, F);
+          prefetch_row<FW>(dz + node[k + kAhead] * F, F);
+          axpy<FW, scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
+        }
+        for (; k < m; ++k) axpy<FW, scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
         m = 0;
       };
       for (int64_t e = 0; e < E; ++e) {
@@ -169,13 +377,28 @@ void edge_grad_owner(const scalar_t* coef, const scalar_t* z, const index_t* src
   });
 }
 
+template <typename scalar_t, typename index_t>
+void edge_grad_owner_any(const scalar_t* coef, const scalar_t* z, const index_t* src, const index_t* dst,
+                         int64_t E, int64_t n, int64_t F, int64_t T, scalar_t* dz) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    switch (F) {
+      case 16: return edge_grad_owner<16>(coef, z, src, dst, E, n, F, T, dz);
+      case 32: return edge_grad_owner<32>(coef, z, src, dst, E, n, F, T, dz);
+      case 64: return edge_grad_owner<64>(coef, z, src, dst, E, n, F, T, dz);
+      case 128: return edge_grad_owner<128>(coef, z, src, dst, E, n, F, T, dz);
+      default: break;
+    }
+  }
+  edge_grad_owner<0>(coef, z, src, dst, E, n, F, T, dz);
+}
+
 template <typename scalar_t, typename acc_t, typename index_t>
 void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, const index_t* dst, int64_t E,
                       int64_t n, int64_t F, scalar_t* dz) {
   const int64_t M = 2 * E;  // entry k = 2 e + end: end 0 updates src[e], end 1 updates dst[e]
   const int64_t T = std::max<int64_t>(1, at::get_num_threads());
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    if (T <= kOwnerMaxThreads) return edge_grad_owner<scalar_t, index_t>(coef, z, src, dst, E, n, F, T, dz);
+    if (T <= kOwnerMaxThreads) return edge_grad_owner_any<scalar_t, index_t>(coef, z, src, dst, E, n, F, T, dz);
   }
   // Node buckets: at least ~8 contiguous node ranges per thread (balance), at most 2^15 nodes
   // each (the per-bucket counting arrays stay in L2); entry chunks for the first sort level.
@@ -247,7 +470,7 @@ void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, 
       for (int64_t r = 0; r < m; ++r) {
         std::fill(row.begin(), row.end(), acc_t(0));
         for (; j < ptr[r]; ++j) {
-          if (j + kAhead < cntb) prefetch_row(z + ent_other[perm[j + kAhead]] * F, F);
+          if (j + kAhead < cntb) prefetch_row<0>(z + ent_other[perm[j + kAhead]] * F, F);
           const int64_t i = perm[j];
           decode::axpy_row<scalar_t, acc_t>(row.data(), ent_coef[i], z + ent_other[i] * F, F);
         }
