@@ -225,6 +225,8 @@ def main() -> None:
                 fanouts=[10, 5], neg_ratio=1, hidden=32, latent=16, loadavg_start=load, loadavg_end=os.getloadavg(),
                 omp_wait_policy=_worker_env()["OMP_WAIT_POLICY"])
     name = "train-quick" if args.quick else "train" if args.nodes == 1_000_000 else f"train-{args.nodes}"
+    if not args.quick and not args.eval_at and not args.full_epoch and args.steps != 30:
+        name += f"-{args.steps}steps"  # the 30-step tables stay as they are
     if args.eval_at:
         name += "-curve"
     cols = ["system", "data_s", "steps", "steps_per_s", "pairs_per_s", "steady_pairs_per_s", "speedup_pairs_s",
