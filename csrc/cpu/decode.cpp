@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "cpu/prefetch.h"
 #include "cpu/simd8.h"
 #include "decode_host.h"
 #include "decode_math.h"
@@ -47,14 +48,8 @@ constexpr int64_t kOwnerMaxThreads = 4;  // above this, T scans of the indices c
 
 // Rows are fetched at random: prefetching them a few edges ahead keeps many cache misses in
 // flight, which is what bounds these kernels (not arithmetic). Into L2 (as propagate.cpp), by
-// inline asm: GCC may delete a loop made only of __builtin_prefetch (see propagate.cpp).
-SVG_INLINE void prefetch_l2(const void* p) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  asm volatile("prefetcht1 (%0)" : : "r"(p));
-#else
-  __builtin_prefetch(p, 0, 2);
-#endif
-}
+// inline asm: GCC may delete a loop made only of __builtin_prefetch (cpu/prefetch.h).
+SVG_INLINE void prefetch_l2(const void* p) { cpu::prefetch</*kL1=*/false, /*kAsm=*/true>(p); }
 
 // Every line of a row of W = (FW > 0 ? FW : F) entries (FW: the width known at compile time,
 // then the loop unrolls); one more line when the row does not start on one.
