@@ -19,13 +19,9 @@
 
 #include "all_pairs_math.h"
 #include "checks.h"
+#include "cpu/isa.h"  // an AVX2 + FMA copy of the float kernel, chosen at run time
 #include "cpu/simd8.h"
 #include "decode_math.h"
-
-#if defined(__GNUC__) && defined(__x86_64__)
-#pragma GCC diagnostic ignored "-Wpsabi"  // 32-byte vectors only cross always_inline helpers
-#define SVG_X86_AVX2 1  // an AVX2 + FMA copy of the float kernel, chosen at run time
-#endif
 
 namespace scalevgae {
 namespace {
@@ -189,7 +185,7 @@ double pair_tile_generic(const float* zs, const float* zt, int64_t N, int64_t F,
   return pair_tile_body(zs, zt, N, F, a0, a1, b0, b1, grad, s, gT);
 }
 
-#ifdef SVG_X86_AVX2
+#if SVG_CPU_AVX2
 __attribute__((target("avx2,fma"))) double diag_tile_avx2(const float* zs, const float* zt, int64_t N, int64_t F,
                                                            int64_t t0, int64_t t1, float* grad, float* s) {
   return diag_tile_body(zs, zt, N, F, t0, t1, grad, s);
@@ -211,8 +207,8 @@ struct TileKernels {
 };
 
 TileKernels pick_tile_kernels() {
-#ifdef SVG_X86_AVX2
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {&diag_tile_avx2, &pair_tile_avx2};
+#if SVG_CPU_AVX2
+  if (cpu::has_avx2_fma()) return {&diag_tile_avx2, &pair_tile_avx2};
 #endif
   return {&diag_tile_generic, &pair_tile_generic};
 }

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "cpu/isa.h"
 #include "cpu/prefetch.h"
 #include "cpu/simd8.h"
 #include "decode_host.h"
@@ -181,28 +182,20 @@ SVG_INLINE void bce_blocks(const Edges<scalar_t, index_t>& g, const BceOut<acc_t
   }
 }
 
-// The loops above, compiled for the baseline ISA and (float, picked at run time) for AVX2 + FMA.
-// `flatten` inlines everything below, so all of it gets the clone's ISA.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define SVG_DEC_AVX2 1
-#define SVG_ATTR_AVX2 __attribute__((target("avx2,fma"), flatten))
-#else
-#define SVG_DEC_AVX2 0
-#define SVG_ATTR_AVX2
-#endif
-
+// The loops above, compiled for the baseline ISA and (float, picked at run time) for AVX2 + FMA
+// (cpu/isa.h).
 template <int FW, typename scalar_t, typename acc_t, typename index_t>
-__attribute__((flatten)) void dot_task_base(const Edges<scalar_t, index_t>& g, int64_t e0, int64_t e1, acc_t* out) {
+SVG_ATTR_BASE void dot_task_base(const Edges<scalar_t, index_t>& g, int64_t e0, int64_t e1, acc_t* out) {
   dot_range<FW, scalar_t, acc_t>(g, e0, e1, out);
 }
 
 template <int FW, typename scalar_t, typename acc_t, typename index_t>
-__attribute__((flatten)) void bce_task_base(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o, int64_t b0,
+SVG_ATTR_BASE void bce_task_base(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o, int64_t b0,
                                             int64_t b1, acc_t* xs) {
   bce_blocks<FW, scalar_t, acc_t>(g, o, b0, b1, xs);
 }
 
-#if SVG_DEC_AVX2
+#if SVG_CPU_AVX2
 template <int FW, typename index_t>
 SVG_ATTR_AVX2 void dot_task_avx2(const Edges<float, index_t>& g, int64_t e0, int64_t e1, float* out) {
   dot_range<FW, float, float>(g, e0, e1, out);
@@ -214,15 +207,6 @@ SVG_ATTR_AVX2 void bce_task_avx2(const Edges<float, index_t>& g, const BceOut<fl
   bce_blocks<FW, float, float>(g, o, b0, b1, xs);
 }
 #endif
-
-bool cpu_has_avx2() {
-#if SVG_DEC_AVX2
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
-}
 
 template <typename scalar_t, typename acc_t, typename index_t>
 using DotTask = void (*)(const Edges<scalar_t, index_t>&, int64_t, int64_t, acc_t*);
@@ -237,9 +221,9 @@ struct Tasks {
 
 template <int FW, typename scalar_t, typename acc_t, typename index_t>
 Tasks<scalar_t, acc_t, index_t> tasks_for() {
-#if SVG_DEC_AVX2
+#if SVG_CPU_AVX2
   if constexpr (std::is_same_v<scalar_t, float>) {
-    if (cpu_has_avx2()) return {&dot_task_avx2<FW, index_t>, &bce_task_avx2<FW, index_t>};
+    if (cpu::has_avx2_fma()) return {&dot_task_avx2<FW, index_t>, &bce_task_avx2<FW, index_t>};
   }
 #endif
   return {&dot_task_base<FW, scalar_t, acc_t, index_t>, &bce_task_base<FW, scalar_t, acc_t, index_t>};

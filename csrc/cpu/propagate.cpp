@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "cpu/isa.h"
 #include "cpu/prefetch.h"
 #include "propagate_host.h"
 #include "propagate_math.h"
@@ -194,18 +195,8 @@ inline void run_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials
   }
 }
 
-// Chunks [k0, k1), compiled twice: for the baseline ISA and, picked at run time, for AVX2+FMA
-// (the 64-float accumulators of a row fit the 16 ymm registers; SSE2 spills them). `flatten`
-// inlines the whole row loop, so all of it is compiled for the wrapper's ISA.
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define SVG_CPU_AVX2 1
-#define SVG_ATTR_AVX2 __attribute__((target("avx2,fma"), flatten))
-#define SVG_ATTR_BASE __attribute__((flatten))
-#else
-#define SVG_CPU_AVX2 0
-#define SVG_ATTR_AVX2
-#define SVG_ATTR_BASE
-#endif
+// Chunks [k0, k1), compiled twice (cpu/isa.h): for the baseline ISA and, picked at run time, for
+// AVX2+FMA (the 64-float accumulators of a row fit the 16 ymm registers; SSE2 spills them).
 
 template <int FB, int S, typename scalar_t, typename acc_t, typename index_t>
 SVG_ATTR_AVX2 void run_chunks_avx2(const Problem<scalar_t, acc_t, index_t>& p,
@@ -219,15 +210,6 @@ SVG_ATTR_BASE void run_chunks_base(const Problem<scalar_t, acc_t, index_t>& p,
                                    const Partials<acc_t>& part, int64_t k0, int64_t k1,
                                    acc_t* scratch) {
   for (int64_t k = k0; k < k1; ++k) run_chunk<FB, S>(p, part, k, scratch);
-}
-
-bool cpu_has_avx2() {
-#if SVG_CPU_AVX2
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
 }
 
 // Finishes the row r cut by chunk boundaries that ends in chunk k: tails in chunk order, then
@@ -267,7 +249,7 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   std::vector<int64_t> head_rows(n_chunks), tail_rows(n_chunks);
   const Partials<acc_t> part{chunk_work, head_buf.get(), tail_buf.get(), head_rows.data(),
                              tail_rows.data()};
-  const bool use_avx2 = cpu_has_avx2() && std::getenv("SCALEVGAE_CPU_NO_AVX2") == nullptr;
+  const bool use_avx2 = cpu::has_avx2_fma() && std::getenv("SCALEVGAE_CPU_NO_AVX2") == nullptr;
   // Threads take chunks from a shared counter (dynamic schedule: the cores are often shared, a
   // static split would wait for the slowest thread). Which chunk writes what is fixed, so the
   // result does not depend on the schedule. Small inputs run on the calling thread: waking
