@@ -124,6 +124,21 @@ inline void check_sample_args(const at::Tensor& rowptr, const at::Tensor& col, c
   for (int64_t f : fanouts) TORCH_CHECK_VALUE(f >= -1, fanout_name, " must be >= -1, got ", f);
 }
 
+// sample_aggregate: the sampling checks, x [N, F] floating and norm [N] in its accumulation dtype,
+// all on rowptr's device.
+inline void check_sample_aggregate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes,
+                                        const at::Tensor& x, const at::Tensor& norm, int64_t fanout) {
+  check_sample_args(rowptr, col, nodes, "nodes", {fanout});
+  check_floating(x, "x");
+  TORCH_CHECK_VALUE(x.dim() == 2 && x.size(0) == rowptr.numel() - 1, "x must have shape [",
+                    rowptr.numel() - 1, ", F] (rowptr.numel() - 1 rows), got ", x.sizes());
+  check_length(norm, x.size(0), "norm", "x.size(0)");
+  const at::ScalarType acc = acc_dtype(x.scalar_type());
+  TORCH_CHECK_TYPE(norm.scalar_type() == acc, "norm must be ", acc, ", got ", norm.scalar_type());
+  check_same_device(x, "x", rowptr, "rowptr");
+  check_same_device(norm, "norm", rowptr, "rowptr");
+}
+
 // csr_has_pairs: the sampling checks with src as the nodes, and dst like src.
 inline void check_has_pairs_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& src,
                                  const at::Tensor& dst) {

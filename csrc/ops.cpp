@@ -50,6 +50,16 @@ SVG_LIBRARY(SVG_NS, m) {
   m.def(
       "sample_adj(Tensor rowptr, Tensor col, Tensor nodes, int fanout, bool replace, int seed, "
       "int hop) -> (Tensor, Tensor)");
+  // The input layer's sample and aggregation in one pass, for gradient-free input features (the
+  // loader's first layer, scalevgae/sampling/aggregated.py): row i samples v = nodes[i] exactly as
+  // sample_adj(rowptr, col, nodes, fanout, replace, seed, hop) does (S_i, k_i = |S_i| entries,
+  // duplicates counted) and returns, with d_v the degree of v and c = norm,
+  //   y[i] = c_v^2 x[v] + c_v (d_v / k_i) sum_{u in S_i} c_u x[u]   (k_i = 0: c_v^2 x[v])
+  // rowptr [N+1], col [nnz] (int32/int64), nodes [n] int64, x [N, F] floating, norm [N] in the
+  // accumulation dtype -> y [n, F] x.dtype. The sampled edges are never materialized.
+  m.def(
+      "sample_aggregate(Tensor rowptr, Tensor col, Tensor nodes, Tensor x, Tensor norm, int fanout, "
+      "bool replace, int seed, int hop) -> Tensor");
   // The whole k-hop sample (hop h uses fanouts[h] and samples every node reached so far):
   // seeds [B] int64 (distinct) -> (n_id [M] int64 seeds first then new nodes of each hop in
   // ascending id, hop_ptr [H+1] int64: nodes reached up to hop h (hop_ptr[0] = B), rowptrs[h]

@@ -2,8 +2,11 @@
 // what the CPU kernel and the reference return. Light rows take one thread each; heavy rows (a
 // hub with fanout -1 or a large fanout: more than kWarpRowWork entries to draw, copy or rank)
 // take a whole warp, so one hub does not serialise its block. The relabel step runs on the GPU
-// too, through sort-based torch ops (scalevgae/sampling/neighbor.py).
+// too, through sort-based torch ops (scalevgae/sampling/neighbor.py). sample_aggregate samples
+// with the same kernels and sums the sample one warp per row.
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
@@ -119,19 +122,16 @@ int blocks_for(int64_t n) {
   return static_cast<int>(b < 65535 ? (b > 0 ? b : 1) : 65535);
 }
 
-std::tuple<at::Tensor, at::Tensor> sample_adj_cuda(const at::Tensor& rowptr, const at::Tensor& col,
-                                                   const at::Tensor& nodes, int64_t fanout, bool replace,
-                                                   int64_t seed, int64_t hop) {
-  check_sample_args(rowptr, col, nodes, "nodes", {fanout});
-  const c10::cuda::CUDAGuard guard(rowptr.device());
-  auto stream = c10::cuda::getCurrentCUDAStream();
-  auto rp = rowptr.contiguous(), cl = col.contiguous(), nd = nodes.contiguous();
+// The sample of the rows `nodes` (global columns): (out_rowptr [n+1], out_col [k]) int64.
+std::tuple<at::Tensor, at::Tensor> sample_rows(const at::Tensor& rp, const at::Tensor& cl, const at::Tensor& nd,
+                                               int64_t fanout, bool replace, int64_t seed, int64_t hop,
+                                               cudaStream_t stream) {
   const int64_t n = nd.numel();
   auto out_rp = at::zeros({n + 1}, nd.options());
   if (n == 0) return {out_rp, at::empty({0}, nd.options())};
   auto cnt = at::empty({n}, nd.options());
   at::Tensor out;
-  AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "sample_adj_cuda", [&] {
+  AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "sample_rows_cuda", [&] {
     SVG_LAUNCH(blocks_for(n), kThreads, 0, stream, count_rows_kernel<index_t>)(
         rp.data_ptr<index_t>(), nd.data_ptr<int64_t>(), n, fanout, replace, cnt.data_ptr<int64_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -150,6 +150,69 @@ std::tuple<at::Tensor, at::Tensor> sample_adj_cuda(const at::Tensor& rowptr, con
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {out_rp, out};
+}
+
+std::tuple<at::Tensor, at::Tensor> sample_adj_cuda(const at::Tensor& rowptr, const at::Tensor& col,
+                                                   const at::Tensor& nodes, int64_t fanout, bool replace,
+                                                   int64_t seed, int64_t hop) {
+  check_sample_args(rowptr, col, nodes, "nodes", {fanout});
+  const c10::cuda::CUDAGuard guard(rowptr.device());
+  return sample_rows(rowptr.contiguous(), col.contiguous(), nodes.contiguous(), fanout, replace, seed, hop,
+                     c10::cuda::getCurrentCUDAStream());
+}
+
+// sample_aggregate's sum over the sampled CSR, one warp per row, the lanes over the features:
+// y[i] = c_v^2 x[v] + c_v (d_v / k_i) sum_{e in row i} c_u x[u], u = out_col[e].
+template <typename scalar_t, typename acc_t, typename idx_t>
+__global__ void aggregate_sampled_kernel(const idx_t* __restrict__ rp, const int64_t* __restrict__ nodes,
+                                         int64_t n, const int64_t* __restrict__ out_rp,
+                                         const int64_t* __restrict__ out_col, const scalar_t* __restrict__ x,
+                                         const acc_t* __restrict__ norm, int64_t F, scalar_t* __restrict__ y) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n_warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
+  for (int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32; i < n; i += n_warps) {
+    const int64_t v = nodes[i];
+    const int64_t d = static_cast<int64_t>(rp[v + 1]) - static_cast<int64_t>(rp[v]);
+    const int64_t a0 = out_rp[i], a1 = out_rp[i + 1];
+    const acc_t c = norm[v];
+    const acc_t scale = a1 > a0 ? c * (static_cast<acc_t>(d) / static_cast<acc_t>(a1 - a0)) : c;
+    for (int64_t f = lane; f < F; f += 32) {
+      acc_t s = acc_t(0);
+      for (int64_t e = a0; e < a1; ++e) {
+        const int64_t u = out_col[e];
+        s += norm[u] * static_cast<acc_t>(x[u * F + f]);
+      }
+      y[i * F + f] = static_cast<scalar_t>(c * c * static_cast<acc_t>(x[v * F + f]) + scale * s);
+    }
+  }
+}
+
+// On the GPU the sample goes through sample_adj's kernels into a temporary CSR (k int64 entries;
+// the GPU's bandwidth makes that cheap, and heavy rows keep their warp-wide sampling), then one
+// pass sums it; the CPU kernel fuses both (csrc/cpu/sample.cpp).
+at::Tensor sample_aggregate_cuda(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes,
+                                 const at::Tensor& x, const at::Tensor& norm, int64_t fanout, bool replace,
+                                 int64_t seed, int64_t hop) {
+  check_sample_aggregate_args(rowptr, col, nodes, x, norm, fanout);
+  const c10::cuda::CUDAGuard guard(rowptr.device());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  auto rp = rowptr.contiguous(), nd = nodes.contiguous(), xc = x.contiguous(), nm = norm.contiguous();
+  const int64_t n = nd.numel();
+  auto y = at::empty({n, xc.size(1)}, xc.options());
+  if (y.numel() == 0) return y;
+  auto sampled = sample_rows(rp, col.contiguous(), nd, fanout, replace, seed, hop, stream);
+  const at::Tensor& out_rp = std::get<0>(sampled);
+  const at::Tensor& out_col = std::get<1>(sampled);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xc.scalar_type(), "sample_aggregate_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "sample_aggregate_cuda_index", [&] {
+      SVG_LAUNCH(blocks_for(n * 32), kThreads, 0, stream, aggregate_sampled_kernel<scalar_t, acc_t, index_t>)(
+          rp.data_ptr<index_t>(), nd.data_ptr<int64_t>(), n, out_rp.data_ptr<int64_t>(), out_col.data_ptr<int64_t>(),
+          xc.data_ptr<scalar_t>(), nm.data_ptr<acc_t>(), xc.size(1), y.data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return y;
 }
 
 template <typename idx_t>
@@ -185,6 +248,7 @@ at::Tensor csr_has_pairs_cuda(const at::Tensor& rowptr, const at::Tensor& col, c
 
 SVG_LIBRARY_IMPL(SVG_NS, SVG_CUDA_KEY, m) {
   m.impl("sample_adj", &sample_adj_cuda);
+  m.impl("sample_aggregate", &sample_aggregate_cuda);
   m.impl("csr_has_pairs", &csr_has_pairs_cuda);
 }
 

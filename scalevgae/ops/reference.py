@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 # The shared helpers (scalevgae/_util.py); tests reach them as reference.acc_dtype / csr_rows.
-from scalevgae._util import acc_dtype, csr_rows  # noqa: F401
+from scalevgae._util import acc_dtype, csr_rows
 
 
 def gcn_spmm(
@@ -234,3 +234,33 @@ def sample_adj(
             where = out_rowptr[part][:, None] + torch.arange(fanout, device=dev)
             off[where.flatten()] = pick(key[part], deg[part], fanout).flatten()
     return out_rowptr, col[start[rows] + off].long()
+
+
+def sample_aggregate_weights(rowptr: Tensor, nodes: Tensor, out_rowptr: Tensor, norm: Tensor) -> tuple[Tensor, Tensor]:
+    """The per-row weights of ``sample_aggregate``: (self [n] = c_v^2, scale [n] = c_v d_v / k_i, or
+    c_v where the row sampled nothing), c = norm (their dtype), v = nodes[i], d_v its degree and
+    k_i = out_rowptr[i+1] - out_rowptr[i] its sample size."""
+    nodes = nodes.long()
+    rp = rowptr.long()
+    c = norm[nodes]
+    deg = (rp[nodes + 1] - rp[nodes]).to(norm.dtype)
+    k = out_rowptr.diff().to(norm.dtype)
+    return c * c, c * torch.where(k > 0, deg / k.clamp(min=1), 1.0)
+
+
+def sample_aggregate(
+    rowptr: Tensor, col: Tensor, nodes: Tensor, x: Tensor, norm: Tensor, fanout: int, replace: bool, seed: int,
+    hop: int,
+) -> Tensor:
+    """The input layer's sample and aggregation: ``sample_adj`` then, per row i (v = nodes[i]),
+    ``y[i] = c_v^2 x[v] + c_v (d_v / k_i) sum_{u in S_i} c_u x[u]`` with c = norm.
+
+    x [N, F] floating, norm [N] -> y [len(nodes), F] (x.dtype), computed in the accumulation dtype.
+    """
+    acc = acc_dtype(x.dtype)
+    out_rp, gcol = sample_adj(rowptr, col, nodes, fanout, replace, seed, hop)
+    c = norm.to(acc)
+    self_w, scale = sample_aggregate_weights(rowptr, nodes, out_rp, c)
+    s = torch.zeros(nodes.numel(), x.size(1), dtype=acc, device=x.device)
+    s = s.index_add(0, csr_rows(out_rp), c[gcol, None] * x[gcol].to(acc))
+    return (self_w[:, None] * x[nodes.long()].to(acc) + scale[:, None] * s).to(x.dtype)

@@ -95,16 +95,8 @@ def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Te
     if not fanouts:
         raise ValueError("sample_aggregated needs at least one fanout")
     n_id, hop_ptr, rowptrs, cols = _sample_hops(graph, seeds, fanouts[:-1], replace, seed, name)
-    last = len(fanouts) - 1
-    rowptr, gcol = sample.sample_adj(graph.rowptr, graph.col, n_id, fanouts[-1], replace, seed, last, backend=name)
-    # Scales of the input layer's rows as _make_blocks gives them (c_i d_i / k_i and c_i^2).
-    c = graph.gcn_norm(torch.float64)[n_id]
-    deg = (graph.rowptr[n_id + 1] - graph.rowptr[n_id]).double()
-    k = rowptr.diff().double()
-    dst_scale = c * torch.where(k > 0, deg / k.clamp(min=1), 1.0)
-    acc = acc_dtype(x.dtype)
-    y = gcn_propagate(rowptr, gcol, x, src_scale=graph.gcn_norm(acc), dst_scale=dst_scale.to(acc),
-                      add_self_loops=False, validate=False)
-    y = y.to(acc).addcmul_((c * c).to(acc)[:, None], x.index_select(0, n_id).to(acc)).to(x.dtype)
+    # The input layer's hop is sampled and aggregated in one pass: its edges are never stored.
+    y = sample.sample_aggregate(graph.rowptr, graph.col, n_id, x, graph.gcn_norm(acc_dtype(x.dtype)), fanouts[-1],
+                                replace, seed, len(fanouts) - 1, backend=name)
     blocks = [AggregatedBlock(n_id.numel())] + _make_blocks(graph, n_id, hop_ptr, rowptrs, cols)
     return SampledSubgraph(n_id, blocks), y
