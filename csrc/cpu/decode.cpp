@@ -31,6 +31,7 @@
 #include "cpu/isa.h"
 #include "cpu/prefetch.h"
 #include "cpu/simd8.h"
+#include "cpu/width.h"
 #include "decode_host.h"
 #include "decode_math.h"
 
@@ -234,13 +235,7 @@ Tasks<scalar_t, acc_t, index_t> tasks_for() {
 template <typename scalar_t, typename acc_t, typename index_t>
 Tasks<scalar_t, acc_t, index_t> pick_tasks(int64_t F) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    switch (F) {
-      case 16: return tasks_for<16, scalar_t, acc_t, index_t>();
-      case 32: return tasks_for<32, scalar_t, acc_t, index_t>();
-      case 64: return tasks_for<64, scalar_t, acc_t, index_t>();
-      case 128: return tasks_for<128, scalar_t, acc_t, index_t>();
-      default: break;
-    }
+    return cpu::with_width(F, [](auto w) { return tasks_for<decltype(w)::value, scalar_t, acc_t, index_t>(); });
   }
   return tasks_for<0, scalar_t, acc_t, index_t>();
 }
@@ -360,13 +355,8 @@ template <typename scalar_t, typename index_t>
 void edge_grad_owner_any(const scalar_t* coef, const scalar_t* z, const index_t* src, const index_t* dst,
                          int64_t E, int64_t n, int64_t F, int64_t T, scalar_t* dz) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    switch (F) {
-      case 16: return edge_grad_owner<16>(coef, z, src, dst, E, n, F, T, dz);
-      case 32: return edge_grad_owner<32>(coef, z, src, dst, E, n, F, T, dz);
-      case 64: return edge_grad_owner<64>(coef, z, src, dst, E, n, F, T, dz);
-      case 128: return edge_grad_owner<128>(coef, z, src, dst, E, n, F, T, dz);
-      default: break;
-    }
+    return cpu::with_width(
+        F, [&](auto w) { edge_grad_owner<decltype(w)::value>(coef, z, src, dst, E, n, F, T, dz); });
   }
   edge_grad_owner<0>(coef, z, src, dst, E, n, F, T, dz);
 }

@@ -16,6 +16,7 @@
 #include "checks.h"
 #include "cpu/isa.h"
 #include "cpu/prefetch.h"
+#include "cpu/width.h"
 #include "propagate_math.h"
 #include "sample_math.h"
 
@@ -435,13 +436,7 @@ at::Tensor sample_aggregate_cpu(const at::Tensor& rowptr, const at::Tensor& col,
                                                 fanout,                  replace,
                                                 static_cast<uint64_t>(seed), hop,
                                                 row_span(xc.data_ptr<scalar_t>(), xc.size(1))};
-      switch (a.F) {
-        case 16: return aggregate_all<16>(a);
-        case 32: return aggregate_all<32>(a);
-        case 64: return aggregate_all<64>(a);
-        case 128: return aggregate_all<128>(a);
-        default: return aggregate_all<0>(a);
-      }
+      cpu::with_width(a.F, [&](auto w) { aggregate_all<decltype(w)::value>(a); });
     });
   });
   return y;
