@@ -82,7 +82,7 @@ inline void prefetch_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t c, 
   const int64_t F = S > 0 ? S : p.F;
   const char* lo = reinterpret_cast<const char*>(p.x + c * F + blk.f0);
   // One more line when the block does not start on a line.
-  const int64_t span = p.lines_aligned ? bytes : bytes + 63;
+  const int64_t span = cpu::prefetch_span(bytes, p.lines_aligned);
   // Fixed widths: at most bytes / 64 + 1 trips, unrolled, so the builtin stays.
   for (int64_t off = 0; off < span; off += 64) prefetch<kOneLine, FB == 0>(lo + off);
   if (p.src_scale != nullptr) prefetch<true, FB == 0>(p.src_scale + c);
@@ -133,8 +133,8 @@ inline void write_row(const Problem<scalar_t, acc_t, index_t>& p, int64_t i, con
     const acc_t w = p.self_scale[i];
     const scalar_t* xr = p.x + i * p.F + blk.f0;
     for (int64_t f = 0; f < blk.fw; ++f) {
-      yr[f] = static_cast<scalar_t>(
-          prop::finish_self(acc[f], p.dst_scale, i, w, prop::to_acc<acc_t>(xr[f]), bias, f, p.relu));
+      yr[f] = static_cast<scalar_t>(prop::finish_self(acc[f], p.dst_scale, i, w,
+                                                      prop::to_acc<acc_t>(xr[f]), bias, f, p.relu));
     }
     return;
   }
@@ -216,8 +216,8 @@ SVG_ATTR_BASE void run_chunks_base(const Problem<scalar_t, acc_t, index_t>& p,
 // Finishes the row r cut by chunk boundaries that ends in chunk k: tails in chunk order, then
 // the head, then the self loop (or, with a self_scale, the epilogue adds it).
 template <typename scalar_t, typename acc_t, typename index_t>
-void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_t>& part,
-                 int64_t k, int64_t r, acc_t* acc) {
+void fixup_chunk(const Problem<scalar_t, acc_t, index_t>& p, const Partials<acc_t>& part, int64_t k,
+                 int64_t r, acc_t* acc) {
   const int64_t F = p.F;
   for (int64_t f = 0; f < F; ++f) acc[f] = acc_t(0);
   for (int64_t j = prop::first_tail_chunk(k, r, part.tail_rows); j < k; ++j) {
@@ -325,8 +325,7 @@ at::Tensor gcn_spmm_cpu(const at::Tensor& rowptr, const at::Tensor& col, const a
     AT_DISPATCH_INDEX_TYPES(o.rowptr.scalar_type(), "gcn_spmm_cpu_index", [&] {
       Problem<scalar_t, acc_t, index_t> p;
       prop::fill_spmm_args(p, o, self_loops, relu);
-      p.lines_aligned = reinterpret_cast<uintptr_t>(p.x) % 64 == 0 &&
-                        (p.F * static_cast<int64_t>(sizeof(scalar_t))) % 64 == 0;
+      p.lines_aligned = cpu::rows_on_lines(p.x, p.F * static_cast<int64_t>(sizeof(scalar_t)));
       dispatch_width(p);
     });
   });

@@ -71,7 +71,9 @@ class NodeMap {
 
  private:
   // Fibonacci hashing: the top bits of k * 2^64/phi.
-  uint64_t slot(int64_t k) const { return (static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ULL) >> shift_; }
+  uint64_t slot(int64_t k) const {
+    return (static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ULL) >> shift_;
+  }
   std::vector<int64_t> keys_, vals_;
   uint64_t mask_ = 0;
   int shift_ = 64;
@@ -157,25 +159,28 @@ at::Tensor to_tensor(const std::vector<int64_t>& v) {
 }
 
 std::tuple<at::Tensor, at::Tensor> sample_adj_cpu(const at::Tensor& rowptr, const at::Tensor& col,
-                                                  const at::Tensor& nodes, int64_t fanout, bool replace,
-                                                  int64_t seed, int64_t hop) {
+                                                  const at::Tensor& nodes, int64_t fanout,
+                                                  bool replace, int64_t seed, int64_t hop) {
   check_sample_args(rowptr, col, nodes, "nodes", {fanout});
   auto rp = rowptr.contiguous(), cl = col.contiguous(), nd = nodes.contiguous();
   at::Tensor out_rp, out_col;
   AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "sample_adj_cpu", [&] {
-    auto res = sample_rows<index_t>(rp.data_ptr<index_t>(), cl.data_ptr<index_t>(), nd.data_ptr<int64_t>(),
-                                    nd.numel(), fanout, replace, static_cast<uint64_t>(seed), hop);
+    auto res =
+        sample_rows<index_t>(rp.data_ptr<index_t>(), cl.data_ptr<index_t>(), nd.data_ptr<int64_t>(),
+                             nd.numel(), fanout, replace, static_cast<uint64_t>(seed), hop);
     out_rp = to_tensor(res.first);
     out_col = to_tensor(res.second);
   });
   return {out_rp, out_col};
 }
 
-using SampleResult = std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>>;
+using SampleResult =
+    std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>>;
 
 template <typename idx_t, typename Map>
-SampleResult sample_hops(const idx_t* rp, const idx_t* cl, int64_t num_nodes, const at::Tensor& seeds,
-                         at::IntArrayRef fanouts, bool replace, uint64_t seed, Map& map) {
+SampleResult sample_hops(const idx_t* rp, const idx_t* cl, int64_t num_nodes,
+                         const at::Tensor& seeds, at::IntArrayRef fanouts, bool replace,
+                         uint64_t seed, Map& map) {
   std::vector<int64_t> n_id(seeds.data_ptr<int64_t>(), seeds.data_ptr<int64_t>() + seeds.numel());
   std::vector<int64_t> hop_ptr{static_cast<int64_t>(n_id.size())};
   std::vector<at::Tensor> rowptrs, cols;
@@ -183,7 +188,8 @@ SampleResult sample_hops(const idx_t* rp, const idx_t* cl, int64_t num_nodes, co
   for (size_t i = 0; i < n_id.size(); ++i) map.insert(n_id[i], static_cast<int64_t>(i));
   for (size_t h = 0; h < fanouts.size(); ++h) {
     const int64_t n_dst = static_cast<int64_t>(n_id.size());
-    auto res = sample_rows<idx_t>(rp, cl, n_id.data(), n_dst, fanouts[h], replace, seed, static_cast<int64_t>(h));
+    auto res = sample_rows<idx_t>(rp, cl, n_id.data(), n_dst, fanouts[h], replace, seed,
+                                  static_cast<int64_t>(h));
     const std::vector<int64_t>& g = res.second;
     const int64_t nnz = static_cast<int64_t>(g.size());
     map.reserve(std::min(n_dst + nnz, num_nodes));
@@ -206,8 +212,9 @@ SampleResult sample_hops(const idx_t* rp, const idx_t* cl, int64_t num_nodes, co
   return {to_tensor(n_id), to_tensor(hop_ptr), rowptrs, cols};
 }
 
-SampleResult neighbor_sample_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& seeds,
-                                 at::IntArrayRef fanouts, bool replace, int64_t seed) {
+SampleResult neighbor_sample_cpu(const at::Tensor& rowptr, const at::Tensor& col,
+                                 const at::Tensor& seeds, at::IntArrayRef fanouts, bool replace,
+                                 int64_t seed) {
   check_sample_args(rowptr, col, seeds, "seeds", fanouts, "fanouts");
   auto rp = rowptr.contiguous(), cl = col.contiguous(), sd = seeds.contiguous();
   const int64_t num_nodes = rp.numel() - 1;
@@ -219,10 +226,12 @@ SampleResult neighbor_sample_cpu(const at::Tensor& rowptr, const at::Tensor& col
     const char* force_hash = std::getenv("SCALEVGAE_SAMPLE_HASHMAP");
     if (num_nodes <= kDenseMaxNodes && !(force_hash && force_hash[0] == '1')) {
       DenseMap map(num_nodes);
-      out = sample_hops<index_t>(r, c, num_nodes, sd, fanouts, replace, static_cast<uint64_t>(seed), map);
+      out = sample_hops<index_t>(r, c, num_nodes, sd, fanouts, replace, static_cast<uint64_t>(seed),
+                                 map);
     } else {
       NodeMap map;
-      out = sample_hops<index_t>(r, c, num_nodes, sd, fanouts, replace, static_cast<uint64_t>(seed), map);
+      out = sample_hops<index_t>(r, c, num_nodes, sd, fanouts, replace, static_cast<uint64_t>(seed),
+                                 map);
     }
   });
   return out;
@@ -241,7 +250,8 @@ at::Tensor csr_has_pairs_cpu(const at::Tensor& rowptr, const at::Tensor& col, co
     const index_t* c = cl.data_ptr<index_t>();
     at::parallel_for(0, s.numel(), kGrain * 16, [&](int64_t b, int64_t e) {
       for (int64_t k = b; k < e; ++k)
-        o[k] = sample::row_has(c, static_cast<int64_t>(r[sp[k]]), static_cast<int64_t>(r[sp[k] + 1]), dp[k]);
+        o[k] = sample::row_has(c, static_cast<int64_t>(r[sp[k]]),
+                               static_cast<int64_t>(r[sp[k] + 1]), dp[k]);
     });
   });
   return out;
@@ -292,7 +302,8 @@ using cpu::prefetch;  // cpu/prefetch.h; the asm form, as some calls are conditi
 
 // x's row u (every line of it, into L2) and norm[u]. The kernel is bound by how many lines are in
 // flight (the prefetch instruction itself stalls when the miss buffers are full), so no line more
-// than the row's: rows_span is the row's bytes when rows start on 64-byte lines, else one line more.
+// than the row's: rows_span is the row's bytes when rows start on 64-byte lines, else one line
+// more.
 template <typename scalar_t, typename acc_t, typename idx_t>
 inline void prefetch_x_row(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t u) {
   const char* lo = reinterpret_cast<const char*>(a.x + u * a.F);
@@ -341,7 +352,8 @@ inline void sum_row(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t i, const R
   for (int64_t f = 0; f < F; ++f) acc[f] = acc_t(0);
   if (s.all) {
     for (int64_t j = 0; j < s.d; ++j) {
-      if (j + kAllAhead < s.d) prefetch_x_row(a, static_cast<int64_t>(a.cl[s.base + j + kAllAhead]));
+      if (j + kAllAhead < s.d)
+        prefetch_x_row(a, static_cast<int64_t>(a.cl[s.base + j + kAllAhead]));
       add_row<FB>(acc, a, static_cast<int64_t>(a.cl[s.base + j]));
     }
   } else {
@@ -352,13 +364,14 @@ inline void sum_row(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t i, const R
   const acc_t scale = s.k > 0 ? c * (static_cast<acc_t>(s.d) / static_cast<acc_t>(s.k)) : c;
   const scalar_t* __restrict xv = a.x + s.v * a.F;
   scalar_t* __restrict yr = a.y + i * a.F;
-  for (int64_t f = 0; f < F; ++f) yr[f] = static_cast<scalar_t>(self * prop::to_acc<acc_t>(xv[f]) + scale * acc[f]);
+  for (int64_t f = 0; f < F; ++f)
+    yr[f] = static_cast<scalar_t>(self * prop::to_acc<acc_t>(xv[f]) + scale * acc[f]);
 }
 
 // Rows [b, e) through the pipeline; ring [kRing * max(fanout, 1)], scratch [F].
 template <int FB, typename scalar_t, typename acc_t, typename idx_t>
-inline void aggregate_rows(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t b, int64_t e, int64_t* ring,
-                           acc_t* scratch) {
+inline void aggregate_rows(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t b, int64_t e,
+                           int64_t* ring, acc_t* scratch) {
   const int64_t cap = std::max<int64_t>(a.fanout, 1);
   RowSample slot[kRing];
   for (int64_t r = 0; r < kRing; ++r) slot[r].cols = ring + r * cap;
@@ -385,14 +398,14 @@ inline void aggregate_rows(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t b, 
 
 // Compiled for the baseline ISA and for AVX2+FMA (cpu/isa.h).
 template <int FB, typename scalar_t, typename acc_t, typename idx_t>
-SVG_ATTR_AVX2 void aggregate_rows_avx2(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t b, int64_t e,
-                                       int64_t* ring, acc_t* scratch) {
+SVG_ATTR_AVX2 void aggregate_rows_avx2(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t b,
+                                       int64_t e, int64_t* ring, acc_t* scratch) {
   aggregate_rows<FB>(a, b, e, ring, scratch);
 }
 
 template <int FB, typename scalar_t, typename acc_t, typename idx_t>
-SVG_ATTR_BASE void aggregate_rows_base(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t b, int64_t e,
-                                       int64_t* ring, acc_t* scratch) {
+SVG_ATTR_BASE void aggregate_rows_base(const AggArgs<scalar_t, acc_t, idx_t>& a, int64_t b,
+                                       int64_t e, int64_t* ring, acc_t* scratch) {
   aggregate_rows<FB>(a, b, e, ring, scratch);
 }
 
@@ -410,35 +423,42 @@ void aggregate_all(const AggArgs<scalar_t, acc_t, idx_t>& a) {
   });
 }
 
-// Bytes of a row of x (F features) that prefetch_x_row covers: whole lines when rows are aligned.
+// Bytes of a row of x (F features) that prefetch_x_row covers.
 template <typename scalar_t>
 int64_t row_span(const scalar_t* x, int64_t F) {
   const int64_t bytes = F * static_cast<int64_t>(sizeof(scalar_t));
-  const bool aligned = reinterpret_cast<uintptr_t>(x) % 64 == 0 && bytes % 64 == 0;
-  return aligned ? bytes : bytes + 63;
+  return cpu::prefetch_span(bytes, cpu::rows_on_lines(x, bytes));
 }
 
-at::Tensor sample_aggregate_cpu(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes,
-                                const at::Tensor& x, const at::Tensor& norm, int64_t fanout, bool replace,
-                                int64_t seed, int64_t hop) {
+at::Tensor sample_aggregate_cpu(const at::Tensor& rowptr, const at::Tensor& col,
+                                const at::Tensor& nodes, const at::Tensor& x,
+                                const at::Tensor& norm, int64_t fanout, bool replace, int64_t seed,
+                                int64_t hop) {
   check_sample_aggregate_args(rowptr, col, nodes, x, norm, fanout);
   auto rp = rowptr.contiguous(), cl = col.contiguous(), nd = nodes.contiguous();
   auto xc = x.contiguous(), nm = norm.contiguous();
   auto y = at::empty({nd.numel(), xc.size(1)}, xc.options());
   if (y.numel() == 0) return y;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, xc.scalar_type(), "sample_aggregate_cpu", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "sample_aggregate_cpu_index", [&] {
-      const AggArgs<scalar_t, acc_t, index_t> a{rp.data_ptr<index_t>(), cl.data_ptr<index_t>(),
-                                                nd.data_ptr<int64_t>(),  xc.data_ptr<scalar_t>(),
-                                                nm.data_ptr<acc_t>(),    y.data_ptr<scalar_t>(),
-                                                nd.numel(),              xc.size(1),
-                                                fanout,                  replace,
-                                                static_cast<uint64_t>(seed), hop,
-                                                row_span(xc.data_ptr<scalar_t>(), xc.size(1))};
-      cpu::with_width(a.F, [&](auto w) { aggregate_all<decltype(w)::value>(a); });
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, xc.scalar_type(), "sample_aggregate_cpu", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        AT_DISPATCH_INDEX_TYPES(rp.scalar_type(), "sample_aggregate_cpu_index", [&] {
+          const AggArgs<scalar_t, acc_t, index_t> a{rp.data_ptr<index_t>(),
+                                                    cl.data_ptr<index_t>(),
+                                                    nd.data_ptr<int64_t>(),
+                                                    xc.data_ptr<scalar_t>(),
+                                                    nm.data_ptr<acc_t>(),
+                                                    y.data_ptr<scalar_t>(),
+                                                    nd.numel(),
+                                                    xc.size(1),
+                                                    fanout,
+                                                    replace,
+                                                    static_cast<uint64_t>(seed),
+                                                    hop,
+                                                    row_span(xc.data_ptr<scalar_t>(), xc.size(1))};
+          cpu::with_width(a.F, [&](auto w) { aggregate_all<decltype(w)::value>(a); });
+        });
+      });
   return y;
 }
 
