@@ -16,7 +16,7 @@ import os
 import pickle
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 import torch
@@ -82,26 +82,21 @@ def current() -> DistInfo:
     return DistInfo()
 
 
-def epoch_permutation(num_pairs: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order of the positive pairs in ``epoch``: identical on every rank (CPU generator)."""
-    gen = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
-    return torch.randperm(num_pairs, generator=gen)
-
-
 def num_steps(num_pairs: int, batch_size: int, world_size: int) -> int:
     """Steps per epoch on every rank: global batches of batch_size * world_size pairs."""
     global_batch = batch_size * world_size
     return (num_pairs + global_batch - 1) // global_batch
 
 
-def rank_batch(order: torch.Tensor, step: int, batch_size: int, rank: int, world_size: int) -> torch.Tensor:
-    """Pair indices of ``rank`` at ``step``: its slice of global batch ``step`` of ``order``.
+def rank_batch(order: Any, step: int, batch_size: int, rank: int, world_size: int, start: int = 0) -> torch.Tensor:
+    """Pair indices of ``rank`` at ``step``: its slice of global batch ``step`` of ``order[start:]``
+    (``order``: a 1-D tensor or anything sliced like one, e.g. an ``EpochOrder``).
 
     Slices of one global batch are contiguous and as equal as possible, so the last (short)
     global batch is still split evenly; a slice may be empty.
     """
     global_batch = batch_size * world_size
-    chunk = order[step * global_batch : (step + 1) * global_batch]
+    chunk = order[start + step * global_batch : start + (step + 1) * global_batch]
     bounds = [(chunk.numel() * r) // world_size for r in range(world_size + 1)]
     return chunk[bounds[rank] : bounds[rank + 1]]
 

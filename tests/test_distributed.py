@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from dist_support import gloo_threads
 
 from scalevgae import distributed as sd
+from scalevgae.loader.order import EpochOrder
 
 
 def test_single_process_info():
@@ -21,23 +22,19 @@ def test_single_process_info():
 
 
 @pytest.mark.parametrize("num_pairs,batch,world", [(100, 8, 2), (101, 8, 3), (5, 8, 4), (64, 16, 2), (0, 4, 2)])
-def test_shards_cover_every_pair_once(num_pairs, batch, world):
-    order = sd.epoch_permutation(num_pairs, seed=3, epoch=1)
-    steps = sd.num_steps(num_pairs, batch, world)
-    seen = torch.cat([torch.empty(0, dtype=torch.long)] + [
-        sd.rank_batch(order, s, batch, r, world) for s in range(steps) for r in range(world)
+@pytest.mark.parametrize("start", [0, 3])
+def test_shards_cover_every_pair_once(num_pairs, batch, world, start):
+    order = EpochOrder(num_pairs, seed=3)
+    start = min(start, num_pairs)
+    steps = sd.num_steps(num_pairs - start, batch, world)
+    seen = torch.cat([torch.empty(0, dtype=torch.int32)] + [
+        sd.rank_batch(order, s, batch, r, world, start=start) for s in range(steps) for r in range(world)
     ])
-    assert torch.equal(seen.sort().values, torch.arange(num_pairs))
+    assert torch.equal(seen.sort().values, order[start:num_pairs].sort().values)
+    assert torch.equal(torch.cat([order[0:start], seen]).sort().values.long(), torch.arange(num_pairs))
     for s in range(steps):
-        sizes = [sd.rank_batch(order, s, batch, r, world).numel() for r in range(world)]
+        sizes = [sd.rank_batch(order, s, batch, r, world, start=start).numel() for r in range(world)]
         assert max(sizes) - min(sizes) <= 1 and max(sizes) <= batch
-
-
-def test_permutation_depends_on_epoch_and_seed():
-    a = sd.epoch_permutation(50, seed=0, epoch=0)
-    assert torch.equal(a, sd.epoch_permutation(50, seed=0, epoch=0))
-    assert not torch.equal(a, sd.epoch_permutation(50, seed=0, epoch=1))
-    assert not torch.equal(a, sd.epoch_permutation(50, seed=1, epoch=0))
 
 
 def _free_port() -> int:
@@ -52,7 +49,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     info = sd.init_distributed(device="cpu")
     assert info.enabled and info.rank == rank and dist.get_backend() == "gloo"
     num_pairs, batch = 37, 5
-    order = sd.epoch_permutation(num_pairs, seed=11, epoch=2)
+    order = EpochOrder(num_pairs, seed=11)
     mine = torch.cat([sd.rank_batch(order, s, batch, rank, world) for s in range(sd.num_steps(num_pairs, batch, world))])
     gathered = [None] * world
     dist.all_gather_object(gathered, mine.tolist())

@@ -14,22 +14,9 @@ from torch import Tensor
 
 from scalevgae.distributed import rank_batch
 from scalevgae.graph import Graph
+from scalevgae.loader.order import EpochOrder, mix64
 from scalevgae.ops.validate import check_index_range, check_index_tensor
 from scalevgae.sampling.link import LinkBatch, LinkSampler
-
-_M64 = (1 << 64) - 1
-
-
-def _mix64(*values: int) -> int:
-    """splitmix64-style hash of a tuple of ints to a 63-bit seed."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = (h ^ (v & _M64)) & _M64
-        h = (h * 0xBF58476D1CE4E5B9) & _M64
-        h ^= h >> 31
-        h = (h * 0x94D049BB133111EB) & _M64
-        h ^= h >> 29
-    return h >> 1
 
 
 def _limit_intra_op_threads(n: int) -> None:
@@ -236,26 +223,23 @@ class LinkLoader:
         return self._epoch, 0
 
     # ---- batches ----
-    def _order(self, epoch: int) -> Tensor:
-        p = self.pos_pairs.size(1)
-        dtype = torch.int32 if p < 2**31 else torch.int64  # half of an epoch's order (the same permutation)
-        if not self.shuffle:
-            return torch.arange(p, dtype=dtype)
-        return torch.randperm(p, generator=torch.Generator().manual_seed(_mix64(self._seed, epoch, -1)), dtype=dtype)
+    def _order(self, epoch: int) -> EpochOrder:
+        """The epoch's order of the positives, evaluated per batch (O(1) to start an epoch)."""
+        return EpochOrder(self.pos_pairs.size(1), mix64(self._seed, epoch, -1) if self.shuffle else None)
 
     def _batch_generator(self, epoch: int, b: int) -> torch.Generator:
         g = torch.Generator(device=self.graph.device)
         if self.world == 1 and not self._offset:
-            return g.manual_seed(_mix64(self._seed, epoch, b))
-        return g.manual_seed(_mix64(self._seed, epoch, b, self.rank, self.world, self._offset))
+            return g.manual_seed(mix64(self._seed, epoch, b))
+        return g.manual_seed(mix64(self._seed, epoch, b, self.rank, self.world, self._offset))
 
-    def _batch_index(self, order: Tensor, b: int) -> Tensor:
+    def _batch_index(self, order: EpochOrder, b: int) -> Tensor:
         """Positions (into ``pos_pairs``) of this rank's pairs in batch ``b``."""
         if self.world == 1 and not self._offset:
             return order[b * self.batch_size : (b + 1) * self.batch_size]
-        return rank_batch(order[self._offset:], b, self.batch_size, self.rank, self.world)
+        return rank_batch(order, b, self.batch_size, self.rank, self.world, start=self._offset)
 
-    def make_batch(self, epoch: int, b: int, order: Optional[Tensor] = None,
+    def make_batch(self, epoch: int, b: int, order: Optional[EpochOrder] = None,
                    on_phase: Optional[Callable[[str], None]] = None) -> LinkBatch:
         """Batch ``b`` of epoch ``epoch`` (deterministic), on the graph's device.
 
@@ -268,7 +252,7 @@ class LinkLoader:
             on_phase("positives")
         return self.sampler.sample(pos, self._batch_generator(epoch, b), on_phase)
 
-    def _produce(self, epoch: int, b: int, order: Tensor) -> tuple[LinkBatch, Any]:
+    def _produce(self, epoch: int, b: int, order: EpochOrder) -> tuple[LinkBatch, Any]:
         if self._stream is None:
             return self.make_batch(epoch, b, order).to(self.device), None
         with torch.cuda.stream(self._stream):
@@ -299,7 +283,7 @@ class LinkLoader:
             return
         yield from self._threaded(epoch, start, n, order)
 
-    def _threaded(self, epoch: int, start: int, n: int, order: Tensor) -> Iterator[LinkBatch]:
+    def _threaded(self, epoch: int, start: int, n: int, order: EpochOrder) -> Iterator[LinkBatch]:
         w_count = min(self.num_workers, max(1, n - start))
         stop = threading.Event()
         queues = [queue.Queue(maxsize=max(1, self.prefetch // w_count)) for _ in range(w_count)]
