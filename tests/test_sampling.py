@@ -121,6 +121,38 @@ def test_int32_csr_and_hashmap_path(graph, monkeypatch):
 
 
 @needs_ext
+@pytest.mark.parametrize("hashmap", [False, True])
+@pytest.mark.parametrize("num_nodes", [50_000, (1 << 23) + 5])
+def test_many_new_nodes_relabel_in_ascending_order(num_nodes, hashmap, monkeypatch):
+    """Hops with thousands of new nodes (the radix-sorted path) over ids of 16 and 24 bits (two
+    and three digit passes): each hop's new ids ascend, and local columns map back to exactly the
+    global columns ``sample_adj`` draws for the same (seed, hop)."""
+    g = gen(11)
+    n_src = 4000  # rows 0..n_src have edges to anywhere, the rest are isolated
+    deg = torch.randint(0, 25, (n_src,), generator=g)
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
+    rowptr[1 : n_src + 1] = deg.cumsum(0)
+    rowptr[n_src + 1 :] = deg.sum()
+    col = torch.cat([torch.randint(0, num_nodes, (int(deg.sum()) // 2,), generator=g),
+                     torch.randint(0, n_src, (int(deg.sum()) - int(deg.sum()) // 2,), generator=g)])
+    seeds = torch.randperm(n_src, generator=g)[:3000]
+    if hashmap:
+        monkeypatch.setenv("SCALEVGAE_SAMPLE_HASHMAP", "1")
+    fanouts = [10, 6]
+    n_id, hop_ptr, rps, cols = torch.ops.scalevgae.neighbor_sample(rowptr, col, seeds, fanouts, False, 5)
+    assert torch.equal(n_id[: seeds.numel()], seeds)
+    for h, f in enumerate(fanouts):
+        lo, hi = int(hop_ptr[h]), int(hop_ptr[h + 1])
+        rp_g, col_g = torch.ops.scalevgae.sample_adj(rowptr, col, n_id[:lo], f, False, 5, h)
+        assert torch.equal(rps[h], rp_g) and torch.equal(n_id[cols[h]], col_g)
+        new = n_id[lo:hi]
+        assert bool((new.diff() > 0).all())
+        expect = torch.unique(col_g)
+        assert torch.equal(new, expect[~torch.isin(expect, n_id[:lo])])
+    assert int(hop_ptr[1] - hop_ptr[0]) > 1024 and int(hop_ptr[2] - hop_ptr[1]) > 1024
+
+
+@needs_ext
 def test_threads_do_not_change_result(graph):
     seeds = random_seeds(graph.num_nodes, 200, seed=4)
     old = torch.get_num_threads()
