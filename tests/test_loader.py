@@ -144,6 +144,33 @@ def test_deterministic_regardless_of_threads(data, workers):
     assert not same_batches(ref, other)
 
 
+def test_aggregation_runs_on_aggregate_threads_in_the_worker(data, monkeypatch):
+    """The fused sample-and-aggregate of a background thread runs on ``aggregate_threads``
+    intra-op threads, the worker's other ops on ``worker_threads``; the batches are the same."""
+    from scalevgae.sampling import aggregated
+
+    seen: list[tuple[str, int]] = []
+    real_agg, real_hops = aggregated.sample.sample_aggregate, aggregated._sample_hops
+
+    def agg(*a, **k):
+        seen.append(("agg", torch.get_num_threads()))
+        return real_agg(*a, **k)
+
+    def hops(*a, **k):
+        seen.append(("hops", torch.get_num_threads()))
+        return real_hops(*a, **k)
+
+    monkeypatch.setattr(aggregated.sample, "sample_aggregate", agg)
+    monkeypatch.setattr(aggregated, "_sample_hops", hops)
+    ref = list(loader(data, num_workers=0, aggregate_input=True))
+    seen.clear()
+    got = list(loader(data, num_workers=1, worker_threads=1, aggregate_threads=3, aggregate_input=True))
+    assert same_batches(ref, got)
+    assert seen and set(seen) == {("hops", 1), ("agg", 3)}
+    with pytest.raises(ValueError, match="aggregate_threads"):
+        loader(data, aggregate_threads=0)
+
+
 def test_epochs_differ_and_resume_mid_epoch(data):
     ld = loader(data, num_workers=1)
     first = list(ld)

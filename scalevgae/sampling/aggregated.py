@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from scalevgae._threads import intra_op_threads
 from scalevgae._util import acc_dtype
 from scalevgae.graph import Graph
 from scalevgae.ops import sample
@@ -80,8 +81,8 @@ def aggregate_features(block: Block, n_id: Tensor, x: Tensor, graph: Graph) -> T
 
 
 def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Tensor, *, replace: bool = False,
-                      generator: Optional[torch.Generator] = None,
-                      backend: Optional[str] = None) -> tuple[SampledSubgraph, Tensor]:
+                      generator: Optional[torch.Generator] = None, backend: Optional[str] = None,
+                      threads: Optional[int] = None) -> tuple[SampledSubgraph, Tensor]:
     """``sample_neighbors`` followed by :func:`aggregate_features` on its first block, without
     ever numbering the outermost hop's new nodes.
 
@@ -90,13 +91,16 @@ def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Te
     edges keep their global ids: they only read rows of ``x``. Returns the subgraph, whose
     ``n_id`` ends at the input layer's destinations and whose ``blocks[0]`` is an
     :class:`AggregatedBlock`, and the aggregated features ``[blocks[0].num_dst, F]``.
+    ``threads``: intra-op threads of the fused pass in the calling thread (None: its current
+    count); the result does not depend on it.
     """
     graph, seeds, fanouts, seed, name = _prepare(graph, seeds, fanouts, generator, backend)
     if not fanouts:
         raise ValueError("sample_aggregated needs at least one fanout")
     n_id, hop_ptr, rowptrs, cols = _sample_hops(graph, seeds, fanouts[:-1], replace, seed, name)
     # The input layer's hop is sampled and aggregated in one pass: its edges are never stored.
-    y = sample.sample_aggregate(graph.rowptr, graph.col, n_id, x, graph.gcn_norm(acc_dtype(x.dtype)), fanouts[-1],
-                                replace, seed, len(fanouts) - 1, backend=name)
+    with intra_op_threads(threads):
+        y = sample.sample_aggregate(graph.rowptr, graph.col, n_id, x, graph.gcn_norm(acc_dtype(x.dtype)),
+                                    fanouts[-1], replace, seed, len(fanouts) - 1, backend=name)
     blocks = [AggregatedBlock(n_id.numel())] + _make_blocks(graph, n_id, hop_ptr, rowptrs, cols)
     return SampledSubgraph(n_id, blocks), y

@@ -112,15 +112,16 @@ def seeds(batch: LinkBatch) -> LinkBatch:
 
 def blocks(batch: LinkBatch, graph: Graph, fanouts: Sequence[int], *, replace: bool = False,
            generator: Optional[torch.Generator] = None, backend: Optional[str] = None,
-           aggregate_x: Optional[Tensor] = None) -> LinkBatch:
+           aggregate_x: Optional[Tensor] = None, aggregate_threads: Optional[int] = None) -> LinkBatch:
     """Sample the seeds' k-hop blocks (:func:`~scalevgae.sampling.sample_neighbors`); ``n_id``
     grows to every sampled node. With ``aggregate_x`` (the full ``[num_nodes, F]`` features)
     this phase also does the ``features`` phase's aggregation, fused into the last hop's
     sampling (:func:`~scalevgae.sampling.aggregated.sample_aggregated`): the outer hop is then
-    only read through ``aggregate_x``, never numbered or gathered."""
+    only read through ``aggregate_x``, never numbered or gathered, by ``aggregate_threads``
+    intra-op threads (None: the calling thread's count)."""
     if aggregate_x is not None:
         sub, batch.x = sample_aggregated(graph, batch.n_id, fanouts, aggregate_x, replace=replace,
-                                         generator=generator, backend=backend)
+                                         generator=generator, backend=backend, threads=aggregate_threads)
     else:
         sub = sample_neighbors(graph, batch.n_id, fanouts, replace=replace, generator=generator, backend=backend)
     batch.n_id, batch.blocks = sub.n_id, sub.blocks
@@ -199,6 +200,8 @@ class LinkSampler:
         aggregate_input: the ``features`` phase applies the first block's GCN aggregation
             instead of gathering ``x[n_id]``; only where x is a floating tensor on the graph's
             device (otherwise this option does nothing, see :attr:`aggregate_input`).
+        aggregate_threads: intra-op threads of that aggregation when it is fused into the
+            sampling (None: the calling thread's count). The batch does not depend on it.
 
     The batch is a function of ``(pos, generator)`` only: the generator is used by the
     ``negatives`` phase, then by ``blocks``.
@@ -207,7 +210,7 @@ class LinkSampler:
     def __init__(self, graph: Graph, x: Any, *, fanouts: Sequence[int], neg_ratio: int = 1,
                  neg_method: str = "uniform", exclude: Optional[Sequence[Graph]] = None,
                  exclude_batch_edges: bool = False, replace: bool = False, backend: Optional[str] = None,
-                 aggregate_input: bool = False):
+                 aggregate_input: bool = False, aggregate_threads: Optional[int] = None):
         if not isinstance(graph, Graph):
             raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
         if x is not None and (len(x.shape) != 2 or x.shape[0] != graph.num_nodes):
@@ -230,6 +233,7 @@ class LinkSampler:
         self.aggregate_input = (aggregate_input and isinstance(x, Tensor) and x.device == graph.device
                                 and x.is_floating_point())
         self._x_dtype = _torch_dtype(x)  # gathered rows keep the stored dtype
+        self.aggregate_threads = aggregate_threads
 
     def sample(self, pos: Tensor, generator: Optional[torch.Generator] = None,
                on_phase: Optional[Callable[[str], None]] = None) -> LinkBatch:
@@ -246,7 +250,8 @@ class LinkSampler:
         agg = self.aggregate_input and bool(self.fanouts)
         fused = agg and not self.exclude_batch_edges  # aggregation fused into the sampling
         batch = blocks(batch, self.graph, self.fanouts, replace=self.replace, generator=generator,
-                       backend=self.backend, aggregate_x=self.x if fused else None)
+                       backend=self.backend, aggregate_x=self.x if fused else None,
+                       aggregate_threads=self.aggregate_threads)
         if fused:
             done("blocks + features")
             return batch

@@ -1,0 +1,42 @@
+"""Per-thread intra-op (OpenMP) thread counts (internal).
+
+``torch.set_num_threads`` is process-wide; these set only the CALLING thread's team size, so a
+loader thread can run its many small ops on one core while the training thread keeps all of them,
+and still spread one long op (the input layer's fused sample-and-aggregate) over every core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from typing import Iterator, Optional
+
+import torch
+
+
+def set_intra_op_threads(n: int) -> None:
+    """Give the calling thread ``n`` OpenMP threads for torch's (and our kernels') intra-op work,
+    leaving every other thread alone. A loader thread that spreads each small op over all cores
+    stalls in OpenMP barriers whenever the training thread holds them."""
+    torch.get_num_threads()  # per-thread lazy init first, so it cannot undo the setting below
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1"))
+        lib.omp_set_num_threads(ctypes.c_int(n))
+    except (OSError, AttributeError):  # another OpenMP runtime: leave the default
+        pass
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: Optional[int]) -> Iterator[None]:
+    """The calling thread runs its intra-op work on ``n`` threads inside the block (None: as it
+    is), then returns to its previous count."""
+    prev = torch.get_num_threads()
+    if n is None or n == prev:
+        yield
+        return
+    set_intra_op_threads(n)
+    try:
+        yield
+    finally:
+        set_intra_op_threads(prev)
