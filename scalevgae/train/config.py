@@ -125,7 +125,7 @@ class TrainConfig:
     eval_pairs: int = field(default=4096, metadata={
         "help": "validate on this many positive (and as many negative) seeded validation pairs through their "
                 "exact blocks when cheaper than full inference (0: all pairs, full inference)"})
-    auto_full_nodes: int = field(default=10000, metadata={
+    auto_full_nodes: int = field(default=7500, metadata={
         "help": "mode auto: full mode with the exact objective up to this many nodes, minibatch above"})
     seed: int = field(default=0, metadata={"help": "split, initialisation and sampling seed"})
     reorder: str = field(default="none", metadata={
