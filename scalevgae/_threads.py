@@ -10,16 +10,36 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import threading
 from typing import Iterator, Optional
 
 import torch
+
+_initialised = threading.local()
+
+
+def _lazy_init_here() -> None:
+    """Run, in the calling thread, the lazy thread-count initialisation of libtorch and of our
+    extension, so neither undoes a count set afterwards. ATen's ``lazy_init_num_threads`` is an
+    inline function with a thread_local flag, so our ``_C`` has its own copy: its first
+    ``parallel_for`` in a thread resets the thread to ``torch.set_num_threads``'s value (when that
+    was ever called), which silently gave a 1-thread loader thread 2 threads again."""
+    if getattr(_initialised, "done", False):
+        return
+    torch.get_num_threads()  # libtorch's copy
+    from scalevgae import _ext
+
+    if _ext.loaded():  # ours: one parallel_for over one pair of a one-node graph
+        one = torch.zeros(1, dtype=torch.long)
+        torch.ops.scalevgae.csr_has_pairs(torch.zeros(2, dtype=torch.long), one[:0], one, one)
+    _initialised.done = True
 
 
 def set_intra_op_threads(n: int) -> None:
     """Give the calling thread ``n`` OpenMP threads for torch's (and our kernels') intra-op work,
     leaving every other thread alone. A loader thread that spreads each small op over all cores
     stalls in OpenMP barriers whenever the training thread holds them."""
-    torch.get_num_threads()  # per-thread lazy init first, so it cannot undo the setting below
+    _lazy_init_here()
     try:
         lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1"))
         lib.omp_set_num_threads(ctypes.c_int(n))

@@ -162,6 +162,9 @@ def test_aggregation_runs_on_aggregate_threads_in_the_worker(data, monkeypatch):
 
     monkeypatch.setattr(aggregated.sample, "sample_aggregate", agg)
     monkeypatch.setattr(aggregated, "_sample_hops", hops)
+    # once torch.set_num_threads was called (as a user may), a thread's first parallel op of our
+    # extension used to reset that thread to it, undoing worker_threads
+    torch.set_num_threads(torch.get_num_threads())
     ref = list(loader(data, num_workers=0, aggregate_input=True))
     seen.clear()
     got = list(loader(data, num_workers=1, worker_threads=1, aggregate_threads=3, aggregate_input=True))
