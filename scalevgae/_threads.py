@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import threading
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 
@@ -35,16 +36,24 @@ def _lazy_init_here() -> None:
     _initialised.done = True
 
 
+@functools.cache
+def _omp_set_num_threads() -> Optional[Callable[[Any], Any]]:
+    """libgomp's ``omp_set_num_threads`` as torch loaded it, looked up once (it is called twice per
+    loader batch); None under another OpenMP runtime."""
+    try:
+        return ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")).omp_set_num_threads
+    except (OSError, AttributeError):
+        return None
+
+
 def set_intra_op_threads(n: int) -> None:
     """Give the calling thread ``n`` OpenMP threads for torch's (and our kernels') intra-op work,
     leaving every other thread alone. A loader thread that spreads each small op over all cores
     stalls in OpenMP barriers whenever the training thread holds them."""
     _lazy_init_here()
-    try:
-        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1"))
-        lib.omp_set_num_threads(ctypes.c_int(n))
-    except (OSError, AttributeError):  # another OpenMP runtime: leave the default
-        pass
+    set_threads = _omp_set_num_threads()
+    if set_threads is not None:  # another OpenMP runtime: leave the default
+        set_threads(ctypes.c_int(n))
 
 
 @contextlib.contextmanager
