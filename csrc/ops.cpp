@@ -73,6 +73,12 @@ SVG_LIBRARY(SVG_NS, m) {
 }
 
 #ifndef SVG_CUDA_SIM  // csrc/cuda_sim/ops_sim.cpp defines the module of _C_cuda_sim
+// ATen's lazy per-thread thread-count init is inline with a thread_local flag, and this library
+// holds its own copy: the first at::parallel_for of ours in a thread would reset that thread's
+// OpenMP count to torch.set_num_threads's value. scalevgae/_threads.py runs it first, then sets
+// the count. (_C_cuda_sim calls no parallel_for, so it has no copy.)
+static void init_num_threads_here() { at::internal::lazy_init_num_threads(); }
+
 static bool with_cuda() {
 #ifdef WITH_CUDA
   return true;
@@ -83,5 +89,7 @@ static bool with_cuda() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("with_cuda", &with_cuda, "whether the CUDA kernels were compiled in");
+  m.def("init_num_threads_here", &init_num_threads_here,
+        "run this library's copy of ATen's lazy thread-count init in the calling thread");
 }
 #endif

@@ -50,6 +50,13 @@ def with_cuda() -> bool:
     return _C is not None and bool(_C.with_cuda())
 
 
+def init_num_threads_here() -> None:
+    """Run ``_C``'s own copy of ATen's lazy per-thread thread-count initialisation in the calling
+    thread (see ``scalevgae._threads``); nothing without ``_C``."""
+    if _C is not None:
+        _C.init_num_threads_here()
+
+
 def sim_loaded() -> bool:
     """Whether the CUDA-on-CPU emulation build ``_C_cuda_sim`` imported."""
     return _C_SIM is not None

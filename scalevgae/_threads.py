@@ -30,9 +30,7 @@ def _lazy_init_here() -> None:
     torch.get_num_threads()  # libtorch's copy
     from scalevgae import _ext
 
-    if _ext.loaded():  # ours: one parallel_for over one pair of a one-node graph
-        one = torch.zeros(1, dtype=torch.long)
-        torch.ops.scalevgae.csr_has_pairs(torch.zeros(2, dtype=torch.long), one[:0], one, one)
+    _ext.init_num_threads_here()  # ours (_C_cuda_sim runs no parallel_for: it has none)
     _initialised.done = True
 
 
