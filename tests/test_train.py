@@ -6,6 +6,7 @@ import torch
 from fake_sampling import FakeLinkLoader
 
 from scalevgae.data import planted_partition, split_edges
+from scalevgae.sampling.aggregated import AggregatedBlock
 from scalevgae.train import TrainConfig, Trainer, all_pairs_loss, kipf_weights, sampled_loss, self_loop_weight
 
 
@@ -400,10 +401,15 @@ def test_subset_validation_is_exact(model):
         z_sub = tr.model.encode(tr.val_set.x, tr.val_set.blocks) if model == "gae" else None
     if z_sub is not None:
         torch.testing.assert_close(z_sub, tr.embed()[tr.val_set.n_id[: z_sub.size(0)]], rtol=1e-5, atol=1e-6)
-    # Same seed, same subset; the numpy path reads the same rows.
+    # The first layer's aggregation was applied once, from x by global id (no outer-hop rows kept).
+    assert isinstance(tr.val_set.blocks[0], AggregatedBlock)
+    assert tr.val_set.x.size(0) == tr.val_set.blocks[0].num_dst == tr.val_set.n_id.numel()
+    # Same seed, same subset; the numpy path gathers the outer hop's rows instead, same scores.
     other = ValidationSet(sp.train_graph, x.numpy(), sp.val_pos, sp.val_neg, num_pairs=20, seed=tr.cfg.seed + 3,
                           device=torch.device("cpu"))
-    assert torch.equal(other.global_pairs()[0], pos) and torch.equal(other.x, tr.val_set.x)
+    assert torch.equal(other.global_pairs()[0], pos) and not isinstance(other.blocks[0], AggregatedBlock)
+    assert other.x.size(0) > tr.val_set.x.size(0)
+    assert other.score(tr.model, tr._embed) == m
     # Dense graph: the blocks would cover it, so full inference on all pairs.
     dense = Trainer(TrainConfig(epochs=1, eval_pairs=20, progress=False), *_data80())
     assert not dense.val_set.subset
@@ -424,8 +430,10 @@ def test_validation_set_decides_before_building_blocks():
         draws.append(torch.rand(1))
         if sp is sparse:
             assert vs.subset
-            assert 0 < vs.blocks[0].num_edges <= MAX_BLOCK_EDGE_SHARE * sp.train_graph.num_edges
-            assert vs.blocks[0].num_edges == int(sp.train_graph.degree()[vs.n_id[: vs.blocks[0].num_dst]].sum())
+            # the input layer (aggregated in place) has every edge of the 1-hop nodes
+            hop1 = vs.n_id[: vs.blocks[0].num_dst]
+            assert 0 < int(sp.train_graph.degree()[hop1].sum()) <= MAX_BLOCK_EDGE_SHARE * sp.train_graph.num_edges
+            assert vs.blocks[1].num_src == hop1.numel()
         else:
             assert not vs.subset and not hasattr(vs, "blocks")
     torch.manual_seed(5)
