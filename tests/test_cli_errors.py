@@ -62,6 +62,8 @@ def _setup(tmp):
     f["nan"] = f"{tmp}/nan.npy"
     f["a_file"] = _write(f"{tmp}/afile", "x")
     f["garbage_model"] = _write(f"{tmp}/garbage/model.pt", os.urandom(300))
+    # a pickle header with an unknown protocol: torch warns before it fails (seen once from urandom)
+    f["proto_model"] = _write(f"{tmp}/proto/model.pt", b"\x80\xb0" + bytes(range(256)))
     os.makedirs(f"{tmp}/trunc")
     torch.save({"format": 2, "state_dict": {"w": torch.ones(1000)}, "config": {}, "data": {}, "in_channels": 3},
                f"{tmp}/trunc/model.pt")
@@ -122,6 +124,7 @@ CASES = [
     ("--fanouts in full mode", ["train", "--fanouts", "4,3", "--out", "{new}", *TINY], "--fanouts"),
     ("eval without a model", ["eval", "--out", "{new}"], "model.pt"),
     ("corrupted model.pt", ["eval", "--out", "{tmp}/garbage"], "model.pt"),
+    ("model.pt with an unknown pickle protocol", ["eval", "--out", "{tmp}/proto"], "model.pt"),
     ("truncated model.pt", ["eval", "--out", "{tmp}/trunc"], "model.pt"),
     ("eval --checkpoint checkpoint.pt", ["eval", "--checkpoint", "{ckpt}", "--out", "{new}"], "checkpoint.pt"),
     ("a .pt file that is not a model", ["embed", "--checkpoint", "{other_pt}", "--out", "{new}"], "other.pt"),
