@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from typing import Any, Callable, Optional
 
 import torch
@@ -47,3 +48,12 @@ def eager_under_compile(fn: Callable) -> Callable:
         return disabled(*args, **kwargs)
 
     return inner
+
+
+def load_tensors_file(path: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` (no code runs) without torch's warnings: on a
+    damaged file they come before the error (e.g. "Detected pickle protocol 176 ... weights_only
+    Unpickler"), and callers turn the error into one line of their own."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location=map_location, weights_only=True)

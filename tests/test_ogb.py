@@ -3,6 +3,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -160,6 +161,11 @@ def test_bad_split_files_are_one_line_errors(dirs, tmp_path, capsys):
     rc = main(["train", "--dataset", str(d), "--out", str(tmp_path / "r"), *FAST])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "valid.pt" in err and "weights_only" in err and len(err.splitlines()) == 1
+    valid.write_bytes(b"\x80\xb0" + bytes(range(256)))  # torch warns about the protocol, then fails
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning printed before our one line would fail here
+        with pytest.raises(ValueError, match="valid.pt: not a tensor-only torch file"):
+            read_split_file(str(valid))
     torch.save({"edge": torch.zeros(4, 3, dtype=torch.long)}, valid)
     with pytest.raises(ValueError, match=r"valid.pt: 'edge' must have shape \[\*, 2\]"):
         load_graph(d)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scalevgae._util import csr_rows
+from scalevgae._util import csr_rows, load_tensors_file
 from scalevgae.data.dataset import GraphData
 from scalevgae.data.edgelist import parse_edge_list
 from scalevgae.data.features import load_features, parse_dense_text
@@ -111,7 +111,7 @@ def resolve_ogb_dir(name: str, root: Optional[PathLike]) -> Optional[str]:
 def read_split_file(path: str) -> dict[str, Tensor]:
     """A split ``.pt`` file: a dict of tensors, read with ``weights_only=True`` (no code runs)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_tensors_file(path)
     except FileNotFoundError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from typing import Any, Optional
 
 import torch
+
+from scalevgae._util import load_tensors_file
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -43,21 +44,12 @@ def save_checkpoint(path: str, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _load_tensors(path: str, map_location: Optional[Any]) -> Any:
-    """``torch.load(weights_only=True)`` without torch's warnings: on a damaged file they come
-    before the error (e.g. "Detected pickle protocol 176 ... weights_only Unpickler"), and the
-    caller turns the error into one line of its own."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.load(path, map_location=map_location, weights_only=True)
-
-
 def load_checkpoint(path: str, map_location: Optional[Any] = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain containers only)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return _load_tensors(path, map_location)
+        return load_tensors_file(path, map_location)
     except Exception as e:  # noqa: BLE001 - torch raises many types; its message advises weights_only=False
         raise ModelFileError(f"{path}: damaged checkpoint ({type(e).__name__}); delete it and retrain, or restore "
                              "a good copy") from None
@@ -86,7 +78,7 @@ def load_model_file(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise ModelFileError(f"no saved model at {path} (train one with `scalevgae train --out DIR`)")
     try:
-        blob = _load_tensors(path, "cpu")
+        blob = load_tensors_file(path, "cpu")
     except Exception as e:  # noqa: BLE001 - torch raises many types; its message advises weights_only=False
         raise ModelFileError(f"{path}: damaged or not a scalevgae model file ({type(e).__name__}); "
                              "retrain with `scalevgae train`") from None
