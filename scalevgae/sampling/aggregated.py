@@ -80,6 +80,12 @@ def aggregate_features(block: Block, n_id: Tensor, x: Tensor, graph: Graph) -> T
     return y.to(x.dtype)
 
 
+def aggregates_from(x: object, graph: Graph) -> bool:
+    """Whether the input layer's aggregation can read ``x`` by global id where ``graph`` is: a
+    floating tensor on the graph's device (numpy / memmap features are gathered instead)."""
+    return isinstance(x, Tensor) and x.device == graph.device and x.is_floating_point()
+
+
 def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Tensor, *, replace: bool = False,
                       generator: Optional[torch.Generator] = None, backend: Optional[str] = None,
                       threads: Optional[int] = None) -> tuple[SampledSubgraph, Tensor]:

@@ -23,7 +23,12 @@ from torch import Tensor
 
 from scalevgae.data.features import gather_rows
 from scalevgae.graph import Graph
-from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features, sample_aggregated
+from scalevgae.sampling.aggregated import (
+    AggregatedBlock,
+    aggregate_features,
+    aggregates_from,
+    sample_aggregated,
+)
 from scalevgae.sampling.block import Block
 from scalevgae.sampling.negative import negative_pairs
 from scalevgae.sampling.neighbor import sample_neighbors
@@ -230,8 +235,7 @@ class LinkSampler:
         self.replace = replace
         self.backend = backend
         # The aggregation reads x by global id: a tensor where the sampling runs.
-        self.aggregate_input = (aggregate_input and isinstance(x, Tensor) and x.device == graph.device
-                                and x.is_floating_point())
+        self.aggregate_input = aggregate_input and aggregates_from(x, graph)
         self._x_dtype = _torch_dtype(x)  # gathered rows keep the stored dtype
         self.aggregate_threads = aggregate_threads
 

@@ -13,7 +13,7 @@ from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.ops.decode import edge_logits
 from scalevgae.sampling import sample_neighbors
-from scalevgae.sampling.aggregated import sample_aggregated
+from scalevgae.sampling.aggregated import aggregates_from, sample_aggregated
 from scalevgae.sampling.neighbor import draw_seed
 
 # Use the blocks only while their input layer has at most this share of the graph's edges:
@@ -73,7 +73,7 @@ class ValidationSet:
             return
         del hop1
         self.subset = True
-        if isinstance(x, Tensor) and x.device == graph.rowptr.device and x.is_floating_point():
+        if aggregates_from(x, graph):
             # Our encoders' first layer in eval mode is Â X W (+ b): its aggregation of the fixed
             # features is done once here, straight from x by global id, so neither the outer
             # hop's rows (at 10^7 nodes 9·10^6 of them, 2.2 GiB) nor its block are ever stored.
