@@ -131,8 +131,8 @@ SVG_INLINE void dot_range(const Edges<scalar_t, index_t>& g, int64_t e0, int64_t
 // their sum (8 lanes, then the tail: a fixed order). float: vectorised, the polynomial
 // exp/log1p of simd8.h (relative error ~3e-7); other types: the shared scalar formulas (libm).
 template <typename acc_t>
-SVG_INLINE double bce_terms(const acc_t* x, const acc_t* y, int64_t m, acc_t pw, acc_t scale, acc_t* g,
-                            acc_t* l) {
+SVG_INLINE double bce_terms(const acc_t* x, const acc_t* y, int64_t m, acc_t pw, acc_t scale,
+                            acc_t* g, acc_t* l) {
   int64_t i = 0;
   double total = 0.0;
   if constexpr (std::is_same_v<acc_t, float>) {
@@ -165,16 +165,16 @@ template <typename acc_t>
 struct BceOut {
   const acc_t* y;
   acc_t pw, scale;
-  acc_t* g;        // [E] scaled dlogit
-  acc_t* l;        // [E] losses, or null
-  double* part;    // [nblocks] block sums
+  acc_t* g;      // [E] scaled dlogit
+  acc_t* l;      // [E] losses, or null
+  double* part;  // [nblocks] block sums
   int64_t E;
 };
 
 // Loss blocks [b0, b1): logits into a block buffer, then their BCE terms.
 template <int FW, typename scalar_t, typename acc_t, typename index_t>
-SVG_INLINE void bce_blocks(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o, int64_t b0, int64_t b1,
-                           acc_t* xs) {
+SVG_INLINE void bce_blocks(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o, int64_t b0,
+                           int64_t b1, acc_t* xs) {
   for (int64_t blk = b0; blk < b1; ++blk) {
     const int64_t e0 = blk * kLossBlock, e1 = std::min(o.E, (blk + 1) * kLossBlock);
     dot_range<FW, scalar_t, acc_t>(g, e0, e1, xs);
@@ -186,25 +186,27 @@ SVG_INLINE void bce_blocks(const Edges<scalar_t, index_t>& g, const BceOut<acc_t
 // The loops above, compiled for the baseline ISA and (float, picked at run time) for AVX2 + FMA
 // (cpu/isa.h).
 template <int FW, typename scalar_t, typename acc_t, typename index_t>
-SVG_ATTR_BASE void dot_task_base(const Edges<scalar_t, index_t>& g, int64_t e0, int64_t e1, acc_t* out) {
+SVG_ATTR_BASE void dot_task_base(const Edges<scalar_t, index_t>& g, int64_t e0, int64_t e1,
+                                 acc_t* out) {
   dot_range<FW, scalar_t, acc_t>(g, e0, e1, out);
 }
 
 template <int FW, typename scalar_t, typename acc_t, typename index_t>
-SVG_ATTR_BASE void bce_task_base(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o, int64_t b0,
-                                            int64_t b1, acc_t* xs) {
+SVG_ATTR_BASE void bce_task_base(const Edges<scalar_t, index_t>& g, const BceOut<acc_t>& o,
+                                 int64_t b0, int64_t b1, acc_t* xs) {
   bce_blocks<FW, scalar_t, acc_t>(g, o, b0, b1, xs);
 }
 
 #if SVG_CPU_AVX2
 template <int FW, typename index_t>
-SVG_ATTR_AVX2 void dot_task_avx2(const Edges<float, index_t>& g, int64_t e0, int64_t e1, float* out) {
+SVG_ATTR_AVX2 void dot_task_avx2(const Edges<float, index_t>& g, int64_t e0, int64_t e1,
+                                 float* out) {
   dot_range<FW, float, float>(g, e0, e1, out);
 }
 
 template <int FW, typename index_t>
-SVG_ATTR_AVX2 void bce_task_avx2(const Edges<float, index_t>& g, const BceOut<float>& o, int64_t b0, int64_t b1,
-                                 float* xs) {
+SVG_ATTR_AVX2 void bce_task_avx2(const Edges<float, index_t>& g, const BceOut<float>& o, int64_t b0,
+                                 int64_t b1, float* xs) {
   bce_blocks<FW, float, float>(g, o, b0, b1, xs);
 }
 #endif
@@ -212,7 +214,8 @@ SVG_ATTR_AVX2 void bce_task_avx2(const Edges<float, index_t>& g, const BceOut<fl
 template <typename scalar_t, typename acc_t, typename index_t>
 using DotTask = void (*)(const Edges<scalar_t, index_t>&, int64_t, int64_t, acc_t*);
 template <typename scalar_t, typename acc_t, typename index_t>
-using BceTask = void (*)(const Edges<scalar_t, index_t>&, const BceOut<acc_t>&, int64_t, int64_t, acc_t*);
+using BceTask = void (*)(const Edges<scalar_t, index_t>&, const BceOut<acc_t>&, int64_t, int64_t,
+                         acc_t*);
 
 template <typename scalar_t, typename acc_t, typename index_t>
 struct Tasks {
@@ -227,7 +230,8 @@ Tasks<scalar_t, acc_t, index_t> tasks_for() {
     if (cpu::has_avx2_fma()) return {&dot_task_avx2<FW, index_t>, &bce_task_avx2<FW, index_t>};
   }
 #endif
-  return {&dot_task_base<FW, scalar_t, acc_t, index_t>, &bce_task_base<FW, scalar_t, acc_t, index_t>};
+  return {&dot_task_base<FW, scalar_t, acc_t, index_t>,
+          &bce_task_base<FW, scalar_t, acc_t, index_t>};
 }
 
 // The kernels of a call: float rows of 16, 32, 64 or 128 entries get a compile-time width
@@ -235,7 +239,8 @@ Tasks<scalar_t, acc_t, index_t> tasks_for() {
 template <typename scalar_t, typename acc_t, typename index_t>
 Tasks<scalar_t, acc_t, index_t> pick_tasks(int64_t F) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    return cpu::with_width(F, [](auto w) { return tasks_for<decltype(w)::value, scalar_t, acc_t, index_t>(); });
+    return cpu::with_width(
+        F, [](auto w) { return tasks_for<decltype(w)::value, scalar_t, acc_t, index_t>(); });
   }
   return tasks_for<0, scalar_t, acc_t, index_t>();
 }
@@ -253,7 +258,8 @@ at::Tensor edge_dot_cpu(const at::Tensor& z_, const at::Tensor& src_, const at::
       const Edges<scalar_t, index_t> g{o.z.data_ptr<scalar_t>(), o.src.data_ptr<index_t>(),
                                        o.dst.data_ptr<index_t>(), F};
       const auto task = pick_tasks<scalar_t, acc_t, index_t>(F).dot;
-      at::parallel_for(0, E, kEdgeGrain, [&](int64_t b, int64_t e_end) { task(g, b, e_end, op + b); });
+      at::parallel_for(0, E, kEdgeGrain,
+                       [&](int64_t b, int64_t e_end) { task(g, b, e_end, op + b); });
     });
   });
   return out;
@@ -299,61 +305,99 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::
   return {total, dlogit};
 }
 
+// The build's C++ mode lets GCC fuse a * b + c into one FMA (one rounding instead of two) in the
+// AVX2 copies; the gradient sums below must round like the counting sort's baseline-ISA axpy.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
 // acc[0..W) += c b[0..W), W = FW > 0 ? FW : F. Elementwise (no reassociation): the same bits
 // in every path that applies the same entries in the same order.
 template <int FW, typename scalar_t, typename acc_t>
 SVG_INLINE void axpy(acc_t* acc, acc_t c, const scalar_t* b, int64_t F) {
   if constexpr (FW > 0 && std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
     const v8f cv = splat(c);
-    for (int k = 0; k < FW / 8; ++k) store8(acc + 8 * k, load8(acc + 8 * k) + cv * load8(b + 8 * k));
+    for (int k = 0; k < FW / 8; ++k)
+      store8(acc + 8 * k, load8(acc + 8 * k) + cv * load8(b + 8 * k));
   } else {
     decode::axpy_row<scalar_t, acc_t>(acc, c, b, FW > 0 ? FW : F);
   }
 }
 
-// Owner scan (acc_t == scalar_t): thread t owns rows [n t / T, n (t + 1) / T), zeroes them, and
-// applies the entries that update them in k order through a small buffer, so the rows it
-// gathers and updates can be prefetched kAhead entries ahead.
+// Owner scan (acc_t == scalar_t): the owner of rows [lo, hi) zeroes them and applies the
+// entries that update them in k order through a small buffer, so the rows it gathers and
+// updates can be prefetched kAhead entries ahead.
 template <int FW, typename scalar_t, typename index_t>
-void edge_grad_owner(const scalar_t* coef, const scalar_t* z, const index_t* src, const index_t* dst, int64_t E,
-                     int64_t n, int64_t F, int64_t T, scalar_t* dz) {
-  at::parallel_for(0, T, 1, [&](int64_t t0, int64_t t1) {
-    constexpr int kBuf = 512;
-    int64_t node[kBuf], other[kBuf];
-    scalar_t c[kBuf];
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t lo = n * t / T, hi = n * (t + 1) / T;
-      std::fill(dz + lo * F, dz + hi * F, scalar_t(0));
-      int m = 0;
-      auto flush = [&]() {
-        const int pro = std::min<int>(m, kAhead), mid = std::max<int>(0, m - kAhead);
-        for (int k = 0; k < pro; ++k) {
-          prefetch_row<FW>(z + other[k] * F, F);
-          prefetch_row<FW>(dz + node[k] * F, F);
-        }
-        int k = 0;
-        for (; k < mid; ++k) {
-          prefetch_row<FW>(z + other[k + kAhead] * F, F);
-          prefetch_row<FW>(dz + node[k + kAhead] * F, F);
-          axpy<FW, scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
-        }
-        for (; k < m; ++k) axpy<FW, scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
-        m = 0;
-      };
-      for (int64_t e = 0; e < E; ++e) {
-        const int64_t s = static_cast<int64_t>(src[e]), d = static_cast<int64_t>(dst[e]);
-        if (s >= lo && s < hi) node[m] = s, other[m] = d, c[m++] = coef[e];  // entry k = 2 e
-        if (d >= lo && d < hi) node[m] = d, other[m] = s, c[m++] = coef[e];  // entry k = 2 e + 1
-        if (m > kBuf - 2) flush();
-      }
-      flush();
+SVG_INLINE void owner_rows(const scalar_t* coef, const scalar_t* z, const index_t* src,
+                           const index_t* dst, int64_t E, int64_t lo, int64_t hi, int64_t F,
+                           scalar_t* dz) {
+  constexpr int kBuf = 512;
+  int64_t node[kBuf], other[kBuf];
+  scalar_t c[kBuf];
+  std::fill(dz + lo * F, dz + hi * F, scalar_t(0));
+  int m = 0;
+  auto flush = [&]() {
+    const int pro = std::min<int>(m, kAhead), mid = std::max<int>(0, m - kAhead);
+    for (int k = 0; k < pro; ++k) {
+      prefetch_row<FW>(z + other[k] * F, F);
+      prefetch_row<FW>(dz + node[k] * F, F);
     }
+    int k = 0;
+    for (; k < mid; ++k) {
+      prefetch_row<FW>(z + other[k + kAhead] * F, F);
+      prefetch_row<FW>(dz + node[k + kAhead] * F, F);
+      axpy<FW, scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
+    }
+    for (; k < m; ++k) axpy<FW, scalar_t, scalar_t>(dz + node[k] * F, c[k], z + other[k] * F, F);
+    m = 0;
+  };
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t s = static_cast<int64_t>(src[e]), d = static_cast<int64_t>(dst[e]);
+    if (s >= lo && s < hi) node[m] = s, other[m] = d, c[m++] = coef[e];  // entry k = 2 e
+    if (d >= lo && d < hi) node[m] = d, other[m] = s, c[m++] = coef[e];  // entry k = 2 e + 1
+    if (m > kBuf - 2) flush();
+  }
+  flush();
+}
+
+// The owner loop for the baseline ISA and (float) AVX2 + FMA; without FP contraction (above),
+// both copies round every product and sum alike: the same bits as the counting sort.
+template <int FW, typename scalar_t, typename index_t>
+SVG_ATTR_BASE void owner_rows_base(const scalar_t* coef, const scalar_t* z, const index_t* src,
+                                   const index_t* dst, int64_t E, int64_t lo, int64_t hi, int64_t F,
+                                   scalar_t* dz) {
+  owner_rows<FW>(coef, z, src, dst, E, lo, hi, F, dz);
+}
+
+#if SVG_CPU_AVX2
+template <int FW, typename index_t>
+SVG_ATTR_AVX2 void owner_rows_avx2(const float* coef, const float* z, const index_t* src,
+                                   const index_t* dst, int64_t E, int64_t lo, int64_t hi, int64_t F,
+                                   float* dz) {
+  owner_rows<FW>(coef, z, src, dst, E, lo, hi, F, dz);
+}
+#endif
+
+#pragma GCC pop_options
+
+// Thread t owns rows [n t / T, n (t + 1) / T).
+template <int FW, typename scalar_t, typename index_t>
+void edge_grad_owner(const scalar_t* coef, const scalar_t* z, const index_t* src,
+                     const index_t* dst, int64_t E, int64_t n, int64_t F, int64_t T, scalar_t* dz) {
+  auto task = &owner_rows_base<FW, scalar_t, index_t>;
+#if SVG_CPU_AVX2
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (cpu::has_avx2_fma()) task = &owner_rows_avx2<FW, index_t>;
+  }
+#endif
+  at::parallel_for(0, T, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) task(coef, z, src, dst, E, n * t / T, n * (t + 1) / T, F, dz);
   });
 }
 
 template <typename scalar_t, typename index_t>
-void edge_grad_owner_any(const scalar_t* coef, const scalar_t* z, const index_t* src, const index_t* dst,
-                         int64_t E, int64_t n, int64_t F, int64_t T, scalar_t* dz) {
+void edge_grad_owner_any(const scalar_t* coef, const scalar_t* z, const index_t* src,
+                         const index_t* dst, int64_t E, int64_t n, int64_t F, int64_t T,
+                         scalar_t* dz) {
   if constexpr (std::is_same_v<scalar_t, float>) {
     return cpu::with_width(
         F, [&](auto w) { edge_grad_owner<decltype(w)::value>(coef, z, src, dst, E, n, F, T, dz); });
@@ -362,16 +406,18 @@ void edge_grad_owner_any(const scalar_t* coef, const scalar_t* z, const index_t*
 }
 
 template <typename scalar_t, typename acc_t, typename index_t>
-void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, const index_t* dst, int64_t E,
-                      int64_t n, int64_t F, scalar_t* dz) {
+void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, const index_t* dst,
+                      int64_t E, int64_t n, int64_t F, scalar_t* dz) {
   const int64_t M = 2 * E;  // entry k = 2 e + end: end 0 updates src[e], end 1 updates dst[e]
   const int64_t T = std::max<int64_t>(1, at::get_num_threads());
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    if (T <= kOwnerMaxThreads) return edge_grad_owner_any<scalar_t, index_t>(coef, z, src, dst, E, n, F, T, dz);
+    if (T <= kOwnerMaxThreads)
+      return edge_grad_owner_any<scalar_t, index_t>(coef, z, src, dst, E, n, F, T, dz);
   }
   // Node buckets: at least ~8 contiguous node ranges per thread (balance), at most 2^15 nodes
   // each (the per-bucket counting arrays stay in L2); entry chunks for the first sort level.
-  const int64_t per = std::max<int64_t>(1, std::min<int64_t>((n + 8 * T - 1) / (8 * T), int64_t(1) << 15));
+  const int64_t per =
+      std::max<int64_t>(1, std::min<int64_t>((n + 8 * T - 1) / (8 * T), int64_t(1) << 15));
   const int64_t B = (n + per - 1) / per;
   const int64_t C = std::max<int64_t>(1, std::min<int64_t>(4 * T, M / 65536));
   const int64_t csize = (M + C - 1) / C;
