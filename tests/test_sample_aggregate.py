@@ -163,6 +163,33 @@ def test_threads_and_empty_inputs():
 
 
 @needs_ext
+def test_recycled_outputs_never_alias():
+    """The CPU op hands out recycled output buffers (csrc/cpu/recycled_buffer.h): outputs alive at
+    the same time never share memory, a freed buffer handed out again is fully rewritten (isolated
+    nodes and rows without a sample included), and the same sizes reuse a freed buffer."""
+    g = hub_graph(51)
+    nodes = the_nodes(g.num_nodes, 52).repeat(20)  # ~8 000 rows: 2 MB of float64 at F = 32
+    x = features(g.num_nodes, 32, torch.float64, 53, True)
+    norm = g.gcn_norm(torch.float64)
+    alive, freed, reused = [], [], 0
+    for i in range(16):
+        fanout, seed = CASES[i % len(CASES)][0], 200 + i
+        y = run("cpu", g, nodes, x, fanout, False, seed=seed)
+        want = reference.sample_aggregate(g.rowptr, g.col, nodes, x, norm, fanout, False, seed, 1)
+        torch.testing.assert_close(y, want, atol=1e-12, rtol=1e-12)
+        reused += y.data_ptr() in freed
+        alive.append((y, want))
+        freed = []
+        if i % 3 == 2:  # free two of the live outputs: their buffers may come back
+            freed = [alive[0][0].data_ptr(), alive[1][0].data_ptr()]
+            del alive[:2]
+    assert len({y.data_ptr() for y, _ in alive}) == len(alive)
+    for y, want in alive:  # nothing handed out later wrote into a live output
+        torch.testing.assert_close(y, want, atol=1e-12, rtol=1e-12)
+    assert reused > 0
+
+
+@needs_ext
 def test_argument_errors():
     g = hub_graph(51)
     nodes = torch.tensor([1, 2])

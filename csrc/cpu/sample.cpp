@@ -17,6 +17,7 @@
 #include "checks.h"
 #include "cpu/isa.h"
 #include "cpu/prefetch.h"
+#include "cpu/recycled_buffer.h"
 #include "cpu/width.h"
 #include "propagate_math.h"
 #include "sample_math.h"
@@ -472,7 +473,9 @@ at::Tensor sample_aggregate_cpu(const at::Tensor& rowptr, const at::Tensor& col,
   check_sample_aggregate_args(rowptr, col, nodes, x, norm, fanout);
   auto rp = rowptr.contiguous(), cl = col.contiguous(), nd = nodes.contiguous();
   auto xc = x.contiguous(), nm = norm.contiguous();
-  auto y = at::empty({nd.numel(), xc.size(1)}, xc.options());
+  // One output per batch, freed by the training thread: recycled (see recycled_buffer.h).
+  static auto* buffers = new cpu::RecycledBuffers();  // never destroyed: outputs may outlive exit
+  auto y = buffers->empty({nd.numel(), xc.size(1)}, xc.options());
   if (y.numel() == 0) return y;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, xc.scalar_type(), "sample_aggregate_cpu", [&] {
