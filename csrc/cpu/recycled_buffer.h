@@ -24,9 +24,9 @@ namespace cpu {
 
 class RecycledBuffers {
  public:
-  static constexpr size_t kUnit = size_t(2) << 20;     // 2 MB: a huge page
+  static constexpr size_t kUnit = size_t(2) << 20;       // 2 MB: a huge page
   static constexpr size_t kMaxBytes = size_t(64) << 20;  // larger requests: the usual allocator
-  static constexpr size_t kKeep = 4;                      // freed buffers kept for reuse
+  static constexpr size_t kKeep = 4;                     // freed buffers kept for reuse
 
   // An uninitialised contiguous tensor of `sizes` with `opts` (CPU).
   at::Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& opts) {
