@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include "cpu/recycled_buffer.h"
 #include "library_ns.h"
 
 SVG_LIBRARY(SVG_NS, m) {
@@ -79,6 +80,8 @@ SVG_LIBRARY(SVG_NS, m) {
 // the count. (_C_cuda_sim calls no parallel_for, so it has no copy.)
 static void init_num_threads_here() { at::internal::lazy_init_num_threads(); }
 
+static void release_recycled_buffers() { scalevgae::cpu::recycled_buffers().release(); }
+
 static bool with_cuda() {
 #ifdef WITH_CUDA
   return true;
@@ -91,5 +94,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("with_cuda", &with_cuda, "whether the CUDA kernels were compiled in");
   m.def("init_num_threads_here", &init_num_threads_here,
         "run this library's copy of ATen's lazy thread-count init in the calling thread");
+  m.def("release_recycled_buffers", &release_recycled_buffers,
+        "unmap the kept output buffers of the CPU sampler (csrc/cpu/recycled_buffer.h)");
 }
 #endif

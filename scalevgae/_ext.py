@@ -57,6 +57,13 @@ def init_num_threads_here() -> None:
         _C.init_num_threads_here()
 
 
+def release_recycled_buffers() -> None:
+    """Unmap the CPU sampler's kept output buffers (csrc/cpu/recycled_buffer.h); nothing without
+    ``_C``."""
+    if _C is not None:
+        _C.release_recycled_buffers()
+
+
 def sim_loaded() -> bool:
     """Whether the CUDA-on-CPU emulation build ``_C_cuda_sim`` imported."""
     return _C_SIM is not None

@@ -34,7 +34,10 @@ def _malloc_trim() -> Optional[Any]:
 
 
 def release_free_memory() -> bool:
-    """Return the allocator's free pages to the OS; True if anything was released (glibc), False
-    where there is no ``malloc_trim``. Changes no tensor."""
+    """Return the allocator's free pages to the OS, and the CPU sampler's kept output buffers;
+    True if glibc released anything, False where there is no ``malloc_trim``. Changes no tensor."""
+    from scalevgae import _ext  # here: _ext imports torch, this module is imported early
+
+    _ext.release_recycled_buffers()
     trim = _malloc_trim()
     return bool(trim(0)) if trim is not None else False

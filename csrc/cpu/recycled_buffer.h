@@ -7,7 +7,9 @@
 // whose heaps fragment: at 10^6 nodes its footprint grew from 26 to 233 MB over 400 steps with
 // 73 MB in use (malloc_stats), the main cause of the run's peak RSS creeping up. Buffers here
 // are whole 2 MB units mapped for themselves, so a kept one fits every batch of about the same
-// size, its pages stay faulted in, and nothing fragments.
+// size, its pages stay faulted in, and nothing fragments. The kept buffers (up to ~120 MB) are
+// unmapped by release(), which scalevgae._memory.release_free_memory calls before full-graph
+// inference and after other phases that end with memory to give back.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -38,6 +40,16 @@ class RecycledBuffers {
     void* p = take(cap);
     if (p == nullptr) return at::empty(sizes, opts);
     return at::from_blob(p, sizes, [this, cap](void* q) { give_back(q, cap); }, opts);
+  }
+
+  // Unmaps every kept buffer (those in use come back later, as usual).
+  void release() {
+    std::vector<std::pair<void*, size_t>> drop;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      drop.swap(kept_);
+    }
+    for (const auto& b : drop) munmap(b.first, b.second);
   }
 
  private:
@@ -74,6 +86,13 @@ class RecycledBuffers {
   std::mutex mu_;
   std::vector<std::pair<void*, size_t>> kept_;
 };
+
+// The library's one pool (never destroyed: tensors holding its buffers may outlive static
+// destruction at exit).
+inline RecycledBuffers& recycled_buffers() {
+  static auto* pool = new RecycledBuffers();
+  return *pool;
+}
 
 }  // namespace cpu
 }  // namespace scalevgae

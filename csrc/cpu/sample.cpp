@@ -474,8 +474,7 @@ at::Tensor sample_aggregate_cpu(const at::Tensor& rowptr, const at::Tensor& col,
   auto rp = rowptr.contiguous(), cl = col.contiguous(), nd = nodes.contiguous();
   auto xc = x.contiguous(), nm = norm.contiguous();
   // One output per batch, freed by the training thread: recycled (see recycled_buffer.h).
-  static auto* buffers = new cpu::RecycledBuffers();  // never destroyed: outputs may outlive exit
-  auto y = buffers->empty({nd.numel(), xc.size(1)}, xc.options());
+  auto y = cpu::recycled_buffers().empty({nd.numel(), xc.size(1)}, xc.options());
   if (y.numel() == 0) return y;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, xc.scalar_type(), "sample_aggregate_cpu", [&] {
