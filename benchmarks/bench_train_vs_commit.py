@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
+from benchmarks.bench_train import _worker_env  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 
@@ -41,8 +42,7 @@ def _build(tree: str) -> None:
 def _run(tree: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, os.path.join(tree, "benchmarks", "bench_train.py"), "--worker", "ours", "--nodes",
            str(args.nodes), "--steps", str(args.steps), "--batch-size", str(args.batch_size)]
-    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, env=_worker_env())
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-3000:])
