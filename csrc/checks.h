@@ -58,8 +58,8 @@ inline void check_opt_vector(const c10::optional<at::Tensor>& t, int64_t n, at::
 // gcn_spmm: rowptr [R+1] / col [nnz] of one int dtype, x [C, F] floating, optional dst_scale [R],
 // src_scale [C], bias [F], self_scale [min(R, C)] (only with self_loops) in the accumulation
 // dtype, all on x's device.
-inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& x,
-                                const c10::optional<at::Tensor>& dst_scale,
+inline void check_gcn_spmm_args(const at::Tensor& rowptr, const at::Tensor& col,
+                                const at::Tensor& x, const c10::optional<at::Tensor>& dst_scale,
                                 const c10::optional<at::Tensor>& src_scale,
                                 const c10::optional<at::Tensor>& bias, bool self_loops,
                                 const c10::optional<at::Tensor>& self_scale) {
@@ -110,14 +110,15 @@ inline void check_edge_vector(const at::Tensor& t, const at::Tensor& z, const at
 // Sampling ops (sample_adj, neighbor_sample, csr_has_pairs): rowptr [N+1] / col [nnz] of one int
 // dtype, `nodes` [n] int64 (named nodes_name: nodes, seeds or src), all on rowptr's device; every
 // fanout >= -1 (-1: all neighbours; `fanout_name` names the argument).
-inline void check_sample_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes,
-                              const char* nodes_name, at::IntArrayRef fanouts = {},
-                              const char* fanout_name = "fanout") {
+inline void check_sample_args(const at::Tensor& rowptr, const at::Tensor& col,
+                              const at::Tensor& nodes, const char* nodes_name,
+                              at::IntArrayRef fanouts = {}, const char* fanout_name = "fanout") {
   check_index_1d(rowptr, "rowptr");
   check_index_1d(col, "col");
   check_same_dtype(rowptr, "rowptr", col, "col");
   TORCH_CHECK_VALUE(rowptr.numel() >= 1, "rowptr must have at least one entry");
-  TORCH_CHECK_TYPE(nodes.scalar_type() == at::kLong, nodes_name, " must be int64, got ", nodes.scalar_type());
+  TORCH_CHECK_TYPE(nodes.scalar_type() == at::kLong, nodes_name, " must be int64, got ",
+                   nodes.scalar_type());
   TORCH_CHECK_VALUE(nodes.dim() == 1, nodes_name, " must be 1-D, got shape ", nodes.sizes());
   check_same_device(col, "col", rowptr, "rowptr");
   check_same_device(nodes, nodes_name, rowptr, "rowptr");
@@ -126,8 +127,9 @@ inline void check_sample_args(const at::Tensor& rowptr, const at::Tensor& col, c
 
 // sample_aggregate: the sampling checks, x [N, F] floating and norm [N] in its accumulation dtype,
 // all on rowptr's device.
-inline void check_sample_aggregate_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& nodes,
-                                        const at::Tensor& x, const at::Tensor& norm, int64_t fanout) {
+inline void check_sample_aggregate_args(const at::Tensor& rowptr, const at::Tensor& col,
+                                        const at::Tensor& nodes, const at::Tensor& x,
+                                        const at::Tensor& norm, int64_t fanout) {
   check_sample_args(rowptr, col, nodes, "nodes", {fanout});
   check_floating(x, "x");
   TORCH_CHECK_VALUE(x.dim() == 2 && x.size(0) == rowptr.numel() - 1, "x must have shape [",
@@ -140,8 +142,8 @@ inline void check_sample_aggregate_args(const at::Tensor& rowptr, const at::Tens
 }
 
 // csr_has_pairs: the sampling checks with src as the nodes, and dst like src.
-inline void check_has_pairs_args(const at::Tensor& rowptr, const at::Tensor& col, const at::Tensor& src,
-                                 const at::Tensor& dst) {
+inline void check_has_pairs_args(const at::Tensor& rowptr, const at::Tensor& col,
+                                 const at::Tensor& src, const at::Tensor& dst) {
   check_sample_args(rowptr, col, src, "src");
   TORCH_CHECK_TYPE(dst.scalar_type() == at::kLong, "dst must be int64, got ", dst.scalar_type());
   check_length(dst, src.numel(), "dst", "src.numel()");

@@ -7,9 +7,10 @@
 
 #ifdef SVG_CUDA_SIM
 #include "cuda_sim/simt.h"
-#define SVG_LAUNCH(grid, block, smem, stream, ...)                                        \
+#define SVG_LAUNCH(grid, block, smem, stream, ...)                                       \
   ::svg_sim::Launch((grid), (block), (smem), (stream), #__VA_ARGS__, __FILE__, __LINE__) \
       .bind([](auto... svg_args) { __VA_ARGS__(svg_args...); })
 #else
-#define SVG_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
+#define SVG_LAUNCH(grid, block, smem, stream, ...) \
+  __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
 #endif

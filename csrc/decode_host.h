@@ -21,8 +21,8 @@ inline void check_edge_bce_args(const at::Tensor& z, const at::Tensor& src, cons
   check_edge_vector(label, z, src, "label");
 }
 
-inline void check_edge_grad_args(const at::Tensor& coef, const at::Tensor& z,
-                                 const at::Tensor& src, const at::Tensor& dst) {
+inline void check_edge_grad_args(const at::Tensor& coef, const at::Tensor& z, const at::Tensor& src,
+                                 const at::Tensor& dst) {
   check_edge_args(z, src, dst);
   check_edge_vector(coef, z, src, "coef");
 }
@@ -40,8 +40,8 @@ struct EdgeOperands {
   bool zero_grad() const { return E == 0 || n == 0 || F == 0; }
 };
 
-inline EdgeOperands edge_operands(const at::Tensor& z, const at::Tensor& src,
-                                  const at::Tensor& dst, const at::Tensor& vec = at::Tensor()) {
+inline EdgeOperands edge_operands(const at::Tensor& z, const at::Tensor& src, const at::Tensor& dst,
+                                  const at::Tensor& vec = at::Tensor()) {
   EdgeOperands o;
   o.z = z.contiguous();
   o.src = src.contiguous();

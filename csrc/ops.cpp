@@ -59,7 +59,8 @@ SVG_LIBRARY(SVG_NS, m) {
   // rowptr [N+1], col [nnz] (int32/int64), nodes [n] int64, x [N, F] floating, norm [N] in the
   // accumulation dtype -> y [n, F] x.dtype. The sampled edges are never materialized.
   m.def(
-      "sample_aggregate(Tensor rowptr, Tensor col, Tensor nodes, Tensor x, Tensor norm, int fanout, "
+      "sample_aggregate(Tensor rowptr, Tensor col, Tensor nodes, Tensor x, Tensor norm, int "
+      "fanout, "
       "bool replace, int seed, int hop) -> Tensor");
   // The whole k-hop sample (hop h uses fanouts[h] and samples every node reached so far):
   // seeds [B] int64 (distinct) -> (n_id [M] int64 seeds first then new nodes of each hop in
@@ -69,7 +70,8 @@ SVG_LIBRARY(SVG_NS, m) {
       "neighbor_sample(Tensor rowptr, Tensor col, Tensor seeds, int[] fanouts, bool replace, "
       "int seed) -> (Tensor, Tensor, Tensor[], Tensor[])");
   // Membership of pairs in a CSR with sorted rows: out[k] = (src[k], dst[k]) is a stored entry.
-  // rowptr [N+1], col [nnz] (int32/int64), src/dst [K] int64 (values checked in Python) -> [K] bool.
+  // rowptr [N+1], col [nnz] (int32/int64), src/dst [K] int64 (values checked in Python) -> [K]
+  // bool.
   m.def("csr_has_pairs(Tensor rowptr, Tensor col, Tensor src, Tensor dst) -> Tensor");
 }
 

@@ -40,7 +40,7 @@ struct PathCoord {
 // list rowptr[1..n_rows] and the edge list 0..nnz-1 (a row ends after its last edge).
 template <typename index_t>
 SVG_HD inline PathCoord merge_path_search(int64_t d, const index_t* rowptr, int64_t n_rows,
-                                           int64_t nnz) {
+                                          int64_t nnz) {
   int64_t lo = d > nnz ? d - nnz : 0;
   int64_t hi = d < n_rows ? d : n_rows;
   while (lo < hi) {
@@ -77,14 +77,14 @@ SVG_HD inline acc_t src_weight(const acc_t* src_scale, index_t c) {
 // acc[0..V) += w * v[0..V): one neighbour's contribution to V consecutive features.
 template <int V, typename acc_t>
 SVG_HD inline void axpy(acc_t* acc, acc_t w, const acc_t* v) {
-SVG_UNROLL
+  SVG_UNROLL
   for (int j = 0; j < V; ++j) acc[j] += w * v[j];
 }
 
 // acc[0..V) += w * x[0..V) read straight from a feature row (the CPU inner loop).
 template <int V, typename acc_t, typename scalar_t>
 SVG_HD inline void axpy_row(acc_t* acc, acc_t w, const scalar_t* x) {
-SVG_UNROLL
+  SVG_UNROLL
   for (int j = 0; j < V; ++j) acc[j] += w * to_acc<acc_t>(x[j]);
 }
 
@@ -147,7 +147,7 @@ struct ChunkInfo {
 // The chunk between path points a (its start) and b (its end).
 template <typename index_t>
 SVG_HD inline ChunkInfo chunk_between(PathCoord a, PathCoord b, const index_t* rowptr,
-                                       int64_t n_rows) {
+                                      int64_t n_rows) {
   ChunkInfo c;
   c.row_begin = a.row;
   c.row_end = b.row;
@@ -155,7 +155,7 @@ SVG_HD inline ChunkInfo chunk_between(PathCoord a, PathCoord b, const index_t* r
   c.edge_end = b.edge;
   c.head_row = (a.row < b.row && static_cast<int64_t>(rowptr[a.row]) < a.edge) ? a.row : -1;
   int64_t tail_start = a.edge;
-  if (b.row < n_rows && static_cast<int64_t>(rowptr[b.row]) > tail_start) {
+  if (b.row<n_rows&& static_cast<int64_t>(rowptr[b.row])> tail_start) {
     tail_start = rowptr[b.row];
   }
   c.tail_row = (b.row < n_rows && b.edge > tail_start) ? b.row : -1;
@@ -165,10 +165,9 @@ SVG_HD inline ChunkInfo chunk_between(PathCoord a, PathCoord b, const index_t* r
 // Chunk k of the merge path (chunk_work units each).
 template <typename index_t>
 SVG_HD inline ChunkInfo chunk_info(int64_t k, int64_t chunk_work, const index_t* rowptr,
-                                    int64_t n_rows, int64_t nnz) {
+                                   int64_t n_rows, int64_t nnz) {
   const int64_t work = n_rows + nnz;
-  const PathCoord a =
-      merge_path_search(chunk_diagonal(k, chunk_work, work), rowptr, n_rows, nnz);
+  const PathCoord a = merge_path_search(chunk_diagonal(k, chunk_work, work), rowptr, n_rows, nnz);
   const PathCoord b =
       merge_path_search(chunk_diagonal(k + 1, chunk_work, work), rowptr, n_rows, nnz);
   return chunk_between(a, b, rowptr, n_rows);

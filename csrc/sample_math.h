@@ -9,8 +9,8 @@
 // uniformly random k-subset (k = fanout) of its offsets e in [0, d): for k <= kFloydMaxK by
 // Floyd's algorithm (step s = 0..k-1, j = d-k+s: t = (draw(key, j) * (j+1)) >> 32, keep t, or j
 // if t was already kept), for larger k the k smallest composite ranks (draw(key, e) << 32 | e).
-// Kept offsets are returned sorted, so the sampled columns keep the CSR order. With replacement, draw t picks offset
-// (draw(key, t) * d) >> 32 for t = 0..fanout-1 (in draw order).
+// Kept offsets are returned sorted, so the sampled columns keep the CSR order. With replacement,
+// draw t picks offset (draw(key, t) * d) >> 32 for t = 0..fanout-1 (in draw order).
 #pragma once
 
 #include <cstdint>
@@ -54,7 +54,8 @@ SVG_HD inline int64_t row_count(int64_t d, int64_t fanout, bool replace) {
 }
 
 SVG_HD inline uint64_t rank_of(uint32_t key, int64_t e) {
-  return (static_cast<uint64_t>(draw(key, e)) << 32) | static_cast<uint64_t>(static_cast<uint32_t>(e));
+  return (static_cast<uint64_t>(draw(key, e)) << 32) |
+         static_cast<uint64_t>(static_cast<uint32_t>(e));
 }
 
 // Max-heap (by rank) sift-down over offsets h[0..n).
@@ -105,7 +106,8 @@ SVG_HD inline void sample_row(uint32_t key, int64_t d, int64_t fanout, bool repl
   if (replace) {
     if (d == 0) return;
     for (int64_t t = 0; t < fanout; ++t)
-      out[t] = static_cast<int64_t>((static_cast<uint64_t>(draw(key, t)) * static_cast<uint64_t>(d)) >> 32);
+      out[t] = static_cast<int64_t>(
+          (static_cast<uint64_t>(draw(key, t)) * static_cast<uint64_t>(d)) >> 32);
     return;
   }
   const int64_t k = fanout;
@@ -114,7 +116,8 @@ SVG_HD inline void sample_row(uint32_t key, int64_t d, int64_t fanout, bool repl
     // Floyd's algorithm: O(k^2) with a linear membership scan, independent of d.
     for (int64_t s = 0; s < k; ++s) {
       int64_t j = d - k + s;
-      int64_t t = static_cast<int64_t>((static_cast<uint64_t>(draw(key, j)) * static_cast<uint64_t>(j + 1)) >> 32);
+      int64_t t = static_cast<int64_t>(
+          (static_cast<uint64_t>(draw(key, j)) * static_cast<uint64_t>(j + 1)) >> 32);
       bool seen = false;
       for (int64_t q = 0; q < s; ++q) seen = seen || out[q] == t;
       out[s] = seen ? j : t;
@@ -143,8 +146,10 @@ SVG_HD inline bool row_has(const idx_t* cl, int64_t lo, int64_t hi, int64_t v) {
     int64_t mid = lo + (hi - lo) / 2;
     int64_t c = static_cast<int64_t>(cl[mid]);
     if (c == v) return true;
-    if (c < v) lo = mid + 1;
-    else hi = mid;
+    if (c < v)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return false;
 }

@@ -26,7 +26,8 @@
 namespace scalevgae {
 namespace {
 
-constexpr int64_t kTile = 256;      // float: rows = columns of a tile (its z^T and z slices stay in L1/L2)
+constexpr int64_t kTile =
+    256;  // float: rows = columns of a tile (its z^T and z slices stay in L1/L2)
 constexpr int64_t kRowBlock = 16;   // float64: rows per parallel task
 constexpr int64_t kColBlock = 512;  // float64: columns per sweep block
 
@@ -48,8 +49,8 @@ inline __attribute__((always_inline)) void terms8(v8f x, v8f& loss, float* s) {
 // S = 8 / K interleaved accumulator sets keep 8 independent FMA chains in flight (one chain
 // per register would wait on the FMA latency every column), summed in a fixed order at the end.
 template <int K>
-inline __attribute__((always_inline)) void grad_block(float* g, const float* s, const float* zs, int64_t j0,
-                                                      int64_t j1) {
+inline __attribute__((always_inline)) void grad_block(float* g, const float* s, const float* zs,
+                                                      int64_t j0, int64_t j1) {
   constexpr int S = K >= 8 ? 1 : 8 / K;
   v8f acc[S][K];
   for (int u = 0; u < S; ++u)
@@ -78,8 +79,9 @@ inline __attribute__((always_inline)) void grad_block(float* g, const float* s, 
 #pragma GCC optimize("fp-contract=fast")  // let the polynomials and dot products use FMA
 
 // Row zi against columns [c0, c1): s[c - c0] = sigmoid(x_ic); returns sum_c softplus(x_ic).
-inline __attribute__((always_inline)) double row_terms(const float* zi, const float* zs, const float* zt, int64_t N,
-                                                       int64_t F, int64_t c0, int64_t c1, float* s) {
+inline __attribute__((always_inline)) double row_terms(const float* zi, const float* zs,
+                                                       const float* zt, int64_t N, int64_t F,
+                                                       int64_t c0, int64_t c1, float* s) {
   v8f lacc = v8f{};
   int64_t j = c0;
   for (; j + 64 <= c1; j += 64) {  // 8 independent FMA chains over f
@@ -109,21 +111,30 @@ inline __attribute__((always_inline)) double row_terms(const float* zi, const fl
 }
 
 // g += sum_{c in [c0, c1)} s[c - c0] zs[c].
-inline __attribute__((always_inline)) void row_grad(float* g, const float* s, const float* zs, int64_t F, int64_t c0,
-                                                    int64_t c1) {
+inline __attribute__((always_inline)) void row_grad(float* g, const float* s, const float* zs,
+                                                    int64_t F, int64_t c0, int64_t c1) {
   switch (F) {
-    case 8: grad_block<1>(g, s, zs, c0, c1); break;
-    case 16: grad_block<2>(g, s, zs, c0, c1); break;
-    case 32: grad_block<4>(g, s, zs, c0, c1); break;
-    case 64: grad_block<8>(g, s, zs, c0, c1); break;
+    case 8:
+      grad_block<1>(g, s, zs, c0, c1);
+      break;
+    case 16:
+      grad_block<2>(g, s, zs, c0, c1);
+      break;
+    case 32:
+      grad_block<4>(g, s, zs, c0, c1);
+      break;
+    case 64:
+      grad_block<8>(g, s, zs, c0, c1);
+      break;
     default:
       for (int64_t c = c0; c < c1; ++c) decode::axpy_row<float, float>(g, s[c - c0], zs + c * F, F);
   }
 }
 
 // A diagonal tile, rows = columns = [t0, t1): every ordered pair once. s: kTile floats.
-inline __attribute__((always_inline)) double diag_tile_body(const float* zs, const float* zt, int64_t N, int64_t F,
-                                                            int64_t t0, int64_t t1, float* grad, float* s) {
+inline __attribute__((always_inline)) double diag_tile_body(const float* zs, const float* zt,
+                                                            int64_t N, int64_t F, int64_t t0,
+                                                            int64_t t1, float* grad, float* s) {
   double loss = 0.0;
   for (int64_t i = t0; i < t1; ++i) {
     loss += row_terms(zs + i * F, zs, zt, N, F, t0, t1, s);
@@ -136,8 +147,9 @@ inline __attribute__((always_inline)) double diag_tile_body(const float* zs, con
 // once and counts for (i, j) and (j, i): the loss twice, sigmoid(x_ij) z_j into row i and
 // sigmoid(x_ij) z_i into row j. The column side is summed in gT [F, kTile] (transposed, so four
 // rows update it per load/store) and added to grad once. s: 4 x kTile floats.
-inline __attribute__((always_inline)) double pair_tile_body(const float* zs, const float* zt, int64_t N, int64_t F,
-                                                            int64_t a0, int64_t a1, int64_t b0, int64_t b1,
+inline __attribute__((always_inline)) double pair_tile_body(const float* zs, const float* zt,
+                                                            int64_t N, int64_t F, int64_t a0,
+                                                            int64_t a1, int64_t b0, int64_t b1,
                                                             float* grad, float* s, float* gT) {
   const int64_t nb = b1 - b0;
   double loss = 0.0;
@@ -149,7 +161,8 @@ inline __attribute__((always_inline)) double pair_tile_body(const float* zs, con
       if (grad != nullptr) row_grad(grad + (i + q) * F, s + q * kTile, zs, F, b0, b1);
     }
     if (grad == nullptr) continue;
-    for (int64_t q = r; q < 4; ++q) std::fill(s + q * kTile, s + q * kTile + nb, 0.0f);  // absent rows add 0
+    for (int64_t q = r; q < 4; ++q)
+      std::fill(s + q * kTile, s + q * kTile + nb, 0.0f);  // absent rows add 0
     const float* z0 = zs + i * F;
     const float* z1 = r > 1 ? z0 + F : z0;
     const float* z2 = r > 2 ? z0 + 2 * F : z0;
@@ -160,8 +173,8 @@ inline __attribute__((always_inline)) double pair_tile_body(const float* zs, con
       float* gt = gT + f * kTile;
       int64_t c = 0;
       for (; c + 8 <= nb; c += 8) {
-        store8(gt + c, load8(gt + c) + w0 * load8(s0 + c) + w1 * load8(s1 + c) + w2 * load8(s2 + c) +
-                           w3 * load8(s3 + c));
+        store8(gt + c, load8(gt + c) + w0 * load8(s0 + c) + w1 * load8(s1 + c) +
+                           w2 * load8(s2 + c) + w3 * load8(s3 + c));
       }
       for (; c < nb; ++c) gt[c] += z0[f] * s0[c] + z1[f] * s1[c] + z2[f] * s2[c] + z3[f] * s3[c];
     }
@@ -175,25 +188,27 @@ inline __attribute__((always_inline)) double pair_tile_body(const float* zs, con
   return 2.0 * loss;
 }
 
-double diag_tile_generic(const float* zs, const float* zt, int64_t N, int64_t F, int64_t t0, int64_t t1, float* grad,
-                         float* s) {
+double diag_tile_generic(const float* zs, const float* zt, int64_t N, int64_t F, int64_t t0,
+                         int64_t t1, float* grad, float* s) {
   return diag_tile_body(zs, zt, N, F, t0, t1, grad, s);
 }
 
-double pair_tile_generic(const float* zs, const float* zt, int64_t N, int64_t F, int64_t a0, int64_t a1, int64_t b0,
-                         int64_t b1, float* grad, float* s, float* gT) {
+double pair_tile_generic(const float* zs, const float* zt, int64_t N, int64_t F, int64_t a0,
+                         int64_t a1, int64_t b0, int64_t b1, float* grad, float* s, float* gT) {
   return pair_tile_body(zs, zt, N, F, a0, a1, b0, b1, grad, s, gT);
 }
 
 #if SVG_CPU_AVX2
-__attribute__((target("avx2,fma"))) double diag_tile_avx2(const float* zs, const float* zt, int64_t N, int64_t F,
-                                                           int64_t t0, int64_t t1, float* grad, float* s) {
+__attribute__((target("avx2,fma"))) double diag_tile_avx2(const float* zs, const float* zt,
+                                                          int64_t N, int64_t F, int64_t t0,
+                                                          int64_t t1, float* grad, float* s) {
   return diag_tile_body(zs, zt, N, F, t0, t1, grad, s);
 }
 
-__attribute__((target("avx2,fma"))) double pair_tile_avx2(const float* zs, const float* zt, int64_t N, int64_t F,
-                                                           int64_t a0, int64_t a1, int64_t b0, int64_t b1,
-                                                           float* grad, float* s, float* gT) {
+__attribute__((target("avx2,fma"))) double pair_tile_avx2(const float* zs, const float* zt,
+                                                          int64_t N, int64_t F, int64_t a0,
+                                                          int64_t a1, int64_t b0, int64_t b1,
+                                                          float* grad, float* s, float* gT) {
   return pair_tile_body(zs, zt, N, F, a0, a1, b0, b1, grad, s, gT);
 }
 #endif
@@ -202,8 +217,8 @@ __attribute__((target("avx2,fma"))) double pair_tile_avx2(const float* zs, const
 
 struct TileKernels {
   double (*diag)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, float*, float*);
-  double (*pair)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float*, float*,
-                 float*);
+  double (*pair)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                 float*, float*, float*);
 };
 
 TileKernels pick_tile_kernels() {
@@ -237,7 +252,8 @@ double all_pairs_f32(const float* zs, const float* zt, int64_t N, int64_t F, flo
         const int64_t b = p == 0 ? r : (r - p + m - 1) % (m - 1);
         if (a >= nb || b >= nb) continue;
         const int64_t x = std::min(a, b), y = std::max(a, b);
-        pair[r * half + p] = k.pair(zs, zt, N, F, lo(x), hi(x), lo(y), hi(y), grad, s.data(), gT.data());
+        pair[r * half + p] =
+            k.pair(zs, zt, N, F, lo(x), hi(x), lo(y), hi(y), grad, s.data(), gT.data());
       }
     });
   }
@@ -250,16 +266,19 @@ double all_pairs_f32(const float* zs, const float* zt, int64_t N, int64_t F, flo
 // ---------------------------------------------------------------------------------------------
 // float64: per pair through the shared arithmetic (libm)
 // ---------------------------------------------------------------------------------------------
-void rows_f64(const double* zs, int64_t N, int64_t F, int64_t i0, int64_t i1, double* grad, double* row_loss) {
+void rows_f64(const double* zs, int64_t N, int64_t F, int64_t i0, int64_t i1, double* grad,
+              double* row_loss) {
   for (int64_t j0 = 0; j0 < N; j0 += kColBlock) {
     const int64_t j1 = std::min(N, j0 + kColBlock);
     for (int64_t i = i0; i < i1; ++i) {
       const double* zi = zs + i * F;
       double loss = 0.0;
       for (int64_t j = j0; j < j1; ++j) {
-        const auto t = all_pairs::pair_terms<double>(decode::dot_row<double, double>(zi, zs + j * F, F));
+        const auto t =
+            all_pairs::pair_terms<double>(decode::dot_row<double, double>(zi, zs + j * F, F));
         loss += t.softplus;
-        if (grad != nullptr) decode::axpy_row<double, double>(grad + i * F, t.sigmoid, zs + j * F, F);
+        if (grad != nullptr)
+          decode::axpy_row<double, double>(grad + i * F, t.sigmoid, zs + j * F, F);
       }
       row_loss[i] += loss;
     }
@@ -284,9 +303,11 @@ std::tuple<at::Tensor, at::Tensor> all_pairs_softplus_cpu(const at::Tensor& z_, 
     double* gp = need_grad ? grad.data_ptr<double>() : nullptr;
     const int64_t nblocks = (N + kRowBlock - 1) / kRowBlock;
     at::parallel_for(0, nblocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) rows_f64(zp, N, F, b * kRowBlock, std::min(N, (b + 1) * kRowBlock), gp, rl);
+      for (int64_t b = b0; b < b1; ++b)
+        rows_f64(zp, N, F, b * kRowBlock, std::min(N, (b + 1) * kRowBlock), gp, rl);
     });
-    for (int64_t i = 0; i < N; ++i) total += rl[i];  // sequential over rows: the same bits for any thread count
+    for (int64_t i = 0; i < N; ++i)
+      total += rl[i];  // sequential over rows: the same bits for any thread count
   }
   if (need_grad) grad.mul_(2);
   return {at::scalar_tensor(total, zs.options().dtype(at::kDouble)), grad};

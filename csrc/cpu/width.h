@@ -17,11 +17,16 @@ using Width = std::integral_constant<int, W>;
 template <typename Fn>
 decltype(auto) with_width(int64_t F, Fn&& fn) {
   switch (F) {
-    case 16: return fn(Width<16>{});
-    case 32: return fn(Width<32>{});
-    case 64: return fn(Width<64>{});
-    case 128: return fn(Width<128>{});
-    default: return fn(Width<0>{});
+    case 16:
+      return fn(Width<16>{});
+    case 32:
+      return fn(Width<32>{});
+    case 64:
+      return fn(Width<64>{});
+    case 128:
+      return fn(Width<128>{});
+    default:
+      return fn(Width<0>{});
   }
 }
 
