@@ -26,8 +26,8 @@
 namespace scalevgae {
 namespace {
 
-constexpr int64_t kTile =
-    256;  // float: rows = columns of a tile (its z^T and z slices stay in L1/L2)
+// float: rows = columns of a tile (its z^T and z slices stay in L1/L2)
+constexpr int64_t kTile = 256;
 constexpr int64_t kRowBlock = 16;   // float64: rows per parallel task
 constexpr int64_t kColBlock = 512;  // float64: columns per sweep block
 
