@@ -22,7 +22,7 @@ import argparse
 import os
 import sys
 from functools import partial
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 import torch.nn.functional as Fn
@@ -30,7 +30,7 @@ import torch.nn.functional as Fn
 if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown_table, matmul_flops, peak_extra_memory, time_fn, write_results  # noqa: E402
+from benchmarks.common import markdown_table, matmul_flops, peak_extra_memory, time_interleaved, write_results  # noqa: E402
 from scalevgae.data.synthetic import planted_partition  # noqa: E402
 from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
 from scalevgae.ops import all_pairs, edge_bce_loss  # noqa: E402
@@ -47,12 +47,6 @@ def _fwd_bwd(loss_fn: Callable[[], torch.Tensor], z: torch.Tensor) -> Callable[[
         loss_fn().backward()
 
     return run
-
-
-def _measure(fn: Callable[[], None], device, repeat: int) -> tuple[float, Optional[int]]:
-    t = time_fn(fn, device, warmup=1, repeat=repeat)["median_s"]
-    mem = peak_extra_memory(fn, device)
-    return t, mem
 
 
 def bench_edges(device, sizes, features, n, repeat, budget) -> list[dict]:
@@ -74,13 +68,17 @@ def bench_edges(device, sizes, features, n, repeat, budget) -> list[dict]:
                 "pyg": partial(pyg_loss, z, src, dst, label),
                 "pyg_compile": partial(compiled, z, src, dst, label),
             }
+            rep = repeat if E * F < 10**8 else min(repeat, 3)  # bound the CPU run time of big peers
+            jobs = {}
             for name, loss_fn in peers.items():
                 if name != "ours" and 4 * E * F * es > budget:  # the peers hold ~3-4 E x F tensors
                     row[f"{name}_s"] = None
                     continue
-                rep = repeat if E * F < 10**8 else min(repeat, 3)  # bound the CPU run time of big peers
-                t, mem = _measure(_fwd_bwd(loss_fn, z), device, rep)
-                row[f"{name}_s"] = t
+                jobs[name] = _fwd_bwd(loss_fn, z)
+            times = time_interleaved(jobs, device, warmup=1, repeat=rep)
+            for name, fn in jobs.items():
+                t = row[f"{name}_s"] = times[name]["median_s"]
+                mem = peak_extra_memory(fn, device)
                 row[f"{name}_mem_MB"] = None if mem is None else mem / 2**20
                 if name == "ours":
                     row["ours_GBps"] = nbytes / t / 1e9
@@ -112,26 +110,34 @@ def bench_all_pairs(device, nodes, F, tile, repeat, budget) -> list[dict]:
         z = (torch.randn(N, F, generator=gen) * 0.3).to(device).requires_grad_()
         row = {"N": N, "F": F, "tile": tile, "pairs": N * N}
         ours = partial(all_pairs.all_pairs_bce_loss, z, rowptr, col, tile=tile)
-        t, mem = _measure(_fwd_bwd(ours, z), device, repeat)
-        row.update(ours_s=t, ours_mem_MB=None if mem is None else mem / 2**20, ours_Gpairs_per_s=N * N / t / 1e9)
-        row["flop_pct_matmul"] = 100 * 4 * F * N * N / t / peak
         row["engine"] = all_pairs._tile_engine(z, None)
+        jobs = {"ours": _fwd_bwd(ours, z)}
         if row["engine"] != "torch":  # the torch matmul tiles (the reference backend) as a peer
             torch_tiles = partial(all_pairs.all_pairs_bce_loss, z, rowptr, col, tile=tile, backend="reference")
-            t, mem = _measure(_fwd_bwd(torch_tiles, z), device, repeat)
-            row.update(torch_tiles_s=t, torch_tiles_mem_MB=None if mem is None else mem / 2**20,
-                       x_vs_torch_tiles=t / row["ours_s"])
+            jobs["torch_tiles"] = _fwd_bwd(torch_tiles, z)
+        dense = None
         if 5 * N * N * 4 <= budget:  # logits, label, loss terms, their grads
             y = torch.zeros(N, N, device=device)
             y[torch.repeat_interleave(torch.arange(N, device=device), rowptr.diff()), col] = 1
             y.fill_diagonal_(1)
             p = float(y.sum())
             pw = torch.tensor((N * N - p) / p, device=device)
-            t, mem = _measure(_fwd_bwd(partial(dense_all_pairs, z, y, pw), z), device, repeat)
-            row.update(dense_s=t, dense_mem_MB=None if mem is None else mem / 2**20, x_vs_dense=t / row["ours_s"])
+            dense = partial(dense_all_pairs, z, y, pw)
+            jobs["dense"] = _fwd_bwd(dense, z)
+        times = time_interleaved(jobs, device, warmup=1, repeat=repeat)
+        for name, fn in jobs.items():
+            row[f"{name}_s"] = times[name]["median_s"]
+            mem = peak_extra_memory(fn, device)
+            row[f"{name}_mem_MB"] = None if mem is None else mem / 2**20
+            if name != "ours":
+                row[f"x_vs_{name}"] = row[f"{name}_s"] / row["ours_s"]
+        t = row["ours_s"]
+        row["ours_Gpairs_per_s"] = N * N / t / 1e9
+        row["flop_pct_matmul"] = 100 * 4 * F * N * N / t / peak
+        if dense is not None:
             with torch.no_grad():
                 a = all_pairs.all_pairs_bce_loss(z, rowptr, col, tile=tile)
-                b = dense_all_pairs(z, y, pw)
+                b = dense()
             row["rel_diff"] = abs(float(a) - float(b)) / abs(float(b))
         else:
             row["dense_s"] = None  # N x N does not fit

@@ -3,6 +3,8 @@ result tables and files. Every script in ``benchmarks/`` uses these and nothing 
 
 Every benchmark writes ``benchmarks/results/<name>-<device>.json`` and prints a markdown table.
 Times are medians over repeats after warm-up; on CUDA the device is synchronized around each call.
+Peers compared in one table are timed round-robin (``time_interleaved``), so that a slow spell of
+a shared machine falls on all of them alike rather than on one peer's block of repeats.
 
 Run a benchmark as ``python -m benchmarks.bench_x`` from the repository root, or as
 ``python benchmarks/bench_x.py`` from anywhere (each script then puts the root on ``sys.path``).
@@ -41,6 +43,29 @@ def time_fn(fn: Callable[[], Any], device: torch.device, *, warmup: int = 1, rep
         sync(device)
         times.append(time.perf_counter() - t0)
     return {"median_s": statistics.median(times), "min_s": min(times), "repeat": repeat}
+
+
+def time_interleaved(jobs: dict[str, Callable[[], Any]], device: torch.device, *, warmup: int = 1,
+                     repeat: int = 5) -> dict[str, dict]:
+    """``time_fn`` for peers: {name: median / min wall time}, one call of each job per round.
+
+    Timed one after another in blocks, a peer whose block met a slow spell of this shared VM (its
+    speed swings by 15-50 % within minutes) came out up to 1.5x off in one run; round-robin, such
+    a spell hits every peer alike and the ratios between them hold.
+    """
+    for fn in jobs.values():
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    for _ in range(repeat):
+        for k, fn in jobs.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[k].append(time.perf_counter() - t0)
+    return {k: {"median_s": statistics.median(v), "min_s": min(v), "repeat": repeat} for k, v in times.items()}
 
 
 class Stopwatch:
