@@ -32,17 +32,7 @@ def sync(device: torch.device) -> None:
 
 def time_fn(fn: Callable[[], Any], device: torch.device, *, warmup: int = 1, repeat: int = 5) -> dict:
     """Median / min wall time of ``fn()`` in seconds."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeat):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "repeat": repeat}
+    return time_interleaved({"fn": fn}, device, warmup=warmup, repeat=repeat)["fn"]
 
 
 def time_interleaved(jobs: dict[str, Callable[[], Any]], device: torch.device, *, warmup: int = 1,
