@@ -30,7 +30,14 @@ import torch.nn.functional as Fn
 if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this checkout's scalevgae) importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import markdown_table, matmul_flops, peak_extra_memory, time_interleaved, write_results  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    copy_bandwidth,
+    markdown_table,
+    matmul_flops,
+    peak_extra_memory,
+    time_interleaved,
+    write_results,
+)
 from scalevgae.data.synthetic import planted_partition  # noqa: E402
 from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
 from scalevgae.ops import all_pairs, edge_bce_loss  # noqa: E402
@@ -50,7 +57,12 @@ def _fwd_bwd(loss_fn: Callable[[], torch.Tensor], z: torch.Tensor) -> Callable[[
 
 
 def bench_edges(device, sizes, features, n, repeat, budget) -> list[dict]:
+    """Forward + backward of the mean BCE over E random pairs, ours against the PyG-style paths.
+    Bytes model (``ours_GBps``, and as a percentage of the measured copy bandwidth): the traffic
+    the computation needs at the least, each row gathered once per use and dz written once."""
     rows = []
+    copy_bw = copy_bandwidth(device)
+    print(f"copy bandwidth {copy_bw / 1e9:.1f} GB/s", flush=True)
     compiled = torch.compile(pyg_loss, dynamic=True)
     for F in features:
         gen = torch.Generator().manual_seed(F)
@@ -82,6 +94,7 @@ def bench_edges(device, sizes, features, n, repeat, budget) -> list[dict]:
                 row[f"{name}_mem_MB"] = None if mem is None else mem / 2**20
                 if name == "ours":
                     row["ours_GBps"] = nbytes / t / 1e9
+                    row["ours_pct_copy"] = 100 * nbytes / t / copy_bw
             for peer in ("pyg", "pyg_compile"):
                 if row.get(f"{peer}_s"):
                     row[f"x_vs_{peer}"] = row[f"{peer}_s"] / row["ours_s"]
@@ -173,7 +186,7 @@ def main() -> None:
     if not args.skip_edges:
         rows += bench_edges(device, sizes, features, n, repeat, budget)
         columns = ["E", "F", "n", "ours_s", "pyg_s", "pyg_compile_s", "x_vs_pyg", "x_vs_pyg_compile", "ours_GBps",
-                   "ours_mem_MB", "pyg_mem_MB", "pyg_compile_mem_MB"]  # fmt: skip
+                   "ours_pct_copy", "ours_mem_MB", "pyg_mem_MB", "pyg_compile_mem_MB"]  # fmt: skip
     ap_rows = []
     if not args.skip_all_pairs:
         ap_rows = bench_all_pairs(device, nodes, 16, 2048, ap_repeat, budget)

@@ -321,6 +321,44 @@ def test_cpu_edge_grad_owner_scan_and_sort_give_the_same_bits(dtype):
 
 
 @needs_ext
+def test_cpu_edge_grad_big_output_from_fresh_zero_pages():
+    """A dz of 32 MB and more comes zero-filled straight from the kernel (csrc/cpu/mapped_zeros.h)
+    and the owner scan does not fill it: rows no entry touches must read exactly 0, touched rows
+    the reference's values and the counting sort's bits, two outputs alive at once must not share
+    memory, and a dz freed and taken again must come back zeroed, not with the last call's sums."""
+    gen = torch.Generator().manual_seed(41)
+    n, F, E = 1 << 17, 64, 6000  # dz: exactly 32 MB of float32
+    z = torch.randn(n, F, generator=gen)
+    src, dst = _edges(n, E, gen, "cpu")
+    src[:500] = 11  # a hub
+    coef = torch.randn(E, generator=gen)
+    ops = torch.ops.scalevgae
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # the owner scan
+        a = ops.edge_grad(coef, z, src, dst, False)
+        b = ops.edge_grad(-coef, z, src, dst, False)  # alive together with a
+        del b
+        c = ops.edge_grad(coef, z, src, dst, False)  # may reuse b's pages: must start from zeros
+        torch.set_num_threads(8)  # the counting sort (writes every row)
+        sort = ops.edge_grad(coef, z, src, dst, False)
+    finally:
+        torch.set_num_threads(threads)
+    assert a.is_contiguous() and a.shape == (n, F) and a.dtype == torch.float32
+    ref = torch.zeros(n, F, dtype=torch.float64)
+    ref.index_add_(0, src, coef.double()[:, None] * z.double()[dst])
+    ref.index_add_(0, dst, coef.double()[:, None] * z.double()[src])
+    untouched = torch.ones(n, dtype=torch.bool)
+    untouched[src], untouched[dst] = False, False
+    assert int(untouched.sum()) > n // 2
+    assert torch.count_nonzero(a[untouched]) == 0
+    torch.testing.assert_close(a.double(), ref, **_tol(torch.float32))
+    assert torch.equal(a, c) and torch.equal(a, sort)
+    a.add_(1.0)  # writable, and not shared with c
+    assert torch.equal(c, sort)
+
+
+@needs_ext
 @pytest.mark.parametrize("F", [16, 32, 64, 128, 8, 40])
 @pytest.mark.parametrize("idx", [torch.int64, torch.int32])
 def test_cpu_decoder_row_widths(F, idx):

@@ -29,6 +29,7 @@
 
 #include "checks.h"
 #include "cpu/isa.h"
+#include "cpu/mapped_zeros.h"
 #include "cpu/prefetch.h"
 #include "cpu/simd8.h"
 #include "cpu/width.h"
@@ -324,9 +325,10 @@ SVG_INLINE void axpy(acc_t* acc, acc_t c, const scalar_t* b, int64_t F) {
   }
 }
 
-// Owner scan (acc_t == scalar_t): the owner of rows [lo, hi) zeroes them and applies the
-// entries that update them in k order through a small buffer, so the rows it gathers and
-// updates can be prefetched kAhead entries ahead.
+// Owner scan (acc_t == scalar_t): the owner of rows [lo, hi) applies the entries that update
+// them in k order through a small buffer, so the rows it gathers and updates can be prefetched
+// kAhead entries ahead. dz comes zero-filled (cpu::mapped_zeros: big ones straight from the
+// kernel, no filling pass of ours).
 template <int FW, typename scalar_t, typename index_t>
 SVG_INLINE void owner_rows(const scalar_t* coef, const scalar_t* z, const index_t* src,
                            const index_t* dst, int64_t E, int64_t lo, int64_t hi, int64_t F,
@@ -334,7 +336,6 @@ SVG_INLINE void owner_rows(const scalar_t* coef, const scalar_t* z, const index_
   constexpr int kBuf = 512;
   int64_t node[kBuf], other[kBuf];
   scalar_t c[kBuf];
-  std::fill(dz + lo * F, dz + hi * F, scalar_t(0));
   int m = 0;
   auto flush = [&]() {
     const int pro = std::min<int>(m, kAhead), mid = std::max<int>(0, m - kAhead);
@@ -406,13 +407,19 @@ void edge_grad_owner_any(const scalar_t* coef, const scalar_t* z, const index_t*
   edge_grad_owner<0>(coef, z, src, dst, E, n, F, T, dz);
 }
 
+// Whether edge_grad takes the owner scan (which needs dz zero-filled) on T threads.
+template <typename scalar_t, typename acc_t>
+bool owner_scan(int64_t T) {
+  return std::is_same_v<scalar_t, acc_t> && T <= kOwnerMaxThreads;
+}
+
+// dz: zero-filled when owner_scan<scalar_t, acc_t>(T), else uninitialized (every row is written).
 template <typename scalar_t, typename acc_t, typename index_t>
 void edge_grad_kernel(const acc_t* coef, const scalar_t* z, const index_t* src, const index_t* dst,
-                      int64_t E, int64_t n, int64_t F, scalar_t* dz) {
+                      int64_t E, int64_t n, int64_t F, int64_t T, scalar_t* dz) {
   const int64_t M = 2 * E;  // entry k = 2 e + end: end 0 updates src[e], end 1 updates dst[e]
-  const int64_t T = std::max<int64_t>(1, at::get_num_threads());
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    if (T <= kOwnerMaxThreads)
+    if (owner_scan<scalar_t, acc_t>(T))
       return edge_grad_owner_any<scalar_t, index_t>(coef, z, src, dst, E, n, F, T, dz);
   }
   // Node buckets: at least ~8 contiguous node ranges per thread (balance), at most 2^15 nodes
@@ -503,14 +510,17 @@ at::Tensor edge_grad_cpu(const at::Tensor& coef_, const at::Tensor& z_, const at
   decode::check_edge_grad_args(coef_, z_, src_, dst_);
   const decode::EdgeOperands o = decode::edge_operands(z_, src_, dst_, coef_);
   if (o.zero_grad()) return at::zeros_like(o.z, at::MemoryFormat::Contiguous);
-  auto dz = at::empty({o.n, o.F}, o.z.options());  // every row is written by the kernel
+  const int64_t T = std::max<int64_t>(1, at::get_num_threads());
+  at::Tensor dz;
   const auto dtype = o.z.scalar_type();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "edge_grad_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
+    dz = owner_scan<scalar_t, acc_t>(T) ? cpu::mapped_zeros({o.n, o.F}, o.z.options())
+                                        : at::empty({o.n, o.F}, o.z.options());
     AT_DISPATCH_INDEX_TYPES(o.src.scalar_type(), "edge_grad_cpu_idx", [&] {
       edge_grad_kernel<scalar_t, acc_t, index_t>(
           o.vec.data_ptr<acc_t>(), o.z.data_ptr<scalar_t>(), o.src.data_ptr<index_t>(),
-          o.dst.data_ptr<index_t>(), o.E, o.n, o.F, dz.data_ptr<scalar_t>());
+          o.dst.data_ptr<index_t>(), o.E, o.n, o.F, T, dz.data_ptr<scalar_t>());
     });
   });
   return dz;
