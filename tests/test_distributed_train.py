@@ -40,7 +40,8 @@ def _leave() -> None:
     sd.shutdown_distributed()
     # The group, and with it gloo's worker threads, must be gone now: threads that outlive it can
     # abort the process at interpreter exit ("terminate called without an active exception").
-    assert not gloo_threads(), f"gloo threads outlived destroy_process_group: {gloo_threads()}"
+    left = gloo_threads()
+    assert not left, f"gloo threads outlived destroy_process_group: {left}"
 
 
 def _ranked(rank: int, body: str, world: int, port: int, *args) -> None:
