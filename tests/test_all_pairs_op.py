@@ -79,6 +79,21 @@ def test_matches_float64(backend, dtype):
             _check(backend, z)
 
 
+# The float kernel is compiled for AVX-512, AVX2 + FMA and the baseline ISA (cpu/isa.h); the
+# widest the CPU has runs above. These switches force the narrower copies.
+NARROWER = ["SCALEVGAE_CPU_NO_AVX512", "SCALEVGAE_CPU_NO_AVX2"]
+
+
+@needs_op
+@pytest.mark.parametrize("switch", NARROWER)
+def test_cpu_narrower_copies_match_float64(switch, monkeypatch):
+    monkeypatch.setenv(switch, "1")
+    gen = torch.Generator().manual_seed(11)
+    for n, F in CPU_CASES:
+        if n * n * F <= 2e7:
+            _check("cpu", torch.randn(n, F, generator=gen) * (1.5 / max(F, 1) ** 0.5))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_half_bfloat16_noncontiguous_and_no_grad(backend):
     gen = torch.Generator().manual_seed(8)
@@ -101,9 +116,11 @@ def test_extreme_logits_stay_finite_and_exact(backend):
         _check(backend, z.to(dev, dtype))
 
 
-def test_cpu_bitwise_same_for_any_thread_count():
-    if not HAS_OP:
-        pytest.skip("compiled extension (with all_pairs_softplus) not built")
+@needs_op
+@pytest.mark.parametrize("switch", [None, *NARROWER])
+def test_cpu_bitwise_same_for_any_thread_count(switch, monkeypatch):
+    if switch:
+        monkeypatch.setenv(switch, "1")
     gen = torch.Generator().manual_seed(9)
     z = torch.randn(777, 16, generator=gen) * 0.4
     prev = torch.get_num_threads()

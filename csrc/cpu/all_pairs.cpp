@@ -1,265 +1,256 @@
 // CPU kernel of the exact all-pairs objective: sum_{i,j} softplus(z_i . z_j) over all N^2
 // ordered pairs and its gradient 2 sum_j sigmoid(z_i . z_j) z_j, in one pass over the pairs,
-// never storing a tile (memory O(N F)).
+// never storing more than a tile's strip of logits (memory O(N F)).
 //
 // float: the pairs are scored in 256 x 256 tiles; an off-diagonal tile scores each unordered
 // pair once (the loss and the gradient are symmetric), and tiles run in the rounds of a
 // round-robin schedule so that no two concurrent tiles touch the same gradient rows: no
 // atomics, and every sum runs in an order fixed by N alone, so the results are bitwise the same
-// for any thread count. z^T serves the dot products (vectorised over 8 columns), z row-major
-// the gradient rows. float runs on GCC vector extensions with polynomial
-// exp/log1p (about 2 ulp), compiled twice: for AVX2 + FMA, chosen when the CPU has them, and for
-// the baseline ISA; float64 (the tests' precision) uses libm per pair.
+// for any thread count. Within a tile, 16 rows at a time: their logits as a register-blocked
+// product, then softplus/sigmoid with polynomial exp/log1p (about 2 ulp), then the two gradient
+// products, each register-blocked like a GEMM micro-kernel (the pass is bound by FMA, not by
+// loads). GCC vector extensions, compiled three times: AVX-512 (16 lanes), AVX2 + FMA (8) and
+// the baseline ISA, the widest the CPU has chosen at run time (cpu/isa.h); float64 (the tests'
+// precision) uses libm per pair.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "all_pairs_math.h"
 #include "checks.h"
-#include "cpu/isa.h"  // an AVX2 + FMA copy of the float kernel, chosen at run time
+#include "cpu/isa.h"  // AVX-512 and AVX2 + FMA copies of the float kernel, chosen at run time
 #include "cpu/simd8.h"
 #include "decode_math.h"
 
 namespace scalevgae {
 namespace {
 
-// float: rows = columns of a tile (its z^T and z slices stay in L1/L2)
-constexpr int64_t kTile = 256;
 constexpr int64_t kRowBlock = 16;   // float64: rows per parallel task
 constexpr int64_t kColBlock = 512;  // float64: columns per sweep block
 
 // ---------------------------------------------------------------------------------------------
-// float: 8-wide vectors (simd8.h)
+// float: vectors of W = 8 (v8f) or 16 (v16f) lanes (simd8.h)
 // ---------------------------------------------------------------------------------------------
 using namespace simd8;
 
-// 8 logits -> loss += softplus(x), s = sigmoid(x) (the vector form of all_pairs::pair_terms).
-inline __attribute__((always_inline)) void terms8(v8f x, v8f& loss, float* s) {
-  const v8f zero = v8f{};
-  const v8f ax = x < zero ? -x : x;
-  const v8f e = exp_nonpos(-ax);
-  loss += (x > zero ? x : zero) + log1p_unit(e);
-  store8(s, (x >= zero ? splat(1.0f) : e) / (1.0f + e));
-}
-
-// g[0:8K] += sum_j s[j] zs[j, 0:8K] over the columns of one block (K compile-time: registers).
-// S = 8 / K interleaved accumulator sets keep 8 independent FMA chains in flight (one chain
-// per register would wait on the FMA latency every column), summed in a fixed order at the end.
-template <int K>
-inline __attribute__((always_inline)) void grad_block(float* g, const float* s, const float* zs,
-                                                      int64_t j0, int64_t j1) {
-  constexpr int S = K >= 8 ? 1 : 8 / K;
-  v8f acc[S][K];
-  for (int u = 0; u < S; ++u)
-    for (int k = 0; k < K; ++k) acc[u][k] = v8f{};
-  int64_t j = j0;
-  for (; j + S <= j1; j += S) {
-    for (int u = 0; u < S; ++u) {
-      const v8f w = splat(s[j + u - j0]);
-      const float* zj = zs + (j + u) * 8 * K;
-      for (int k = 0; k < K; ++k) acc[u][k] += w * load8(zj + 8 * k);
-    }
-  }
-  for (; j < j1; ++j) {
-    const v8f w = splat(s[j - j0]);
-    const float* zj = zs + j * 8 * K;
-    for (int k = 0; k < K; ++k) acc[0][k] += w * load8(zj + 8 * k);
-  }
-  for (int k = 0; k < K; ++k) {
-    v8f t = load8(g + 8 * k);
-    for (int u = 0; u < S; ++u) t += acc[u][k];
-    store8(g + 8 * k, t);
-  }
-}
+// z is scored as a zero-padded copy zp [Np, Fp]: Np a multiple of kTile, Fp one vector or a
+// multiple of two. So every tile is kTile x kTile pairs and every row whole vectors; padded
+// features add 0 to a dot product, padded rows and columns are masked out (s = 0, no loss).
+constexpr int64_t kTile = 256;
+constexpr int64_t kRows = 16;  // rows scored at a time: their logits / s, kRows x kTile, in L1
 
 #pragma GCC push_options
-#pragma GCC optimize("fp-contract=fast")  // let the polynomials and dot products use FMA
+#pragma GCC optimize("fp-contract=fast")  // let the polynomials and products use FMA
 
-// Row zi against columns [c0, c1): s[c - c0] = sigmoid(x_ic); returns sum_c softplus(x_ic).
-inline __attribute__((always_inline)) double row_terms(const float* zi, const float* zs,
-                                                       const float* zt, int64_t N, int64_t F,
-                                                       int64_t c0, int64_t c1, float* s) {
-  v8f lacc = v8f{};
-  int64_t j = c0;
-  for (; j + 64 <= c1; j += 64) {  // 8 independent FMA chains over f
-    v8f a[8];
-    for (int u = 0; u < 8; ++u) a[u] = v8f{};
-    const float* c = zt + j;
-    for (int64_t f = 0; f < F; ++f, c += N) {
-      const v8f w = splat(zi[f]);
-      for (int u = 0; u < 8; ++u) a[u] += w * load8(c + 8 * u);
-    }
-    for (int u = 0; u < 8; ++u) terms8(a[u], lacc, s + (j - c0) + 8 * u);
-  }
-  for (; j + 8 <= c1; j += 8) {
-    v8f a = v8f{};
-    const float* c = zt + j;
-    for (int64_t f = 0; f < F; ++f, c += N) a += splat(zi[f]) * load8(c);
-    terms8(a, lacc, s + (j - c0));
-  }
-  double loss = 0.0;
-  for (; j < c1; ++j) {  // < 8 tail columns
-    const auto t = all_pairs::pair_terms<float>(decode::dot_row<float, float>(zi, zs + j * F, F));
-    loss += t.softplus;
-    s[j - c0] = t.sigmoid;
-  }
-  for (int l = 0; l < 8; ++l) loss += static_cast<double>(lacc[l]);
-  return loss;
-}
-
-// g += sum_{c in [c0, c1)} s[c - c0] zs[c].
-inline __attribute__((always_inline)) void row_grad(float* g, const float* s, const float* zs,
-                                                    int64_t F, int64_t c0, int64_t c1) {
-  switch (F) {
-    case 8:
-      grad_block<1>(g, s, zs, c0, c1);
-      break;
-    case 16:
-      grad_block<2>(g, s, zs, c0, c1);
-      break;
-    case 32:
-      grad_block<4>(g, s, zs, c0, c1);
-      break;
-    case 64:
-      grad_block<8>(g, s, zs, c0, c1);
-      break;
-    default:
-      for (int64_t c = c0; c < c1; ++c) decode::axpy_row<float, float>(g, s[c - c0], zs + c * F, F);
+// loss += softplus(x), s = sigmoid(x) (the vector form of all_pairs::pair_terms); masked (M):
+// lanes where mask = 0 add nothing and get s = 0.
+template <typename V, bool M>
+inline __attribute__((always_inline)) void terms(V x, V& loss, float* s, V mask) {
+  using VI = typename IntOf<V>::type;
+  const V zero = V{};
+  VI bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  bits |= static_cast<int>(0x80000000u);  // -|x|: one OR
+  V nax;
+  std::memcpy(&nax, &bits, sizeof nax);
+  const V e = exp_nonpos(nax);
+  const V l = (x > zero ? x : zero) + log1p_unit(e);
+  const V sg = (x >= zero ? vsplat<V>(1.0f) : e) / (1.0f + e);
+  if (M) {
+    loss += l * mask;
+    vstore(s, sg * mask);
+  } else {
+    loss += l;
+    vstore(s, sg);
   }
 }
 
-// A diagonal tile, rows = columns = [t0, t1): every ordered pair once. s: kTile floats.
-inline __attribute__((always_inline)) double diag_tile_body(const float* zs, const float* zt,
-                                                            int64_t N, int64_t F, int64_t t0,
-                                                            int64_t t1, float* grad, float* s) {
+// One tile: rows [a0, a0 + kTile) x columns [b0, b0 + kTile) of zp, the first na rows and nb
+// columns real. a0 == b0 (a diagonal tile): every ordered pair once, the gradient into its rows.
+// Otherwise each pair is scored once and counts for (i, j) and (j, i): the loss twice,
+// s_ij z_j into row i and s_ij z_i into row j. Three register-blocked passes per kRows rows:
+//   1. logits x = z_A z_B^T, RB rows x 2 vectors of columns at a time, from z_B^T (zbT);
+//   2. gradient rows of A += s z_B, A2 accumulators (rows x KC vectors of features);
+//   3. gradient rows of B += s^T z_A, likewise over columns (off-diagonal tiles only).
+// Every gradient row takes its terms in an order fixed by N alone. s: kRows x kTile floats;
+// zbT: Fp x kTile floats. Returns the tile's share of the loss. RB x 2 and A2 vectors of
+// accumulators: 16 and 16 zmm (of 32), 8 and 8 ymm (of 16), 4 and 4 v8f in the baseline (two xmm
+// each, of 16).
+template <typename V, int KC, int RB, int A2>
+inline __attribute__((always_inline)) double tile_body(const float* zp, const float* ztp,
+                                                       int64_t Np, int64_t Fp, int64_t a0,
+                                                       int64_t na, int64_t b0, int64_t nb,
+                                                       float* gp, float* s, float* zbT) {
+  constexpr int W = lanes<V>;
+  constexpr int P = A2 / KC;  // passes 2 and 3: rows (columns) per register block
+  const bool diag = a0 == b0;
+  const int64_t ncol = (nb + 2 * W - 1) / (2 * W) * (2 * W);  // columns scored (<= kTile)
+  for (int64_t f = 0; f < Fp; ++f)
+    std::memcpy(zbT + f * kTile, ztp + f * Np + b0, static_cast<size_t>(ncol) * sizeof(float));
+  const float* zB = zp + b0 * Fp;
+  V tail_mask{};
+  for (int l = 0; l < W; ++l) tail_mask[l] = l < nb % W ? 1.0f : 0.0f;
   double loss = 0.0;
-  for (int64_t i = t0; i < t1; ++i) {
-    loss += row_terms(zs + i * F, zs, zt, N, F, t0, t1, s);
-    if (grad != nullptr) row_grad(grad + i * F, s, zs, F, t0, t1);
-  }
-  return loss;
-}
-
-// An off-diagonal tile, rows [a0, a1) x columns [b0, b1) (disjoint ranges): each pair is scored
-// once and counts for (i, j) and (j, i): the loss twice, sigmoid(x_ij) z_j into row i and
-// sigmoid(x_ij) z_i into row j. The column side is summed in gT [F, kTile] (transposed, so four
-// rows update it per load/store) and added to grad once. s: 4 x kTile floats.
-inline __attribute__((always_inline)) double pair_tile_body(const float* zs, const float* zt,
-                                                            int64_t N, int64_t F, int64_t a0,
-                                                            int64_t a1, int64_t b0, int64_t b1,
-                                                            float* grad, float* s, float* gT) {
-  const int64_t nb = b1 - b0;
-  double loss = 0.0;
-  if (grad != nullptr) std::fill(gT, gT + F * kTile, 0.0f);
-  for (int64_t i = a0; i < a1; i += 4) {
-    const int64_t r = std::min<int64_t>(4, a1 - i);
-    for (int64_t q = 0; q < r; ++q) {
-      loss += row_terms(zs + (i + q) * F, zs, zt, N, F, b0, b1, s + q * kTile);
-      if (grad != nullptr) row_grad(grad + (i + q) * F, s + q * kTile, zs, F, b0, b1);
-    }
-    if (grad == nullptr) continue;
-    for (int64_t q = r; q < 4; ++q)
-      std::fill(s + q * kTile, s + q * kTile + nb, 0.0f);  // absent rows add 0
-    const float* z0 = zs + i * F;
-    const float* z1 = r > 1 ? z0 + F : z0;
-    const float* z2 = r > 2 ? z0 + 2 * F : z0;
-    const float* z3 = r > 3 ? z0 + 3 * F : z0;
-    const float *s0 = s, *s1 = s + kTile, *s2 = s + 2 * kTile, *s3 = s + 3 * kTile;
-    for (int64_t f = 0; f < F; ++f) {
-      const v8f w0 = splat(z0[f]), w1 = splat(z1[f]), w2 = splat(z2[f]), w3 = splat(z3[f]);
-      float* gt = gT + f * kTile;
-      int64_t c = 0;
-      for (; c + 8 <= nb; c += 8) {
-        store8(gt + c, load8(gt + c) + w0 * load8(s0 + c) + w1 * load8(s1 + c) +
-                           w2 * load8(s2 + c) + w3 * load8(s3 + c));
+  for (int64_t r0 = 0; r0 < na; r0 += kRows) {
+    const int64_t nr = std::min(kRows, na - r0);
+    const float* zA = zp + (a0 + r0) * Fp;
+    for (int64_t rb = 0; rb < nr; rb += RB) {  // 1. logits
+      const float* zr = zA + rb * Fp;
+      for (int64_t c = 0; c < ncol; c += 2 * W) {
+        V acc[RB][2];
+        for (int q = 0; q < RB; ++q) acc[q][0] = acc[q][1] = V{};
+        const float* col = zbT + c;
+        for (int64_t f = 0; f < Fp; ++f, col += kTile) {
+          const V v0 = vload<V>(col), v1 = vload<V>(col + W);
+          for (int q = 0; q < RB; ++q) {
+            const V w = vsplat<V>(zr[q * Fp + f]);
+            acc[q][0] += w * v0;
+            acc[q][1] += w * v1;
+          }
+        }
+        for (int q = 0; q < RB; ++q) {
+          vstore(s + (rb + q) * kTile + c, acc[q][0]);
+          vstore(s + (rb + q) * kTile + c + W, acc[q][1]);
+        }
       }
-      for (; c < nb; ++c) gt[c] += z0[f] * s0[c] + z1[f] * s1[c] + z2[f] * s2[c] + z3[f] * s3[c];
+    }
+    V lacc{};
+    for (int64_t q = 0; q < nr; ++q) {  // softplus and sigmoid, in place
+      float* sq = s + q * kTile;
+      int64_t c = 0;
+      for (; c + W <= nb; c += W) terms<V, false>(vload<V>(sq + c), lacc, sq + c, V{});
+      if (c < nb) terms<V, true>(vload<V>(sq + c), lacc, sq + c, tail_mask), c += W;
+      std::fill(sq + c, sq + ncol, 0.0f);
+    }
+    for (int l = 0; l < W; ++l) loss += static_cast<double>(lacc[l]);
+    if (gp == nullptr) continue;
+    const int64_t nrp = (nr + P - 1) / P * P;
+    for (int64_t q = nr; q < nrp; ++q) std::fill(s + q * kTile, s + q * kTile + ncol, 0.0f);
+    for (int64_t rb = 0; rb < nrp; rb += P) {  // 2. rows of A
+      for (int64_t fc = 0; fc < Fp; fc += KC * W) {
+        V acc[P][KC];
+        for (int q = 0; q < P; ++q)
+          for (int k = 0; k < KC; ++k) acc[q][k] = V{};
+        const float* sq = s + rb * kTile;
+        for (int64_t j = 0; j < ncol; ++j) {
+          V v[KC];
+          for (int k = 0; k < KC; ++k) v[k] = vload<V>(zB + j * Fp + fc + k * W);
+          for (int q = 0; q < P; ++q) {
+            const V w = vsplat<V>(sq[q * kTile + j]);
+            for (int k = 0; k < KC; ++k) acc[q][k] += w * v[k];
+          }
+        }
+        for (int q = 0; q < P; ++q) {
+          float* g = gp + (a0 + r0 + rb + q) * Fp + fc;
+          for (int k = 0; k < KC; ++k) vstore(g + k * W, vload<V>(g + k * W) + acc[q][k]);
+        }
+      }
+    }
+    if (diag) continue;
+    for (int64_t j = 0; j < ncol; j += P) {  // 3. rows of B
+      for (int64_t fc = 0; fc < Fp; fc += KC * W) {
+        V acc[P][KC];
+        for (int c = 0; c < P; ++c)
+          for (int k = 0; k < KC; ++k) acc[c][k] = vload<V>(gp + (b0 + j + c) * Fp + fc + k * W);
+        for (int64_t q = 0; q < nr; ++q) {
+          V v[KC];
+          for (int k = 0; k < KC; ++k) v[k] = vload<V>(zA + q * Fp + fc + k * W);
+          const float* sq = s + q * kTile + j;
+          for (int c = 0; c < P; ++c) {
+            const V w = vsplat<V>(sq[c]);
+            for (int k = 0; k < KC; ++k) acc[c][k] += w * v[k];
+          }
+        }
+        for (int c = 0; c < P; ++c)
+          for (int k = 0; k < KC; ++k) vstore(gp + (b0 + j + c) * Fp + fc + k * W, acc[c][k]);
+      }
     }
   }
-  if (grad != nullptr) {
-    for (int64_t c = 0; c < nb; ++c) {
-      float* g = grad + (b0 + c) * F;
-      for (int64_t f = 0; f < F; ++f) g[f] += gT[f * kTile + c];
-    }
+  return diag ? loss : 2.0 * loss;
+}
+
+using TileFn = double (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                          int64_t, float*, float*, float*);
+
+#define SVG_TILE_COPY(name, attr, V, KC, RB, A2)                                          \
+  attr double name(const float* zp, const float* ztp, int64_t Np, int64_t Fp, int64_t a0, \
+                   int64_t na, int64_t b0, int64_t nb, float* gp, float* s, float* zbT) { \
+    return tile_body<V, KC, RB, A2>(zp, ztp, Np, Fp, a0, na, b0, nb, gp, s, zbT);         \
   }
-  return 2.0 * loss;
-}
-
-double diag_tile_generic(const float* zs, const float* zt, int64_t N, int64_t F, int64_t t0,
-                         int64_t t1, float* grad, float* s) {
-  return diag_tile_body(zs, zt, N, F, t0, t1, grad, s);
-}
-
-double pair_tile_generic(const float* zs, const float* zt, int64_t N, int64_t F, int64_t a0,
-                         int64_t a1, int64_t b0, int64_t b1, float* grad, float* s, float* gT) {
-  return pair_tile_body(zs, zt, N, F, a0, a1, b0, b1, grad, s, gT);
-}
-
+SVG_TILE_COPY(tile_base_1, SVG_ATTR_BASE, v8f, 1, 2, 4)
+SVG_TILE_COPY(tile_base_2, SVG_ATTR_BASE, v8f, 2, 2, 4)
 #if SVG_CPU_AVX2
-__attribute__((target("avx2,fma"))) double diag_tile_avx2(const float* zs, const float* zt,
-                                                          int64_t N, int64_t F, int64_t t0,
-                                                          int64_t t1, float* grad, float* s) {
-  return diag_tile_body(zs, zt, N, F, t0, t1, grad, s);
-}
-
-__attribute__((target("avx2,fma"))) double pair_tile_avx2(const float* zs, const float* zt,
-                                                          int64_t N, int64_t F, int64_t a0,
-                                                          int64_t a1, int64_t b0, int64_t b1,
-                                                          float* grad, float* s, float* gT) {
-  return pair_tile_body(zs, zt, N, F, a0, a1, b0, b1, grad, s, gT);
-}
+SVG_TILE_COPY(tile_avx2_1, SVG_ATTR_AVX2, v8f, 1, 4, 8)
+SVG_TILE_COPY(tile_avx2_2, SVG_ATTR_AVX2, v8f, 2, 4, 8)
+SVG_TILE_COPY(tile_avx512_1, SVG_ATTR_AVX512, v16f, 1, 8, 16)
+SVG_TILE_COPY(tile_avx512_2, SVG_ATTR_AVX512, v16f, 2, 8, 16)
 #endif
+#undef SVG_TILE_COPY
 
 #pragma GCC pop_options
 
-struct TileKernels {
-  double (*diag)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, float*, float*);
-  double (*pair)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                 float*, float*, float*);
+// The widest copy this CPU runs, except that F <= 8 takes 8 lanes (16 would double the work).
+struct Plan {
+  int64_t Fp;
+  TileFn tile;
 };
 
-TileKernels pick_tile_kernels() {
+Plan plan_for(int64_t F) {
+  cpu::Isa isa = cpu::isa();
+  if (isa == cpu::Isa::kAvx512 && F <= 8) isa = cpu::Isa::kAvx2;
+  const int64_t W = isa == cpu::Isa::kAvx512 ? 16 : 8;
+  const int64_t Fp = F <= W ? W : (F + 2 * W - 1) / (2 * W) * (2 * W);
+  const bool one = Fp == W;
 #if SVG_CPU_AVX2
-  if (cpu::has_avx2_fma()) return {&diag_tile_avx2, &pair_tile_avx2};
+  if (isa == cpu::Isa::kAvx512) return {Fp, one ? &tile_avx512_1 : &tile_avx512_2};
+  if (isa == cpu::Isa::kAvx2) return {Fp, one ? &tile_avx2_1 : &tile_avx2_2};
 #endif
-  return {&diag_tile_generic, &pair_tile_generic};
+  return {Fp, one ? &tile_base_1 : &tile_base_2};
 }
 
 // float: the diagonal tiles, then the off-diagonal tile pairs in rounds of a round-robin
 // schedule (circle method): within a round no two tiles share a row or column block, so they
 // run in parallel without atomics, and every gradient row takes its contributions in round
-// order whatever the thread count. Returns the loss; grad (may be null) gets sum_j s_ij z_j.
-double all_pairs_f32(const float* zs, const float* zt, int64_t N, int64_t F, float* grad) {
-  static const TileKernels k = pick_tile_kernels();
-  const int64_t nb = (N + kTile - 1) / kTile;
-  auto lo = [&](int64_t b) { return b * kTile; };
-  auto hi = [&](int64_t b) { return std::min(N, (b + 1) * kTile); };
-  std::vector<double> diag(static_cast<size_t>(nb), 0.0);
-  at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<float> s(kTile);
-    for (int64_t b = b0; b < b1; ++b) diag[b] = k.diag(zs, zt, N, F, lo(b), hi(b), grad, s.data());
-  });
-  const int64_t m = nb + (nb & 1), half = m / 2;  // m - 1 rounds of m / 2 pairs (index nb: a bye)
-  std::vector<double> pair(static_cast<size_t>(std::max<int64_t>(m - 1, 0) * half), 0.0);
-  for (int64_t r = 0; r + 1 < m; ++r) {
-    at::parallel_for(0, half, 1, [&](int64_t p0, int64_t p1) {
-      std::vector<float> s(4 * kTile), gT(static_cast<size_t>(F * kTile));
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t a = p == 0 ? m - 1 : (r + p) % (m - 1);
-        const int64_t b = p == 0 ? r : (r - p + m - 1) % (m - 1);
-        if (a >= nb || b >= nb) continue;
-        const int64_t x = std::min(a, b), y = std::max(a, b);
-        pair[r * half + p] =
-            k.pair(zs, zt, N, F, lo(x), hi(x), lo(y), hi(y), grad, s.data(), gT.data());
+// order whatever the thread count. Returns the loss; gp (may be null) gets sum_j s_ij z_j.
+double all_pairs_f32(const Plan& plan, const float* zp, const float* ztp, int64_t N, int64_t Np,
+                     float* gp) {
+  const int64_t Fp = plan.Fp;
+  const int64_t nb = Np / kTile;
+  auto rows = [&](int64_t b) { return std::min(N - b * kTile, kTile); };
+  std::vector<double> losses;  // per tile, in schedule order
+  // One parallel step: tiles (row block, column block) that share no block.
+  auto step = [&](const std::vector<std::pair<int64_t, int64_t>>& tiles) {
+    const size_t first = losses.size();
+    losses.resize(first + tiles.size(), 0.0);
+    at::parallel_for(0, static_cast<int64_t>(tiles.size()), 1, [&](int64_t t0, int64_t t1) {
+      std::vector<float> s(static_cast<size_t>(kRows * kTile));
+      std::vector<float> zbT(static_cast<size_t>(Fp * kTile));
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t x = tiles[t].first, y = tiles[t].second;
+        losses[first + t] = plan.tile(zp, ztp, Np, Fp, x * kTile, rows(x), y * kTile, rows(y), gp,
+                                      s.data(), zbT.data());
       }
     });
+  };
+  std::vector<std::pair<int64_t, int64_t>> tiles;
+  for (int64_t b = 0; b < nb; ++b) tiles.emplace_back(b, b);
+  step(tiles);
+  const int64_t m = nb + (nb & 1);  // m - 1 rounds of m / 2 pairs (index nb: a bye)
+  for (int64_t r = 0; r + 1 < m; ++r) {
+    tiles.clear();
+    for (int64_t p = 0; p < m / 2; ++p) {
+      const int64_t a = p == 0 ? m - 1 : (r + p) % (m - 1);
+      const int64_t b = p == 0 ? r : (r - p + m - 1) % (m - 1);
+      if (a < nb && b < nb) tiles.emplace_back(std::min(a, b), std::max(a, b));
+    }
+    step(tiles);
   }
   double total = 0.0;  // a fixed order: the same bits for any thread count
-  for (double v : diag) total += v;
-  for (double v : pair) total += v;
+  for (double v : losses) total += v;
   return total;
 }
 
@@ -290,13 +281,20 @@ std::tuple<at::Tensor, at::Tensor> all_pairs_softplus_cpu(const at::Tensor& z_, 
   const at::ScalarType acc = acc_dtype(z_.scalar_type());
   const at::Tensor zs = z_.to(acc).contiguous();
   const int64_t N = zs.size(0), F = zs.size(1);
-  auto grad = need_grad ? at::zeros({N, F}, zs.options()) : at::empty({0, F}, zs.options());
+  at::Tensor grad;
   double total = 0.0;
   if (acc == at::kFloat) {
-    const at::Tensor zt = zs.t().contiguous();  // [F, N]
-    total = all_pairs_f32(zs.data_ptr<float>(), zt.data_ptr<float>(), N, F,
-                          need_grad ? grad.data_ptr<float>() : nullptr);
+    const Plan plan = plan_for(F);
+    const int64_t Np = (N + kTile - 1) / kTile * kTile;
+    const at::Tensor zp = at::constant_pad_nd(zs, {0, plan.Fp - F, 0, Np - N});  // [Np, Fp]
+    const at::Tensor ztp = zp.t().contiguous();                                  // [Fp, Np]
+    const at::Tensor gp = need_grad ? at::zeros({Np, plan.Fp}, zs.options()) : at::Tensor();
+    total = all_pairs_f32(plan, zp.data_ptr<float>(), ztp.data_ptr<float>(), N, Np,
+                          need_grad ? gp.data_ptr<float>() : nullptr);
+    grad = need_grad ? gp.narrow(0, 0, N).narrow(1, 0, F).contiguous()
+                     : at::empty({0, F}, zs.options());
   } else {
+    grad = need_grad ? at::zeros({N, F}, zs.options()) : at::empty({0, F}, zs.options());
     std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
     double* rl = row_loss.data();
     const double* zp = zs.data_ptr<double>();

@@ -250,7 +250,7 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   std::vector<int64_t> head_rows(n_chunks), tail_rows(n_chunks);
   const Partials<acc_t> part{chunk_work, head_buf.get(), tail_buf.get(), head_rows.data(),
                              tail_rows.data()};
-  const bool use_avx2 = cpu::has_avx2_fma() && std::getenv("SCALEVGAE_CPU_NO_AVX2") == nullptr;
+  const bool use_avx2 = cpu::isa() != cpu::Isa::kBase;
   // Threads take chunks from a shared counter (dynamic schedule: the cores are often shared, a
   // static split would wait for the slowest thread). Which chunk writes what is fixed, so the
   // result does not depend on the schedule. Small inputs run on the calling thread: waking

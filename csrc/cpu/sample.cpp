@@ -447,7 +447,7 @@ SVG_ATTR_BASE void aggregate_rows_base(const AggArgs<scalar_t, acc_t, idx_t>& a,
 
 template <int FB, typename scalar_t, typename acc_t, typename idx_t>
 void aggregate_all(const AggArgs<scalar_t, acc_t, idx_t>& a) {
-  const bool use_avx2 = cpu::has_avx2_fma() && std::getenv("SCALEVGAE_CPU_NO_AVX2") == nullptr;
+  const bool use_avx2 = cpu::isa() != cpu::Isa::kBase;
   at::parallel_for(0, a.n, kGrain, [&](int64_t b, int64_t e) {
     std::vector<int64_t> ring(kRing * std::max<int64_t>(a.fanout, 1));
     std::vector<acc_t> scratch(a.F);
