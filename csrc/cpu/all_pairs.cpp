@@ -22,15 +22,13 @@
 
 #include "all_pairs_math.h"
 #include "checks.h"
+#include "cpu/dynamic_for.h"
 #include "cpu/isa.h"  // AVX-512 and AVX2 + FMA copies of the float kernel, chosen at run time
 #include "cpu/simd8.h"
 #include "decode_math.h"
 
 namespace scalevgae {
 namespace {
-
-constexpr int64_t kRowBlock = 16;   // float64: rows per parallel task
-constexpr int64_t kColBlock = 512;  // float64: columns per sweep block
 
 // ---------------------------------------------------------------------------------------------
 // float: vectors of W = 8 (v8f) or 16 (v16f) lanes (simd8.h)
@@ -222,18 +220,22 @@ double all_pairs_f32(const Plan& plan, const float* zp, const float* ztp, int64_
   const int64_t nb = Np / kTile;
   auto rows = [&](int64_t b) { return std::min(N - b * kTile, kTile); };
   std::vector<double> losses;  // per tile, in schedule order
-  // One parallel step: tiles (row block, column block) that share no block.
+  // One parallel step: tiles (row block, column block) that share no block, taken one at a time
+  // by the threads (cpu/dynamic_for.h: a descheduled thread does not hold up the round).
   auto step = [&](const std::vector<std::pair<int64_t, int64_t>>& tiles) {
     const size_t first = losses.size();
     losses.resize(first + tiles.size(), 0.0);
-    at::parallel_for(0, static_cast<int64_t>(tiles.size()), 1, [&](int64_t t0, int64_t t1) {
-      std::vector<float> s(static_cast<size_t>(kRows * kTile));
-      std::vector<float> zbT(static_cast<size_t>(Fp * kTile));
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t x = tiles[t].first, y = tiles[t].second;
-        losses[first + t] = plan.tile(zp, ztp, Np, Fp, x * kTile, rows(x), y * kTile, rows(y), gp,
-                                      s.data(), zbT.data());
-      }
+    const int64_t n = static_cast<int64_t>(tiles.size());
+    cpu::dynamic_for(n, 1, n, [&] {
+      return [&, s = std::vector<float>(static_cast<size_t>(kRows * kTile)),
+              zbT = std::vector<float>(static_cast<size_t>(Fp * kTile))](int64_t t0,
+                                                                         int64_t t1) mutable {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t x = tiles[t].first, y = tiles[t].second;
+          losses[first + t] = plan.tile(zp, ztp, Np, Fp, x * kTile, rows(x), y * kTile, rows(y), gp,
+                                        s.data(), zbT.data());
+        }
+      };
     });
   };
   std::vector<std::pair<int64_t, int64_t>> tiles;
@@ -257,6 +259,9 @@ double all_pairs_f32(const Plan& plan, const float* zp, const float* ztp, int64_
 // ---------------------------------------------------------------------------------------------
 // float64: per pair through the shared arithmetic (libm)
 // ---------------------------------------------------------------------------------------------
+constexpr int64_t kRowBlock = 16;   // rows per parallel task
+constexpr int64_t kColBlock = 512;  // columns per sweep block
+
 void rows_f64(const double* zs, int64_t N, int64_t F, int64_t i0, int64_t i1, double* grad,
               double* row_loss) {
   for (int64_t j0 = 0; j0 < N; j0 += kColBlock) {

@@ -14,12 +14,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <vector>
 
 #include "checks.h"
+#include "cpu/dynamic_for.h"
 #include "cpu/isa.h"
 #include "cpu/prefetch.h"
 #include "cpu/width.h"
@@ -251,29 +251,21 @@ void launch(const Problem<scalar_t, acc_t, index_t>& p) {
   const Partials<acc_t> part{chunk_work, head_buf.get(), tail_buf.get(), head_rows.data(),
                              tail_rows.data()};
   const bool use_avx2 = cpu::isa() != cpu::Isa::kBase;
-  // Threads take chunks from a shared counter (dynamic schedule: the cores are often shared, a
-  // static split would wait for the slowest thread). Which chunk writes what is fixed, so the
-  // result does not depend on the schedule. Small inputs run on the calling thread: waking
-  // (possibly descheduled) workers would cost more than the work.
+  // Threads take chunks from a shared counter (cpu/dynamic_for.h). Which chunk writes what is
+  // fixed, so the result does not depend on the schedule. Small inputs run on the calling thread:
+  // waking (possibly descheduled) workers would cost more than the work.
   constexpr int64_t kGrab = 4;
   constexpr int64_t kMinChunksPerWorker = 4;  // ~1 MB of gathered rows
-  const int64_t n_workers = std::min<int64_t>(
-      at::get_num_threads(), (n_chunks + kMinChunksPerWorker - 1) / kMinChunksPerWorker);
-  std::atomic<int64_t> next_chunk{0};
-  at::parallel_for(0, n_workers, 1, [&](int64_t begin, int64_t end) {
-    std::vector<acc_t> scratch(p.F);
-    for (int64_t w = begin; w < end; ++w) {
-      for (int64_t k0 = next_chunk.fetch_add(kGrab); k0 < n_chunks;
-           k0 = next_chunk.fetch_add(kGrab)) {
-        const int64_t k1 = std::min(k0 + kGrab, n_chunks);
-        if (use_avx2) {
-          run_chunks_avx2<FB, S>(p, part, k0, k1, scratch.data());
-        } else {
-          run_chunks_base<FB, S>(p, part, k0, k1, scratch.data());
-        }
-      }
-    }
-  });
+  cpu::dynamic_for(n_chunks, kGrab, (n_chunks + kMinChunksPerWorker - 1) / kMinChunksPerWorker,
+                   [&] {
+                     return [&, scratch = std::vector<acc_t>(p.F)](int64_t k0, int64_t k1) mutable {
+                       if (use_avx2) {
+                         run_chunks_avx2<FB, S>(p, part, k0, k1, scratch.data());
+                       } else {
+                         run_chunks_base<FB, S>(p, part, k0, k1, scratch.data());
+                       }
+                     };
+                   });
   std::vector<int64_t> owners;
   for (int64_t k = 0; k < n_chunks; ++k) {
     if (head_rows[k] >= 0) owners.push_back(k);
