@@ -361,10 +361,14 @@ def test_cpu_edge_grad_big_output_from_fresh_zero_pages():
 @needs_ext
 @pytest.mark.parametrize("F", [16, 32, 64, 128, 8, 40])
 @pytest.mark.parametrize("idx", [torch.int64, torch.int32])
-def test_cpu_decoder_row_widths(F, idx):
+@pytest.mark.parametrize("switch", [None, "SCALEVGAE_CPU_NO_AVX2"])
+def test_cpu_decoder_row_widths(F, idx, switch, monkeypatch):
     """csrc/cpu/decode.cpp compiles float rows of 16/32/64/128 features (F = 8, 40: the runtime
     width) and vectorises the BCE's exp/log1p: edge_dot, edge_bce (more than one loss block, a
-    ragged tail, a hub, non-contiguous z) and edge_grad (1 and 2 threads, same bits) vs float64."""
+    ragged tail, a hub, non-contiguous z) and edge_grad (1 and 2 threads, same bits) vs float64;
+    the AVX2 copies where the CPU has them and, forced by the switch, the baseline ones."""
+    if switch:
+        monkeypatch.setenv(switch, "1")
     gen = torch.Generator().manual_seed(F)
     n, E = 500, 4096 + 1003
     z = (torch.randn(F, n, generator=gen) * 3 / F**0.5).T  # [n, F] non-contiguous, |logit| up to ~30

@@ -228,7 +228,8 @@ template <int FW, typename scalar_t, typename acc_t, typename index_t>
 Tasks<scalar_t, acc_t, index_t> tasks_for() {
 #if SVG_CPU_AVX2
   if constexpr (std::is_same_v<scalar_t, float>) {
-    if (cpu::has_avx2_fma()) return {&dot_task_avx2<FW, index_t>, &bce_task_avx2<FW, index_t>};
+    if (cpu::isa() != cpu::Isa::kBase)
+      return {&dot_task_avx2<FW, index_t>, &bce_task_avx2<FW, index_t>};
   }
 #endif
   return {&dot_task_base<FW, scalar_t, acc_t, index_t>,
@@ -388,7 +389,7 @@ void edge_grad_owner(const scalar_t* coef, const scalar_t* z, const index_t* src
   auto task = &owner_rows_base<FW, scalar_t, index_t>;
 #if SVG_CPU_AVX2
   if constexpr (std::is_same_v<scalar_t, float>) {
-    if (cpu::has_avx2_fma()) task = &owner_rows_avx2<FW, index_t>;
+    if (cpu::isa() != cpu::Isa::kBase) task = &owner_rows_avx2<FW, index_t>;
   }
 #endif
   at::parallel_for(0, T, 1, [&](int64_t t0, int64_t t1) {

@@ -22,7 +22,8 @@ class TrainConfig:
         weighted BCE over all N² pairs of ``A + I`` with ``pos_weight = (N² - E) / E`` and
         Kipf's ``norm = N² / (2 (N² - E))`` (E = stored directed training edges), through
         ``scalevgae.ops.all_pairs_bce_loss``. Above ``full_max_nodes`` (default 50 000: 2.5·10^9
-        pairs per step, ~2.6 s on 2 CPU cores) full mode switches to sampled negatives.
+        pairs per step, ~1.8 s on 2 CPU cores: benchmarks/bench_full_epoch.py) full mode switches
+        to sampled negatives.
       * Sampled negatives (full mode above the size limit, and minibatch mode): the unbiased
         estimate of the same loss, ``0.5 (mean_pos + mean_neg + w_self mean_self)`` with
         ``neg_ratio`` uniform non-edges per positive and the self-loop positive term
