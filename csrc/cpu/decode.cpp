@@ -72,14 +72,14 @@ SVG_INLINE float dot_f32(const float* a, const float* b, int64_t F) {
     static_assert(FW % 8 == 0, "compile-time widths are multiples of 8");
     constexpr int K = FW / 8, A = K < 4 ? K : 4;
     v8f acc[A];
-    for (int u = 0; u < A; ++u) acc[u] = load8(a + 8 * u) * load8(b + 8 * u);
-    for (int k = A; k < K; ++k) acc[k % A] += load8(a + 8 * k) * load8(b + 8 * k);
+    for (int u = 0; u < A; ++u) acc[u] = vload<v8f>(a + 8 * u) * vload<v8f>(b + 8 * u);
+    for (int k = A; k < K; ++k) acc[k % A] += vload<v8f>(a + 8 * k) * vload<v8f>(b + 8 * k);
     for (int u = 1; u < A; ++u) acc[0] += acc[u];
     return hsum8(acc[0]);
   } else {
     v8f acc = v8f{};
     int64_t f = 0;
-    for (; f + 8 <= F; f += 8) acc += load8(a + f) * load8(b + f);
+    for (; f + 8 <= F; f += 8) acc += vload<v8f>(a + f) * vload<v8f>(b + f);
     float s = hsum8(acc);
     for (; f < F; ++f) s += a[f] * b[f];
     return s;
@@ -137,16 +137,16 @@ SVG_INLINE double bce_terms(const acc_t* x, const acc_t* y, int64_t m, acc_t pw,
   int64_t i = 0;
   double total = 0.0;
   if constexpr (std::is_same_v<acc_t, float>) {
-    const v8f zero = v8f{}, one = splat(1.0f);
+    const v8f zero = v8f{}, one = vsplat<v8f>(1.0f);
     v8f sum = zero;
     for (; i + 8 <= m; i += 8) {
-      const v8f xv = load8(x + i), yv = load8(y + i);
+      const v8f xv = vload<v8f>(x + i), yv = vload<v8f>(y + i);
       const v8f e = exp_nonpos(xv < zero ? xv : -xv);  // exp(-|x|)
       const v8f lw = 1.0f + (pw - 1.0f) * yv;
       const v8f loss = (1.0f - yv) * xv + lw * (log1p_unit(e) + (xv < zero ? -xv : zero));
       const v8f sig = (xv >= zero ? e : one) / (1.0f + e);  // sigmoid(-x)
-      store8(g + i, ((1.0f - yv) - lw * sig) * scale);
-      if (l != nullptr) store8(l + i, loss);
+      vstore(g + i, ((1.0f - yv) - lw * sig) * scale);
+      if (l != nullptr) vstore(l + i, loss);
       sum += loss;
     }
     total = static_cast<double>(hsum8(sum));
@@ -318,9 +318,9 @@ std::tuple<at::Tensor, at::Tensor> edge_bce_cpu(const at::Tensor& z_, const at::
 template <int FW, typename scalar_t, typename acc_t>
 SVG_INLINE void axpy(acc_t* acc, acc_t c, const scalar_t* b, int64_t F) {
   if constexpr (FW > 0 && std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-    const v8f cv = splat(c);
+    const v8f cv = vsplat<v8f>(c);
     for (int k = 0; k < FW / 8; ++k)
-      store8(acc + 8 * k, load8(acc + 8 * k) + cv * load8(b + 8 * k));
+      vstore(acc + 8 * k, vload<v8f>(acc + 8 * k) + cv * vload<v8f>(b + 8 * k));
   } else {
     decode::axpy_row<scalar_t, acc_t>(acc, c, b, FW > 0 ? FW : F);
   }

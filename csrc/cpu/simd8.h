@@ -50,12 +50,6 @@ inline __attribute__((always_inline)) V vsplat(float a) {
   return V{} + a;
 }
 
-inline __attribute__((always_inline)) v8f load8(const float* p) { return vload<v8f>(p); }
-
-inline __attribute__((always_inline)) void store8(float* p, v8f v) { vstore(p, v); }
-
-inline __attribute__((always_inline)) v8f splat(float a) { return vsplat<v8f>(a); }
-
 // exp(x) for x <= 0 (Cephes' expf polynomial after a Cody-Waite reduction). x is clamped at
 // -80: exp(-80) ~ 2e-35 stands in for smaller values (an absolute error below 2e-35 per pair).
 template <typename V>
