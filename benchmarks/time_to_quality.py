@@ -103,6 +103,45 @@ def replay(curve: list[dict], patience: Optional[int], min_delta: float, monitor
                 end_over_t_q_steps=ratio["step"])
 
 
+def oracle(curve: list[dict], bound: float = 1.5) -> dict:
+    """The most any stopping rule can get out of a curve recorded without stopping.
+
+    A rule that returns evaluation ``j``'s weights ends at or after step ``s_j``, and its final
+    validation AUC is ``val_auc[j]``, so its ``end / t_q`` in steps is at least
+    ``s_j / t_q(val_auc[j])`` (equality: stopping right at ``j``, no patience; in wall seconds for
+    curves recorded without steps, where validation time makes it only approximately a bound). Returns that lower
+    bound and the test AUC/AP of ``j`` for the evaluation with the best test AP overall
+    (``best_*``) and for the best-test-AP one among those whose bound is ``<= bound``
+    (``feasible_*``; None if there is none).
+    """
+    unit = "step" if "step" in curve[0] else "seconds"  # curves recorded before steps were: wall seconds
+    rows = [dict(step=p.get("step"), bound=p[unit] / max(time_to_quality(curve, p["val_auc"], unit), 1e-9),
+                 test_auc=p["test_auc"], test_ap=p["test_ap"]) for p in curve]
+    best = max(rows, key=lambda r: r["test_ap"])
+    ok = [r for r in rows if r["bound"] <= bound]
+    feas = max(ok, key=lambda r: r["test_ap"]) if ok else None
+    out = {f"best_{k}": v for k, v in best.items()}
+    out.update({f"feasible_{k}": (feas or {}).get(k) for k in best})
+    return out
+
+
+def oracle_table(paths: list[str], bound: float = 1.5) -> None:
+    """Per recorded run: the best test AP any stopping rule could return, and the best one a rule
+    ending within ``bound`` x t_q could (see :func:`oracle`)."""
+    cols = ["file", "system", "seed", "evals", "best_step", "best_bound", "best_test_auc", "best_test_ap",
+            "feasible_step", "feasible_bound", "feasible_test_auc", "feasible_test_ap"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for path in paths:
+        with open(path) as f:
+            runs = json.load(f)["runs"]
+        for r in runs:
+            row = dict(oracle(r["curve"], bound), file=os.path.basename(path), system=r["system"], seed=r["seed"],
+                       evals=len(r["curve"]))
+            lines.append("| " + " | ".join(f"{row[c]:.4g}" if isinstance(row[c], float) else
+                                           ("—" if row[c] is None else str(row[c])) for c in cols) + " |")
+    print("\n".join(lines))
+
+
 def run_ours(x: torch.Tensor, split, mode: str, seed: int, overrides: dict) -> dict:
     """Train with defaults (plus overrides); curve of (wall seconds, val AUC) and test AUC/AP
     after each evaluation, the test scoring off the clock."""
@@ -308,10 +347,16 @@ def main() -> None:
     p.add_argument("--replay", nargs="+", default=None, metavar="JSON",
                    help="no training: replay stopping rules (--monitor-grid x --patience-grid x --min-delta-grid) on "
                         "the curves of results .json files recorded with --set patience=0")
+    p.add_argument("--oracle", nargs="+", default=None, metavar="JSON",
+                   help="no training: per run of these results .json files (recorded with --set patience=0), the best "
+                        "test AP any stopping rule could return, and the best one within --bound x t_q")
+    p.add_argument("--bound", type=float, default=1.5, help="--oracle: the end / t_q bound (issue 18: 1.5)")
     p.add_argument("--monitor-grid", nargs="+", default=["auc"], help="auc, ap, auc+ap (needs curves with val_ap)")
     p.add_argument("--patience-grid", type=_value, nargs="+", default=[0, 100, 50, 20, 10, 5, 3])
     p.add_argument("--min-delta-grid", type=float, nargs="+", default=[0.0, 0.001, 0.002])
     a = p.parse_args()
+    if a.oracle:
+        return oracle_table(a.oracle, a.bound)
     if a.replay:
         return replay_table(a.replay, a.patience_grid, a.min_delta_grid, a.monitor_grid)
     if a.plot:
