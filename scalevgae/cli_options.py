@@ -2,8 +2,8 @@
 
 A field ``name`` becomes ``--name-with-dashes`` (dest ``name``) with the field's type and default;
 ``metadata`` gives ``"help"`` (required), and optionally ``"choices"``, ``"off"`` (a CLI value that
-means None, e.g. ``--patience 0``) and ``"cli_default"`` (the CLI's default when it differs from
-the API's). Booleans that default to True become ``--no-<name>`` switches, those that default to
+means None, e.g. ``--patience 0``), ``"cli_default"`` (the CLI's default when it differs from
+the API's) and ``"aliases"`` (more option strings for the same field, e.g. ``--max-epochs``). Booleans that default to True become ``--no-<name>`` switches, those that default to
 False ``--<name>`` switches; tuples of ints are comma-separated (``--fanouts 10,5``).
 """
 
@@ -76,7 +76,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, only: O
         if "choices" in meta:
             kw["choices"] = tuple(meta["choices"])
             kw.pop("metavar")
-        parser.add_argument(flag, dest=f.name, help=help_, **kw)
+        parser.add_argument(flag, *meta.get("aliases", ()), dest=f.name, help=help_, **kw)
 
 
 def dataclass_from_args(cls: type[T], a: argparse.Namespace, base: Optional[T] = None) -> T:

@@ -124,6 +124,9 @@ def test_train_options_generated_from_config():
                                          "--kl-weight", "0.5", "--weight-decay", "1e-4", "--full-max-nodes", "9"]))
     assert (cfg.patience, cfg.progress, cfg.fanouts, cfg.kl_weight, cfg.weight_decay, cfg.full_max_nodes) == \
         (0, False, (4, 3), 0.5, 1e-4, 9)
+    # --max-epochs names the same field as --epochs (issue 18's name for the maximum).
+    assert config_from_args(p.parse_args(["train", "--max-epochs", "7"])).epochs == 7
+    assert config_from_args(p.parse_args(["train", "--epochs", "7"])).epochs == 7
 
 
 def _string_id_edges(path, n=80, seed=0):

@@ -86,7 +86,9 @@ class TrainConfig:
     hidden: int = field(default=32, metadata={"help": "width of the first GCN layer"})
     latent: int = field(default=16, metadata={"help": "latent dimension (width of z)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout on the encoder's inputs, in [0, 1)"})
-    epochs: Optional[int] = field(default=None, metadata={"help": "default 200 (full) / 100 (minibatch)"})
+    epochs: Optional[int] = field(default=None, metadata={
+        "help": "the most epochs; plateau stopping (--patience) usually ends the run sooner "
+                "(default 200 full / 100 minibatch)", "aliases": ("--max-epochs",)})
     steps: Optional[int] = field(default=None, metadata={"help": "stop after this many optimizer steps "
                                                                  "(default, or 0: no limit)", "off": 0})
     lr: Optional[float] = field(default=None, metadata={"help": "learning rate (default 0.01)"})
