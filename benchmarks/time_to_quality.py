@@ -109,9 +109,9 @@ def oracle(curve: list[dict], bound: float = 1.5) -> dict:
     A rule that returns evaluation ``j``'s weights ends at or after step ``s_j``, and its final
     validation AUC is ``val_auc[j]``, so its ``end / t_q`` in steps is at least
     ``s_j / t_q(val_auc[j])`` (equality: stopping right at ``j``, no patience; in wall seconds for
-    curves recorded without steps, where validation time makes it only approximately a bound). Returns that lower
-    bound and the test AUC/AP of ``j`` for the evaluation with the best test AP overall
-    (``best_*``) and for the best-test-AP one among those whose bound is ``<= bound``
+    curves recorded without steps, where validation time makes it only approximately a bound).
+    Returns that lower bound and the test AUC/AP of ``j`` for the evaluation with the best test AP
+    overall (``best_*``) and for the best-test-AP one among those whose bound is ``<= bound``
     (``feasible_*``; None if there is none).
     """
     unit = "step" if "step" in curve[0] else "seconds"  # curves recorded before steps were: wall seconds

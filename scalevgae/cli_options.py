@@ -3,8 +3,9 @@
 A field ``name`` becomes ``--name-with-dashes`` (dest ``name``) with the field's type and default;
 ``metadata`` gives ``"help"`` (required), and optionally ``"choices"``, ``"off"`` (a CLI value that
 means None, e.g. ``--patience 0``), ``"cli_default"`` (the CLI's default when it differs from
-the API's) and ``"aliases"`` (more option strings for the same field, e.g. ``--max-epochs``). Booleans that default to True become ``--no-<name>`` switches, those that default to
-False ``--<name>`` switches; tuples of ints are comma-separated (``--fanouts 10,5``).
+the API's) and ``"aliases"`` (more option strings for a non-boolean field, e.g. ``--max-epochs``).
+Booleans that default to True become ``--no-<name>`` switches, those that default to False
+``--<name>`` switches; tuples of ints are comma-separated (``--fanouts 10,5``).
 """
 
 from __future__ import annotations
