@@ -52,6 +52,8 @@ def _data(args: argparse.Namespace):
 
     clock = Stopwatch()
     data = planted_partition(args.nodes, avg_degree=16, feature_dim=64, seed=args.seed)
+    if args.worker == "ours" and args.x_dtype != "float32":  # stored narrower; the float32 copy is freed
+        data.x = data.x.to(getattr(torch, args.x_dtype))
     split = split_edges(data.graph, 0.05, 0.10, seed=args.seed)
     return data, split, clock.elapsed()
 
@@ -144,7 +146,8 @@ def worker(args: argparse.Namespace) -> None:
                   lr=args.lr, seed=args.seed, device=device, eval_at=args.eval_at)
     out.update(data_s=data_s, peak_rss_gb=peak_rss_gb(), peak_rss_reset=reset,
                peak_gpu_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
-               num_nodes=data.num_nodes, num_edges=data.graph.num_edges, train_edges=split.train_pos.size(1))
+               num_nodes=data.num_nodes, num_edges=data.graph.num_edges, train_edges=split.train_pos.size(1),
+               x_dtype=str(data.x.dtype).replace("torch.", ""))
     print("RESULT " + json.dumps(out))
 
 
@@ -161,6 +164,8 @@ def _spawn(args: argparse.Namespace, which: str) -> dict:
            "--device", args.device] + (["--full-epoch"] if args.full_epoch and which == "ours" else [])
     if which == "ours" and args.reorder != "none":
         cmd += ["--reorder", args.reorder]
+    if which == "ours" and args.x_dtype != "float32":
+        cmd += ["--x-dtype", args.x_dtype]
     if args.eval_at:
         cmd += ["--eval-at", ",".join(str(k) for k in sorted(args.eval_at))]
     print(f"[{which}] {' '.join(cmd[2:])}", flush=True)
@@ -199,6 +204,9 @@ def main() -> None:
     p.add_argument("--skip-pyg", action="store_true")
     p.add_argument("--reorder", choices=["none", "degree", "rcm"], default="none",
                    help="scalevgae: renumber the nodes first (TrainConfig.reorder; its time is setup_s, not training)")
+    p.add_argument("--x-dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="scalevgae: store the features in this dtype (the loader's aggregation accumulates in "
+                        "float32; PyG's recipe keeps float32)")
     p.add_argument("--eval-at", type=_steps_list, default=(),
                    help="also score test AUC/AP after these step counts, e.g. 30,100,300 (off the clock; "
                         "--steps defaults to the largest)")
@@ -227,7 +235,8 @@ def main() -> None:
         elif r.get("epoch_s") is not None:
             r["epoch"] = f"{r['epoch_s']:.4g} s (measured)"
     cmd = "python benchmarks/bench_train.py " + " ".join(a for a in sys.argv[1:])
-    meta = dict(command=cmd.strip(), nodes=args.nodes, steps=args.steps, reorder=args.reorder, eval_at=sorted(args.eval_at), batch_size=args.batch_size, lr=args.lr,
+    meta = dict(command=cmd.strip(), nodes=args.nodes, steps=args.steps, reorder=args.reorder, x_dtype=args.x_dtype,
+                eval_at=sorted(args.eval_at), batch_size=args.batch_size, lr=args.lr,
                 fanouts=[10, 5], neg_ratio=1, hidden=32, latent=16, loadavg_start=load, loadavg_end=os.getloadavg(),
                 omp_wait_policy=_worker_env()["OMP_WAIT_POLICY"])
     name = "train-quick" if args.quick else "train" if args.nodes == 1_000_000 else f"train-{args.nodes}"
@@ -237,6 +246,8 @@ def main() -> None:
         name += "-curve"
     if args.reorder != "none":
         name += f"-{args.reorder}"
+    if args.x_dtype != "float32":
+        name += f"-x{args.x_dtype}"
     cols = ["system", "data_s", "steps", "steps_per_s", "pairs_per_s", "steady_pairs_per_s", "speedup_pairs_s",
             "peak_rss_gb",
             "peak_gpu_gb", "setup_s", "test_auc", "test_ap", "epoch", "inference_s"] + (["note"] if any("note" in r for r in rows)
