@@ -19,6 +19,7 @@ the first step at 10^7 nodes, once per epoch of ~16 000 steps there).
     python benchmarks/bench_train.py --device cuda --full-epoch
     python benchmarks/bench_train.py --nodes 100000 --eval-at 30,100,300   # AUC along the way
     python benchmarks/bench_train.py --nodes 3000000 --skip-pyg            # ~4 GB; 10^7: ~12 GB
+    python benchmarks/bench_train.py --nodes 10000000 --steps 200 --skip-pyg --x-dtype bfloat16   # features in bf16
 
 ``data_s`` is the time to generate the graph, build its CSR and split it. PyG's recipe runs only
 where its measured footprint (``PYG_GB_PER_MNODE`` per 10^6 nodes, linear) fits in the available
