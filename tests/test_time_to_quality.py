@@ -10,10 +10,9 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from benchmarks import time_to_quality as ttq
 
-ttq = pytest.importorskip("time_to_quality")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _curve(aucs, aps, test_aps, every=10):
