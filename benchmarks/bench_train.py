@@ -1,7 +1,7 @@
 """End-to-end minibatch VGAE training: scalevgae vs the PyG recipe, identical settings, same run.
 
 Built-in graph ``planted_partition(N, avg_degree=16, feature_dim=64)``, ``split_edges`` (85/5/10),
-batches of 4096 positive training pairs + 1 uniform negative each, fanouts [10, 5], a two-layer
+batches of 4096 positive training pairs + 1 uniform negative each, fanouts [10, 5] (``--fanouts``), a two-layer
 GCN encoder (hidden 32, latent 16), Adam. Both systems run the same number of steps (so the
 same number of training pairs) and are scored on the same test pairs with
 ``scalevgae.metrics``. Each system runs in its own subprocess so its peak RSS (VmHWM) is its
@@ -20,6 +20,7 @@ the first step at 10^7 nodes, once per epoch of ~16 000 steps there).
     python benchmarks/bench_train.py --nodes 100000 --eval-at 30,100,300   # AUC along the way
     python benchmarks/bench_train.py --nodes 3000000 --skip-pyg            # ~4 GB; 10^7: ~12 GB
     python benchmarks/bench_train.py --nodes 10000000 --steps 200 --skip-pyg --x-dtype bfloat16   # features in bf16
+    python benchmarks/bench_train.py --nodes 10000000 --steps 200 --skip-pyg --fanouts 10,-1   # exact input hop
 
 ``data_s`` is the time to generate the graph, build its CSR and split it. PyG's recipe runs only
 where its measured footprint (``PYG_GB_PER_MNODE`` per 10^6 nodes, linear) fits in the available
@@ -46,6 +47,7 @@ from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
 
 # PyG's peak RSS per 10^6 nodes in this benchmark: measured 6.49 GB at 10^6 and 17.56 GB at 3·10^6 nodes
 PYG_GB_PER_MNODE = 6.0
+DEFAULT_FANOUTS = (10, 5)
 
 
 def _data(args: argparse.Namespace):
@@ -69,10 +71,11 @@ def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> di
         steps = -(-split.train_pos.size(1) // args.batch_size)
     # The raw iterates (no weight averaging), like PyG's recipe, so both are scored the same way.
     cfg = TrainConfig(mode="minibatch", hidden=32, latent=16, epochs=10**6, steps=steps, lr=args.lr, neg_ratio=1,
-                      batch_size=args.batch_size, fanouts=(10, 5), patience=0, ema_decay=0.0, seed=args.seed,
+                      batch_size=args.batch_size, fanouts=args.fanouts, patience=0, ema_decay=0.0, seed=args.seed,
                       device=str(device), amp="off", progress=False, reorder=args.reorder)
     setup_clock = Stopwatch()
-    trainer = Trainer(cfg, data.x, split)  # with --reorder: computing the order and renumbering
+    # with --reorder: computing the order and renumbering; with fanout -1 last: the input table
+    trainer = Trainer(cfg, data.x, split)
     setup_s = setup_clock.elapsed()
     # No validation inside the timed training (the trainer validates at the end of a run): the
     # test scores below are the only scoring, off the clock as PyG's.
@@ -106,7 +109,8 @@ def _run_ours(data, split, args: argparse.Namespace, device: torch.device) -> di
         steady = (pairs - _scored_pairs(1, args.batch_size, train_edges)) / (stamps[-1] - stamps[0])
     out = dict(system="scalevgae", steps=res.steps, train_s=train_s,
                steps_per_s=res.steps / train_s, pairs_per_s=pairs / train_s, steady_pairs_per_s=steady,
-               train_pairs=pairs, inference_s=infer_s, setup_s=setup_s, reorder=args.reorder, test_auc=auc, test_ap=ap, curve=curve)
+               train_pairs=pairs, inference_s=infer_s, setup_s=setup_s, reorder=args.reorder, test_auc=auc, test_ap=ap, curve=curve,
+               fanouts=list(trainer.loader.fanouts), input_table=trainer.loader.sampler.table is not None)
     if args.full_epoch:
         out.update(epoch_s=train_s, epoch_measured=True)
     else:
@@ -145,12 +149,13 @@ def worker(args: argparse.Namespace) -> None:
     else:
         from benchmarks.train_pyg import run
 
-        out = run(data, split, steps=args.steps, batch_size=args.batch_size, fanouts=[10, 5], hidden=32, latent=16,
-                  lr=args.lr, seed=args.seed, device=device, eval_at=args.eval_at)
+        out = run(data, split, steps=args.steps, batch_size=args.batch_size, fanouts=list(args.fanouts), hidden=32,
+                  latent=16, lr=args.lr, seed=args.seed, device=device, eval_at=args.eval_at)
     out.update(data_s=data_s, peak_rss_gb=peak_rss_gb(), peak_rss_reset=reset,
                peak_gpu_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
                num_nodes=data.num_nodes, num_edges=data.graph.num_edges, train_edges=split.train_pos.size(1),
                x_dtype=str(data.x.dtype).replace("torch.", ""))
+    out.setdefault("fanouts", list(args.fanouts))
     print("RESULT " + json.dumps(out))
 
 
@@ -169,6 +174,8 @@ def _spawn(args: argparse.Namespace, which: str) -> dict:
         cmd += ["--reorder", args.reorder]
     if which == "ours" and args.x_dtype != "float32":
         cmd += ["--x-dtype", args.x_dtype]
+    if args.fanouts != DEFAULT_FANOUTS:
+        cmd += ["--fanouts", ",".join(str(f) for f in args.fanouts)]
     if args.eval_at:
         cmd += ["--eval-at", ",".join(str(k) for k in sorted(args.eval_at))]
     print(f"[{which}] {' '.join(cmd[2:])}", flush=True)
@@ -194,6 +201,16 @@ def _steps_list(text: str) -> tuple:
     return steps
 
 
+def _fanouts(text: str) -> tuple:
+    try:
+        fanouts = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two comma-separated fanouts, e.g. 10,5, got {text!r}") from None
+    if len(fanouts) != 2 or any(f < -1 or f == 0 for f in fanouts):
+        raise argparse.ArgumentTypeError(f"expected two fanouts, each positive or -1 (all), got {text!r}")
+    return fanouts
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1e4 nodes, 10 steps, batch 512")
@@ -210,6 +227,10 @@ def main() -> None:
     p.add_argument("--x-dtype", choices=[d for d in X_DTYPES if d != "auto"], default="float32",
                    help="scalevgae: store the features in this dtype (the loader's aggregation accumulates in "
                         "float32; PyG's recipe keeps float32)")
+    p.add_argument("--fanouts", type=_fanouts, default=DEFAULT_FANOUTS,
+                   help="neighbours per layer, first hop first, both systems (default 10,5). -1 last: every "
+                        "neighbour of the input hop, which scalevgae aggregates once for all nodes (Ã X) and "
+                        "gathers per batch")
     p.add_argument("--eval-at", type=_steps_list, default=(),
                    help="also score test AUC/AP after these step counts, e.g. 30,100,300 (off the clock; "
                         "--steps defaults to the largest)")
@@ -240,7 +261,7 @@ def main() -> None:
     cmd = "python benchmarks/bench_train.py " + " ".join(a for a in sys.argv[1:])
     meta = dict(command=cmd.strip(), nodes=args.nodes, steps=args.steps, reorder=args.reorder, x_dtype=args.x_dtype,
                 eval_at=sorted(args.eval_at), batch_size=args.batch_size, lr=args.lr,
-                fanouts=[10, 5], neg_ratio=1, hidden=32, latent=16, loadavg_start=load, loadavg_end=os.getloadavg(),
+                fanouts=list(args.fanouts), neg_ratio=1, hidden=32, latent=16, loadavg_start=load, loadavg_end=os.getloadavg(),
                 omp_wait_policy=_worker_env()["OMP_WAIT_POLICY"])
     name = "train-quick" if args.quick else "train" if args.nodes == 1_000_000 else f"train-{args.nodes}"
     if not args.quick and not args.eval_at and not args.full_epoch and args.steps != 30:
@@ -251,6 +272,8 @@ def main() -> None:
         name += f"-{args.reorder}"
     if args.x_dtype != "float32":
         name += f"-x{args.x_dtype}"
+    if args.fanouts != DEFAULT_FANOUTS:
+        name += "-f" + "_".join("all" if f == -1 else str(f) for f in args.fanouts)
     cols = ["system", "data_s", "steps", "steps_per_s", "pairs_per_s", "steady_pairs_per_s", "speedup_pairs_s",
             "peak_rss_gb",
             "peak_gpu_gb", "setup_s", "test_auc", "test_ap", "epoch", "inference_s"] + (["note"] if any("note" in r for r in rows)

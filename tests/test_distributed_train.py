@@ -183,6 +183,40 @@ def test_two_ranks_partition_pairs_and_average_gradients(tmp_path, agg):
     assert got["eval"] == single.evaluate(split.test_pos, split.test_neg)
 
 
+def _mapping_of(t: torch.Tensor) -> str:
+    """The path of the /proc/self/maps entry holding t's first byte ("" if anonymous)."""
+    ptr = t.data_ptr()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            lo, hi = (int(v, 16) for v in parts[0].split("-"))
+            if lo <= ptr < hi:
+                return parts[5].strip() if len(parts) > 5 else ""
+    return ""
+
+
+def _worker_table(info: sd.DistInfo, world: int, out: str) -> None:
+    from scalevgae.sampling.aggregated import input_table
+
+    x, split = _small()
+    trainer = Trainer(_sgd_cfg(16, steps=2, fanouts=(3, -1)), x, split)
+    table = trainer.loader.sampler.table
+    res = {"equal": table is not None and torch.equal(table, input_table(split.train_graph, x)),
+           "mapping": "" if table is None else _mapping_of(table), "steps": trainer.fit().steps}
+    torch.save(res, f"{out}.{info.rank}")
+
+
+def test_ranks_of_a_host_map_one_input_table(tmp_path):
+    # fanout -1 at the input layer under torchrun: the host's local rank 0 computes the table and
+    # every rank maps that one file (as the graph and features), instead of K private copies.
+    out = str(tmp_path / "t")
+    _spawn("_worker_table", out)
+    for r in range(2):
+        res = torch.load(f"{out}.{r}")
+        assert res["equal"] and res["steps"] == 2, res
+        assert "scalevgae-shared-" in res["mapping"], res
+
+
 def _worker_ckpt(info: sd.DistInfo, world: int, out_dir: str) -> None:
     x, split = _small()
     cfg = _sgd_cfg(16, epochs=2, checkpoint_every=5, lr=0.05, fanouts=(3, 2), neg_ratio=1, self_loop_weight=None)

@@ -8,10 +8,17 @@ import pytest
 import torch
 
 from scalevgae.data import planted_partition, split_edges
+from scalevgae.graph import Graph
 from scalevgae.loader import LinkLoader
 from scalevgae.models import build_model
 from scalevgae.sampling import sample_neighbors
-from scalevgae.sampling.aggregated import AggregatedBlock, aggregate_features, sample_aggregated
+from scalevgae.sampling.aggregated import (
+    AggregatedBlock,
+    aggregate_features,
+    input_table,
+    sample_aggregated,
+    sample_precomputed,
+)
 from scalevgae.train import TrainConfig, Trainer
 
 
@@ -133,3 +140,80 @@ def test_sample_aggregated_is_the_same_sample(data, backend, fanouts, replace):
     torch.testing.assert_close(y, full.blocks[0].propagate(x[full.n_id]), atol=1e-12, rtol=1e-12)
     with pytest.raises(ValueError, match="at least one fanout"):
         sample_aggregated(g, seeds, [], x)
+
+
+def _dense_gcn(g: Graph, x: torch.Tensor) -> torch.Tensor:
+    """``D̃^-1/2 (A + I) D̃^-1/2 x`` in float64 from a dense adjacency (small graphs only)."""
+    n = g.num_nodes
+    a = torch.zeros(n, n, dtype=torch.float64)
+    rows = torch.repeat_interleave(torch.arange(n), g.rowptr.diff().long())
+    a[rows, g.col.long()] = 1.0
+    a += torch.eye(n, dtype=torch.float64)
+    c = a.sum(1).rsqrt()
+    return (c[:, None] * a * c[None, :]) @ x.double()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+def test_input_table_is_the_exact_gcn_aggregation(dtype, index_dtype):
+    # a hub, isolated nodes (6, 7) and a pendant node; both directions stored
+    e = torch.tensor([[0, 0, 0, 0, 1, 2, 4], [1, 2, 3, 4, 2, 5, 5]])
+    g = Graph.from_edge_index(e, 8, undirected=True)
+    g = Graph(g.rowptr.to(index_dtype), g.col.to(index_dtype), 8)
+    x = torch.randn(8, 16, dtype=torch.float64)[:, ::2]  # non-contiguous
+    got = input_table(g, x.to(dtype))
+    assert got.shape == (8, 8) and got.dtype == dtype
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 3e-2}[dtype]
+    torch.testing.assert_close(got.double(), _dense_gcn(g, x.to(dtype)), atol=tol, rtol=tol)
+    with pytest.raises(ValueError, match="floating"):
+        input_table(g, torch.ones(8, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="floating"):
+        input_table(g, torch.ones(7, 2))
+
+
+@pytest.mark.parametrize("fanouts", [[-1], [4, -1], [2, 3, -1]])
+@pytest.mark.parametrize("replace", [False, True])
+def test_sample_precomputed_is_sample_aggregated(data, fanouts, replace):
+    _, sp = data
+    g = sp.train_graph
+    x = torch.randn(g.num_nodes, 4, dtype=torch.float64)
+    table = input_table(g, x)
+    seeds = torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(5))[:40]
+    want, y = sample_aggregated(g, seeds, fanouts, x, replace=replace, generator=torch.Generator().manual_seed(9))
+    got, t = sample_precomputed(g, seeds, fanouts, table, replace=replace, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(got.n_id, want.n_id) and isinstance(got.blocks[0], AggregatedBlock)
+    assert got.blocks[0].num_dst == want.blocks[0].num_dst and len(got.blocks) == len(fanouts)
+    for p, q in zip(want.blocks[1:], got.blocks[1:]):
+        for name in ("rowptr", "col", "src_scale", "dst_scale", "self_scale"):
+            assert torch.equal(getattr(p, name), getattr(q, name))
+    torch.testing.assert_close(t, y, atol=1e-12, rtol=1e-12)
+    with pytest.raises(ValueError, match="fanout -1"):
+        sample_precomputed(g, seeds, [4, 3], table)
+    with pytest.raises(ValueError, match="table"):
+        sample_precomputed(g, seeds, [4, -1], table[:-1])
+
+
+@pytest.mark.parametrize("fanouts,exclude_batch_edges,has_table", [
+    ([3, -1], False, True), ([3, 4], False, False), ([3, -1], True, False)])
+def test_loader_precomputes_only_an_exact_input_hop(data, fanouts, exclude_batch_edges, has_table):
+    d, _ = data
+    _, agg = pair(data, fanouts=fanouts, exclude_batch_edges=exclude_batch_edges)
+    assert (agg.sampler.table is not None) is has_table
+    if has_table:
+        torch.testing.assert_close(agg.sampler.table, input_table(agg.graph, d.x))
+        b = next(iter(agg))
+        torch.testing.assert_close(b.x, agg.sampler.table[b.n_id])
+
+
+def test_trainer_with_an_exact_input_hop_uses_one_table():
+    # Sparse graph: subset validation; the loader's table also serves the validation subset.
+    d = planted_partition(3000, avg_degree=3, feature_dim=8, seed=1)
+    sp = split_edges(d.graph, 0.1, 0.1, seed=0)
+    cfg = TrainConfig(mode="minibatch", fanouts=(4, -1), epochs=1, steps=3, batch_size=128, eval_pairs=20,
+                      device="cpu", progress=False, patience=0)
+    tr = Trainer(cfg, d.x, sp)
+    table = tr.loader.sampler.table
+    assert table is not None and tr.val_set.subset
+    assert torch.equal(tr.val_set.x, table[tr.val_set.n_id].float())  # read from the table, bit for bit
+    res = tr.fit()
+    assert res.steps == 3 and np.isfinite(res.history[-1]["loss"])

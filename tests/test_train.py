@@ -410,6 +410,14 @@ def test_subset_validation_is_exact(model):
     assert torch.equal(other.global_pairs()[0], pos) and not isinstance(other.blocks[0], AggregatedBlock)
     assert other.x.size(0) > tr.val_set.x.size(0)
     assert other.score(tr.model, tr._embed) == m
+    # With the loader's input table (fanout -1 at the input layer) the same aggregation is read from it.
+    from scalevgae.sampling.aggregated import input_table
+
+    tab = ValidationSet(sp.train_graph, x, sp.val_pos, sp.val_neg, num_pairs=20, seed=tr.cfg.seed + 3,
+                        device=torch.device("cpu"), table=input_table(sp.train_graph, x))
+    assert torch.equal(tab.n_id, tr.val_set.n_id) and isinstance(tab.blocks[0], AggregatedBlock)
+    torch.testing.assert_close(tab.x, tr.val_set.x, rtol=1e-5, atol=1e-6)
+    assert tab.score(tr.model, tr._embed) == pytest.approx(m, abs=1e-6)
     # Dense graph: the blocks would cover it, so full inference on all pairs.
     dense = Trainer(TrainConfig(epochs=1, eval_pairs=20, progress=False), *_data80())
     assert not dense.val_set.subset

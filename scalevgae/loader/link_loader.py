@@ -57,7 +57,11 @@ class LinkLoader:
             :class:`~scalevgae.sampling.aggregated.AggregatedBlock`. Right for models whose first
             layer aggregates the raw features linearly (a GCN layer without input dropout): it
             skips the gather of the outer hop's features and moves the aggregation into the
-            loader's thread.
+            loader's thread. With fanout -1 at the input layer that aggregation is exact and is
+            computed once for all nodes when the loader is made (``self.sampler.table``), then
+            gathered per batch.
+        input_table: that precomputed table if the caller has it (e.g. one mapped copy shared
+            by a host's ranks; see :class:`~scalevgae.sampling.link.LinkSampler`).
         shard: ``(rank, world)`` for data-parallel training. Every rank must use the same seed:
             all ranks draw the same epoch order, cut it into global batches of
             ``batch_size * world`` pairs, and this rank takes the ``rank``-th (near-equal) slice
@@ -108,12 +112,13 @@ class LinkLoader:
         backend: Optional[str] = None,
         shard: tuple[int, int] = (0, 1),
         aggregate_input: bool = False,
+        input_table: Optional[Tensor] = None,
     ):
         self.sampler = LinkSampler(graph, x, fanouts=fanouts, neg_ratio=neg_ratio, neg_method=neg_method,
                                    exclude=exclude, exclude_batch_edges=exclude_batch_edges, replace=replace,
                                    backend=backend, aggregate_input=aggregate_input,
                                    aggregate_threads=(torch.get_num_threads() if aggregate_threads is None
-                                                      else aggregate_threads))
+                                                      else aggregate_threads), table=input_table)
         check_index_tensor(pos_pairs.reshape(-1) if isinstance(pos_pairs, Tensor) else pos_pairs, "pos_pairs")
         if pos_pairs.dim() != 2 or pos_pairs.size(0) != 2:
             raise ValueError(f"pos_pairs must have shape [2, P], got {tuple(pos_pairs.shape)}")

@@ -5,6 +5,11 @@ features has no parameters, so the loader can compute it while the trainer is bu
 previous batch, straight from the full feature matrix: the ``[num_src, F]`` gather of the
 outer hop's features (the largest array of a batch) is never made, and the first block is
 replaced by an :class:`AggregatedBlock` that only adds the bias and the activation.
+
+With fanout -1 at the input layer (every neighbor) that aggregation is the same for every
+batch that reaches a node: :func:`input_table` computes it for all nodes once (``Ã X``), and
+:func:`sample_precomputed` then samples only the inner hops and gathers the table's rows, so
+no batch reads the outer hop's features at all.
 """
 
 from __future__ import annotations
@@ -84,6 +89,50 @@ def aggregates_from(x: object, graph: Graph) -> bool:
     """Whether the input layer's aggregation can read ``x`` by global id where ``graph`` is: a
     floating tensor on the graph's device (numpy / memmap features are gathered instead)."""
     return isinstance(x, Tensor) and x.device == graph.device and x.is_floating_point()
+
+
+def precomputes_input(graph: Graph, x: object, fanouts: Sequence[int], *, aggregate_input: bool,
+                      exclude_batch_edges: bool = False) -> bool:
+    """Whether a loader with these settings aggregates its input hop once for all nodes
+    (:func:`input_table`): it aggregates the input (``aggregate_input``, x a tensor where the
+    graph is), the input hop takes every neighbor (``fanouts[-1] == -1``), and no batch removes
+    its own edges from it (``exclude_batch_edges``, which makes the aggregation per batch)."""
+    return (aggregate_input and aggregates_from(x, graph) and len(fanouts) > 0 and fanouts[-1] == -1
+            and not exclude_batch_edges)
+
+
+def input_table(graph: Graph, x: Tensor) -> Tensor:
+    """``Ã X`` ``[num_nodes, F]`` in x's dtype (accumulated in float32 or float64): the input
+    layer's aggregation with every neighbor, for every node of ``graph`` at once. Row i is what
+    ``sample_aggregated`` with fanout -1 at the input layer computes for node i (up to the
+    order of the sum). One pass over the graph's edges; no gradient (x is fixed)."""
+    if not aggregates_from(x, graph) or x.dim() != 2 or x.size(0) != graph.num_nodes:
+        raise ValueError(f"x must be a floating [{graph.num_nodes}, F] tensor on {graph.device}")
+    norm = graph.gcn_norm(acc_dtype(x.dtype))
+    with torch.no_grad():
+        y = gcn_propagate(graph.rowptr, graph.col, x, src_scale=norm, dst_scale=norm, add_self_loops=True,
+                          validate=False)
+    return y.to(x.dtype)
+
+
+def sample_precomputed(graph: Graph, seeds: Tensor, fanouts: Sequence[int], table: Tensor, *,
+                       replace: bool = False, generator: Optional[torch.Generator] = None,
+                       backend: Optional[str] = None) -> tuple[SampledSubgraph, Tensor]:
+    """:func:`sample_aggregated` for ``fanouts[-1] == -1``, reading the input layer's exact
+    aggregation from ``table`` (:func:`input_table` of the same graph and features).
+
+    The same subgraph as ``sample_aggregated(graph, seeds, fanouts, x, ...)`` with the same
+    generator (the same seed is drawn; the input hop samples nothing at random) and the same
+    features up to float rounding: ``table[n_id]`` ``[blocks[0].num_dst, F]``.
+    """
+    graph, seeds, fanouts, seed, name = _prepare(graph, seeds, fanouts, generator, backend)
+    if not fanouts or fanouts[-1] != -1:
+        raise ValueError(f"sample_precomputed needs fanout -1 at the input layer, got {fanouts}")
+    if table.dim() != 2 or table.size(0) != graph.num_nodes or table.device != graph.device:
+        raise ValueError(f"table must be [{graph.num_nodes}, F] on {graph.device}, got {tuple(table.shape)}")
+    n_id, hop_ptr, rowptrs, cols = _sample_hops(graph, seeds, fanouts[:-1], replace, seed, name)
+    blocks = [AggregatedBlock(n_id.numel())] + _make_blocks(graph, n_id, hop_ptr, rowptrs, cols)
+    return SampledSubgraph(n_id, blocks), table.index_select(0, n_id)
 
 
 def sample_aggregated(graph: Graph, seeds: Tensor, fanouts: Sequence[int], x: Tensor, *, replace: bool = False,

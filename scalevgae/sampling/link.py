@@ -21,13 +21,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from scalevgae._threads import intra_op_threads
 from scalevgae.data.features import gather_rows
 from scalevgae.graph import Graph
 from scalevgae.sampling.aggregated import (
     AggregatedBlock,
     aggregate_features,
     aggregates_from,
+    input_table,
+    precomputes_input,
     sample_aggregated,
+    sample_precomputed,
 )
 from scalevgae.sampling.block import Block
 from scalevgae.sampling.negative import negative_pairs
@@ -117,14 +121,22 @@ def seeds(batch: LinkBatch) -> LinkBatch:
 
 def blocks(batch: LinkBatch, graph: Graph, fanouts: Sequence[int], *, replace: bool = False,
            generator: Optional[torch.Generator] = None, backend: Optional[str] = None,
-           aggregate_x: Optional[Tensor] = None, aggregate_threads: Optional[int] = None) -> LinkBatch:
+           aggregate_x: Optional[Tensor] = None, aggregate_threads: Optional[int] = None,
+           table: Optional[Tensor] = None) -> LinkBatch:
     """Sample the seeds' k-hop blocks (:func:`~scalevgae.sampling.sample_neighbors`); ``n_id``
     grows to every sampled node. With ``aggregate_x`` (the full ``[num_nodes, F]`` features)
     this phase also does the ``features`` phase's aggregation, fused into the last hop's
     sampling (:func:`~scalevgae.sampling.aggregated.sample_aggregated`): the outer hop is then
     only read through ``aggregate_x``, never numbered or gathered, by ``aggregate_threads``
-    intra-op threads (None: the calling thread's count)."""
-    if aggregate_x is not None:
+    intra-op threads (None: the calling thread's count). With ``table`` (``fanouts[-1] == -1``:
+    :func:`~scalevgae.sampling.aggregated.input_table` of the features) the input hop is not
+    sampled at all: its exact aggregation is read from the table
+    (:func:`~scalevgae.sampling.aggregated.sample_precomputed`)."""
+    if table is not None:
+        with intra_op_threads(aggregate_threads):
+            sub, batch.x = sample_precomputed(graph, batch.n_id, fanouts, table, replace=replace,
+                                              generator=generator, backend=backend)
+    elif aggregate_x is not None:
         sub, batch.x = sample_aggregated(graph, batch.n_id, fanouts, aggregate_x, replace=replace,
                                          generator=generator, backend=backend, threads=aggregate_threads)
     else:
@@ -207,6 +219,14 @@ class LinkSampler:
             device (otherwise this option does nothing, see :attr:`aggregate_input`).
         aggregate_threads: intra-op threads of that aggregation when it is fused into the
             sampling (None: the calling thread's count). The batch does not depend on it.
+        table: that table (below) when the caller already has it, e.g. one memory-mapped copy
+            shared by a host's ranks; None: computed here when needed.
+
+    With ``aggregate_input`` and fanout -1 at the input layer (``fanouts[-1] == -1``) and
+    without ``exclude_batch_edges``, that layer's exact aggregation ``Ã X`` is computed for all
+    nodes here, once (:attr:`table`, ``[num_nodes, F]`` in x's dtype: one more copy of the
+    features' size, one pass over the edges), and every batch gathers its rows instead of
+    reading the outer hop's features: the same batches up to float rounding.
 
     The batch is a function of ``(pos, generator)`` only: the generator is used by the
     ``negatives`` phase, then by ``blocks``.
@@ -215,7 +235,8 @@ class LinkSampler:
     def __init__(self, graph: Graph, x: Any, *, fanouts: Sequence[int], neg_ratio: int = 1,
                  neg_method: str = "uniform", exclude: Optional[Sequence[Graph]] = None,
                  exclude_batch_edges: bool = False, replace: bool = False, backend: Optional[str] = None,
-                 aggregate_input: bool = False, aggregate_threads: Optional[int] = None):
+                 aggregate_input: bool = False, aggregate_threads: Optional[int] = None,
+                 table: Optional[Tensor] = None):
         if not isinstance(graph, Graph):
             raise TypeError(f"graph must be a scalevgae.Graph, got {type(graph).__name__}")
         if x is not None and (len(x.shape) != 2 or x.shape[0] != graph.num_nodes):
@@ -238,6 +259,18 @@ class LinkSampler:
         self.aggregate_input = aggregate_input and aggregates_from(x, graph)
         self._x_dtype = _torch_dtype(x)  # gathered rows keep the stored dtype
         self.aggregate_threads = aggregate_threads
+        # The exact input hop is the same for every batch: aggregated once for all nodes. (With
+        # exclude_batch_edges a batch's own edges must leave it, so it stays per batch.)
+        self.table: Optional[Tensor] = None
+        if precomputes_input(graph, x, self.fanouts, aggregate_input=aggregate_input,
+                             exclude_batch_edges=exclude_batch_edges):
+            if table is None:
+                with intra_op_threads(aggregate_threads):
+                    table = input_table(graph, x)
+            elif tuple(table.shape) != (graph.num_nodes, x.shape[1]) or table.device != graph.device:
+                raise ValueError(f"table must be [{graph.num_nodes}, {x.shape[1]}] on {graph.device}, "
+                                 f"got {tuple(table.shape)} on {table.device}")
+            self.table = table
 
     def sample(self, pos: Tensor, generator: Optional[torch.Generator] = None,
                on_phase: Optional[Callable[[str], None]] = None) -> LinkBatch:
@@ -255,7 +288,7 @@ class LinkSampler:
         fused = agg and not self.exclude_batch_edges  # aggregation fused into the sampling
         batch = blocks(batch, self.graph, self.fanouts, replace=self.replace, generator=generator,
                        backend=self.backend, aggregate_x=self.x if fused else None,
-                       aggregate_threads=self.aggregate_threads)
+                       aggregate_threads=self.aggregate_threads, table=self.table)
         if fused:
             done("blocks + features")
             return batch

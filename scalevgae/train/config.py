@@ -109,7 +109,11 @@ class TrainConfig:
         "help": "evaluate/keep an exponential moving average of the weights "
                 "(default 0.95 full, 0.99 minibatch; 0: off)"})
     batch_size: int = field(default=512, metadata={"help": "minibatch: positive pairs per batch"})
-    fanouts: tuple = field(default=(10, 5), metadata={"help": "minibatch: neighbours per layer, e.g. 10,5"})
+    fanouts: tuple = field(default=(10, 5), metadata={"help": "minibatch: neighbours per layer, first hop first, e.g. 10,5; "
+                                                      "-1: all. -1 last: the input layer's exact aggregation "
+                                                      "is computed once for all nodes (one more features-sized "
+                                                      "array) and read per batch, faster than sampling it "
+                                                      "(without dropout)"})
     monitor: Optional[str] = field(default=None, metadata={
         "help": "validation score for stopping and for the restored weights: auc+ap (their mean), auc or ap; "
                 "default auc (full) / auc+ap (minibatch); a split's official metric (OGB's) replaces it",

@@ -13,7 +13,7 @@ from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.ops.decode import edge_logits
 from scalevgae.sampling import sample_neighbors
-from scalevgae.sampling.aggregated import aggregates_from, sample_aggregated
+from scalevgae.sampling.aggregated import aggregates_from, sample_aggregated, sample_precomputed
 from scalevgae.sampling.neighbor import draw_seed
 
 # Use the blocks only while their input layer has at most this share of the graph's edges:
@@ -50,12 +50,15 @@ class ValidationSet:
         seed: seeds the subset.
         metric: the split's official ranking metric (``"hits@K"``, ``"mrr"``) or None. An official
             metric is defined over all the split's negatives, so it is never computed on a subset.
+        table: :func:`~scalevgae.sampling.aggregated.input_table` of ``graph`` and ``x`` if one
+            exists (the loader's, with fanout -1 at the input layer): the subset's input
+            aggregation is then read from it instead of computed again.
 
     ``self.subset`` tells which way was chosen.
     """
 
     def __init__(self, graph: Graph, x: Any, pos: Tensor, neg: Tensor, *, num_pairs: int, seed: int,
-                 device: torch.device, metric: Optional[str] = None):
+                 device: torch.device, metric: Optional[str] = None, table: Optional[Tensor] = None):
         self.pos, self.neg, self.device, self.metric = pos, neg, device, metric
         self.subset = False
         if metric or num_pairs <= 0 or max(pos.size(1), neg.size(1)) <= num_pairs:
@@ -73,7 +76,10 @@ class ValidationSet:
             return
         del hop1
         self.subset = True
-        if aggregates_from(x, graph):
+        if table is not None:
+            sub, y = sample_precomputed(graph, seeds, [-1, -1], table, generator=rng)
+            self.x = y.to(device=device, dtype=torch.float32)
+        elif aggregates_from(x, graph):
             # Our encoders' first layer in eval mode is Â X W (+ b): its aggregation of the fixed
             # features is done once here, straight from x by global id, so neither the outer
             # hop's rows (at 10^7 nodes 9·10^6 of them, 2.2 GiB) nor its block are ever stored.

@@ -23,13 +23,14 @@ LoaderFactory = Callable[..., Any]
 def make_loader(factory: Optional[LoaderFactory], graph: Graph, x: Any, pos_pairs: Tensor, *, batch_size: int,
                 fanouts: tuple, neg_ratio: int, device: torch.device, seed: int,
                 shard: tuple[int, int] = (0, 1), exclude: Optional[list[Graph]] = None,
-                aggregate_input: bool = False) -> Any:
+                aggregate_input: bool = False, input_table: Optional[Tensor] = None) -> Any:
     """A shuffling LinkLoader over the training positives with its own seeded generator.
 
     shard: ``(rank, world)`` under data parallelism (the seed must be the same on all ranks).
     exclude: graphs whose edges are never drawn as negatives (the held-out positives).
     aggregate_input: the loader applies the first GCN layer's aggregation to the features (see
-    ``LinkLoader``); only for models whose first layer aggregates the raw features."""
+    ``LinkLoader``); only for models whose first layer aggregates the raw features.
+    input_table: the loader's precomputed input aggregation, if the caller made it (``LinkLoader``)."""
     if factory is None:
         from scalevgae.data import LinkLoader as factory
     gen = torch.Generator().manual_seed(seed)
@@ -38,6 +39,8 @@ def make_loader(factory: Optional[LoaderFactory], graph: Graph, x: Any, pos_pair
         extra["exclude"] = exclude
     if aggregate_input:
         extra["aggregate_input"] = True
+    if input_table is not None:
+        extra["input_table"] = input_table
     return factory(graph, x, pos_pairs, batch_size=batch_size, fanouts=list(fanouts), neg_ratio=neg_ratio,
                    shuffle=True, device=device, generator=gen, **extra)
 

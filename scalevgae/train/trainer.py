@@ -24,6 +24,7 @@ from scalevgae.graph import Graph
 from scalevgae.metrics import link_scores, ranking_metric
 from scalevgae.models import VGAE, build_model
 from scalevgae.ops.decode import edge_logits
+from scalevgae.sampling.aggregated import input_table, precomputes_input
 from scalevgae.sampling.negative import negative_pairs
 from scalevgae.train import minibatch
 from scalevgae.train.checkpoint import (
@@ -148,6 +149,14 @@ class Trainer:
             if self.all_pairs:  # only the all-pairs loss reads them (int64, 16 bytes per held-out pair)
                 self.heldout_pairs = self.heldout_graph.edge_index.to(self.device)  # both directions
         self.loader = None
+        # Our encoders' first layer is a GCN on the raw features; dropout on them would have to
+        # come before the aggregation, so then the trainer aggregates.
+        aggregate = loader_factory is None and cfg.dropout == 0
+        table = None
+        if (not self.full and self.dist.enabled
+                and precomputes_input(split.train_graph, self.x, cfg.fanouts, aggregate_input=aggregate)):
+            # The exact input hop's table (features-sized): one mapped copy per host, as the data.
+            table = sdist.shared_on_host(self.dist, lambda: input_table(split.train_graph, self.x))
         if not self.full:
             # The loader samples from the graph where the split put it (CPU usually) and moves
             # each batch to the training device itself.
@@ -156,9 +165,7 @@ class Trainer:
                 fanouts=cfg.fanouts, neg_ratio=cfg.neg_ratio, device=self.device, seed=cfg.seed + 2,
                 shard=(self.dist.rank, self.dist.world_size),
                 exclude=None if self.heldout_graph is None else [self.heldout_graph.to(split.train_graph.device)],
-                # Our encoders' first layer is a GCN on the raw features; dropout on them would
-                # have to come before the aggregation, so then the trainer aggregates.
-                aggregate_input=loader_factory is None and cfg.dropout == 0)
+                aggregate_input=aggregate, input_table=table)
         self.steps_per_epoch = 1 if self.full else max(len(self.loader), 1)
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.steps) if cfg.steps else total
@@ -172,8 +179,8 @@ class Trainer:
         else:
             self.eval_steps = cfg.eval_steps or MINIBATCH_EVAL_STEPS
         self.val_set = ValidationSet(split.train_graph, x, split.val_pos, split.val_neg, num_pairs=cfg.eval_pairs,
-                                     metric=split.metric,
-                                     seed=cfg.seed + 3, device=self.device)
+                                     metric=split.metric, seed=cfg.seed + 3, device=self.device,
+                                     table=getattr(getattr(self.loader, "sampler", None), "table", None))
         use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and self.device.type == "cuda")
         self._amp_device = self.device.type if use_amp else None
         self.state: dict[str, Any] = dict(
