@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from scalevgae._threads import intra_op_threads
+from scalevgae._util import acc_dtype
 from scalevgae.data.features import gather_rows
 from scalevgae.graph import Graph
 from scalevgae.sampling.aggregated import (
@@ -122,7 +123,7 @@ def seeds(batch: LinkBatch) -> LinkBatch:
 def blocks(batch: LinkBatch, graph: Graph, fanouts: Sequence[int], *, replace: bool = False,
            generator: Optional[torch.Generator] = None, backend: Optional[str] = None,
            aggregate_x: Optional[Tensor] = None, aggregate_threads: Optional[int] = None,
-           table: Optional[Tensor] = None) -> LinkBatch:
+           table: Optional[Tensor] = None, unit_norm: Optional[Tensor] = None) -> LinkBatch:
     """Sample the seeds' k-hop blocks (:func:`~scalevgae.sampling.sample_neighbors`); ``n_id``
     grows to every sampled node. With ``aggregate_x`` (the full ``[num_nodes, F]`` features)
     this phase also does the ``features`` phase's aggregation, fused into the last hop's
@@ -131,11 +132,10 @@ def blocks(batch: LinkBatch, graph: Graph, fanouts: Sequence[int], *, replace: b
     intra-op threads (None: the calling thread's count). With ``table`` (``fanouts[-1] == -1``:
     :func:`~scalevgae.sampling.aggregated.input_table` of the features) the input hop is not
     sampled at all: its exact aggregation is read from the table
-    (:func:`~scalevgae.sampling.aggregated.sample_precomputed`)."""
+    (:func:`~scalevgae.sampling.aggregated.sample_precomputed`, with ``unit_norm``)."""
     if table is not None:
-        with intra_op_threads(aggregate_threads):
-            sub, batch.x = sample_precomputed(graph, batch.n_id, fanouts, table, replace=replace,
-                                              generator=generator, backend=backend)
+        sub, batch.x = sample_precomputed(graph, batch.n_id, fanouts, table, replace=replace, generator=generator,
+                                          backend=backend, threads=aggregate_threads, unit_norm=unit_norm)
     elif aggregate_x is not None:
         sub, batch.x = sample_aggregated(graph, batch.n_id, fanouts, aggregate_x, replace=replace,
                                          generator=generator, backend=backend, threads=aggregate_threads)
@@ -271,6 +271,8 @@ class LinkSampler:
                 raise ValueError(f"table must be [{graph.num_nodes}, {x.shape[1]}] on {graph.device}, "
                                  f"got {tuple(table.shape)} on {table.device}")
             self.table = table
+            # what sample_precomputed's gather reads as norms (ones: the rows unscaled)
+            self._unit_norm = torch.ones(graph.num_nodes, dtype=acc_dtype(table.dtype), device=graph.device)
 
     def sample(self, pos: Tensor, generator: Optional[torch.Generator] = None,
                on_phase: Optional[Callable[[str], None]] = None) -> LinkBatch:
@@ -288,7 +290,8 @@ class LinkSampler:
         fused = agg and not self.exclude_batch_edges  # aggregation fused into the sampling
         batch = blocks(batch, self.graph, self.fanouts, replace=self.replace, generator=generator,
                        backend=self.backend, aggregate_x=self.x if fused else None,
-                       aggregate_threads=self.aggregate_threads, table=self.table)
+                       aggregate_threads=self.aggregate_threads, table=self.table,
+                       unit_norm=self._unit_norm if self.table is not None else None)
         if fused:
             done("blocks + features")
             return batch
