@@ -212,6 +212,20 @@ def test_version_and_help_show_defaults():
     assert "--hidden HIDDEN" not in text and "(default: 32)" in text and "(default: runs/latest)" in text
 
 
+@pytest.mark.parametrize("fanouts", [["--fanouts", "10,-1"], ["--fanouts=-1,-1"]])
+def test_exact_input_hop_from_the_cli(tmp_path, fanouts, capsys):
+    # fanout -1 at the input layer: the loader's precomputed table; the run records it and eval
+    # (full-graph inference, which needs no table) reproduces its test scores.
+    out = str(tmp_path / "r")
+    assert main(["train", "--mode", "minibatch", *fanouts, "--steps", "4", "--out", out, *TINY]) == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["config"]["fanouts"] == [int(f) for f in fanouts[-1].split("=")[-1].split(",")]
+    capsys.readouterr()
+    assert main(["eval", "--out", out, "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert (ev["test_auc"], ev["test_ap"]) == pytest.approx((m["test_auc"], m["test_ap"]), abs=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_x_dtype_stores_features_narrower(tmp_path, dtype, capsys):
     from scalevgae.data.datasets import DatasetSpec, load_dataset

@@ -110,7 +110,7 @@ class TrainConfig:
                 "(default 0.95 full, 0.99 minibatch; 0: off)"})
     batch_size: int = field(default=512, metadata={"help": "minibatch: positive pairs per batch"})
     fanouts: tuple = field(default=(10, 5), metadata={"help": "minibatch: neighbours per layer, first hop first, e.g. 10,5; "
-                                                      "-1: all. -1 last: the input layer's exact aggregation "
+                                                      "-1: all (--fanouts=-1,5 when the first is -1). -1 last: the input layer's exact aggregation "
                                                       "is computed once for all nodes (one more features-sized "
                                                       "array) and read per batch, faster than sampling it "
                                                       "(without dropout)"})
