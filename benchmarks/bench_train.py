@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this chec
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import Stopwatch, peak_rss_gb, reset_peak_rss, sync, write_results  # noqa: E402
+from scalevgae.cli_options import _int_tuple  # noqa: E402
 from scalevgae.data.datasets import X_DTYPES  # noqa: E402
 from scalevgae.nn.decoder import available_memory_bytes  # noqa: E402
 
@@ -202,10 +203,7 @@ def _steps_list(text: str) -> tuple:
 
 
 def _fanouts(text: str) -> tuple:
-    try:
-        fanouts = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two comma-separated fanouts, e.g. 10,5, got {text!r}") from None
+    fanouts = _int_tuple("--fanouts")(text)  # the CLI's parser of A,B options
     if len(fanouts) != 2 or any(f < -1 or f == 0 for f in fanouts):
         raise argparse.ArgumentTypeError(f"expected two fanouts, each positive or -1 (all), got {text!r}")
     return fanouts

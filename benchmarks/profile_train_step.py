@@ -26,12 +26,14 @@ if __package__ in (None, ""):  # run as a file: make `benchmarks` (and this chec
 
 
 def main() -> None:
+    from scalevgae.cli_options import _int_tuple
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--nodes", type=int, default=1_000_000)
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--fanouts", default="10,5",
+    p.add_argument("--fanouts", type=_int_tuple("--fanouts"), default=(10, 5),
                    help="neighbours per layer, first hop first (-1 last: the input hop precomputed once)")
     p.add_argument("--no-aggregate", action="store_true", help="gather x[n_id] instead of aggregating in the loader")
     args = p.parse_args()
@@ -43,7 +45,7 @@ def main() -> None:
     data = planted_partition(args.nodes, avg_degree=16, feature_dim=64, seed=0)
     split = split_edges(data.graph, 0.05, 0.10, seed=0)
     cfg = TrainConfig(mode="minibatch", hidden=32, latent=16, epochs=1, steps=10**9, lr=args.lr, neg_ratio=1,
-                      batch_size=args.batch_size, fanouts=tuple(int(f) for f in args.fanouts.split(",")), patience=0,
+                      batch_size=args.batch_size, fanouts=args.fanouts, patience=0,
                       seed=0, device="cpu",
                       amp="off", progress=False)
     t0 = time.perf_counter()

@@ -262,6 +262,7 @@ class LinkSampler:
         # The exact input hop is the same for every batch: aggregated once for all nodes. (With
         # exclude_batch_edges a batch's own edges must leave it, so it stays per batch.)
         self.table: Optional[Tensor] = None
+        self._unit_norm: Optional[Tensor] = None  # what sample_precomputed's gather reads as norms
         if precomputes_input(graph, x, self.fanouts, aggregate_input=aggregate_input,
                              exclude_batch_edges=exclude_batch_edges):
             if table is None:
@@ -271,7 +272,6 @@ class LinkSampler:
                 raise ValueError(f"table must be [{graph.num_nodes}, {x.shape[1]}] on {graph.device}, "
                                  f"got {tuple(table.shape)} on {table.device}")
             self.table = table
-            # what sample_precomputed's gather reads as norms (ones: the rows unscaled)
             self._unit_norm = torch.ones(graph.num_nodes, dtype=acc_dtype(table.dtype), device=graph.device)
 
     def sample(self, pos: Tensor, generator: Optional[torch.Generator] = None,
@@ -291,7 +291,7 @@ class LinkSampler:
         batch = blocks(batch, self.graph, self.fanouts, replace=self.replace, generator=generator,
                        backend=self.backend, aggregate_x=self.x if fused else None,
                        aggregate_threads=self.aggregate_threads, table=self.table,
-                       unit_norm=self._unit_norm if self.table is not None else None)
+                       unit_norm=self._unit_norm)
         if fused:
             done("blocks + features")
             return batch
